@@ -1,0 +1,147 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, cp, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { createServer, connect as tcpConnect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { projectCacheDir } from './paths.js';
+
+const execFileAsync = promisify(execFile);
+
+export const FERRETDB_MODULE = 'github.com/FerretDB/FerretDB';
+export const FERRETDB_VERSION = 'v1.24.2';
+
+export function ferretDbBinaryPath(): string {
+  return join(projectCacheDir(), `ferretdb-${FERRETDB_VERSION}`, 'ferretdb');
+}
+
+async function go(args: string[], cwd?: string): Promise<string> {
+  try {
+    const { stdout } = await execFileAsync('go', args, { cwd, maxBuffer: 64 * 1024 * 1024 });
+    return stdout;
+  } catch (error) {
+    const failure = error as NodeJS.ErrnoException & { stderr?: string };
+    if (failure.code === 'ENOENT') {
+      throw new Error('FerretDB has to be built with Go, and no `go` command was found on PATH. Install Go 1.24 or newer, or set MONGODB_URI.');
+    }
+    throw new Error(`\`go ${args.join(' ')}\` failed: ${(failure.stderr ?? failure.message).trim().slice(-2000)}`);
+  }
+}
+
+/**
+ * Builds FerretDB from its module through the Go module proxy, once, into the project's cache.
+ *
+ * A plain `go install …/cmd/ferretdb@v1.24.2` builds a binary that panics at start: its version
+ * check reads `build/version/version.txt`, which FerretDB's release tooling generates and the
+ * module zip does not contain. So the module is downloaded with `go mod download`, copied,
+ * given that one file, and built from the copy: the same code, reporting its real version.
+ */
+export async function ensureFerretDbBinary(log: (line: string) => void): Promise<string> {
+  const binary = ferretDbBinaryPath();
+  if (existsSync(binary)) return binary;
+  log(`building FerretDB ${FERRETDB_VERSION} with Go into ${binary} (once; takes a minute or two)`);
+  const download = JSON.parse(await go(['mod', 'download', '-json', `${FERRETDB_MODULE}@${FERRETDB_VERSION}`])) as { Dir?: string; Error?: string };
+  if (download.Dir === undefined) throw new Error(`go mod download ${FERRETDB_MODULE}@${FERRETDB_VERSION} failed: ${download.Error ?? 'no directory'}`);
+  await mkdir(join(binary, '..'), { recursive: true });
+  const work = await mkdtemp(join(tmpdir(), 'ferretdb-build-'));
+  try {
+    const source = join(work, 'src');
+    await cp(download.Dir, source, { recursive: true });
+    // The module cache is read-only; the copy keeps its modes.
+    await chmod(join(source, 'build', 'version'), 0o755);
+    await writeFile(join(source, 'build', 'version', 'version.txt'), `${FERRETDB_VERSION}\n`);
+    const built = join(work, 'ferretdb');
+    await go(['build', '-trimpath', '-o', built, './cmd/ferretdb'], source);
+    // Renamed into place only when complete, so an interrupted build never leaves a broken binary.
+    await rename(built, binary);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  return binary;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => { resolve(port); });
+    });
+  });
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tcpConnect({ port, host: '127.0.0.1' });
+    socket.once('connect', () => { socket.destroy(); resolve(true); });
+    socket.once('error', () => { socket.destroy(); resolve(false); });
+  });
+}
+
+/**
+ * `sh` gives a background job /dev/null as stdin, so the watcher reads our pipe through fd 3;
+ * when the pipe closes (we stopped or died) it kills the exec'd FerretDB, which kept the shell's pid.
+ */
+const GUARD_SCRIPT = 'exec 3<&0; ( cat <&3 >/dev/null; kill "$$" 2>/dev/null ) & exec "$@" 3<&-';
+
+export interface RunningFerretDb {
+  uri: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts FerretDB on 127.0.0.1 on a free port, SQLite backend in a fresh temporary folder.
+ * It runs under a small shell guard that stops it when this process's end of its stdin pipe
+ * closes, so it dies with us even when we are killed with SIGKILL.
+ */
+export async function startFerretDb(binary: string): Promise<RunningFerretDb> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'tool-sync-ferretdb-'));
+  await mkdir(join(dataDir, 'sqlite'));
+  const port = await freePort();
+  const args = [
+    '--handler=sqlite',
+    `--sqlite-url=file:${join(dataDir, 'sqlite')}/`,
+    `--listen-addr=127.0.0.1:${port}`,
+    '--telemetry=disable',
+    '--debug-addr=-',
+    `--state-dir=${dataDir}`,
+    '--log-level=error',
+  ];
+  const child: ChildProcess = spawn('sh', ['-c', GUARD_SCRIPT, 'ferretdb-guard', binary, ...args], {
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve(); }));
+  let running = true;
+  void exited.then(() => { running = false; });
+
+  const deadline = Date.now() + 30_000;
+  while (!(await canConnect(port))) {
+    if (!running || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      await rm(dataDir, { recursive: true, force: true });
+      throw new Error(`FerretDB did not start on 127.0.0.1:${port}: ${stderr.trim().slice(-1000) || 'no output'}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  // Nothing keeps the event loop alive for FerretDB's sake: it lives exactly as long as we do.
+  child.unref();
+  const pipes = [child.stdin, child.stderr] as const;
+  for (const pipe of pipes) (pipe as unknown as { unref?: () => void } | null)?.unref?.();
+
+  return {
+    uri: `mongodb://127.0.0.1:${port}/`,
+    async stop() {
+      if (running) {
+        child.stdin?.end();
+        child.kill('SIGTERM');
+        await exited;
+      }
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,73 @@
+import { detectEngine, redactUri, type EngineInfo } from './engine.js';
+import { ensureFerretDbBinary, startFerretDb } from './ferretdb.js';
+
+export type DatabaseSource = 'MONGODB_URI' | 'mongodb-memory-server' | 'ferretdb';
+
+export interface ResolvedDatabase {
+  uri: string;
+  source: DatabaseSource;
+  engine: EngineInfo;
+  /** Stops the server this module started (nothing for MONGODB_URI). */
+  stop(): Promise<void>;
+}
+
+export interface ResolveOptions {
+  /** Where progress lines go; stderr by default so that stdout stays clean for data. */
+  log?: (line: string) => void;
+  env?: NodeJS.ProcessEnv;
+}
+
+const logToStderr = (line: string): void => { process.stderr.write(`[tool-sync db] ${line}\n`); };
+
+async function tryMemoryServer(log: (line: string) => void): Promise<{ uri: string; stop(): Promise<void> } | Error> {
+  try {
+    const { MongoMemoryServer } = await import('mongodb-memory-server');
+    const server = await MongoMemoryServer.create();
+    return {
+      uri: server.getUri(),
+      async stop() { await server.stop(); },
+    };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.split('\n').slice(0, 2).join(' ') : String(error);
+    log(`mongodb-memory-server has no MongoDB binary here (${reason.slice(0, 300)}); falling back to FerretDB`);
+    return error instanceof Error ? error : new Error(reason);
+  }
+}
+
+/**
+ * The database the tests and the embedded default use, in this order: `MONGODB_URI` if set;
+ * else MongoDB from mongodb-memory-server (downloaded on first use); else, where no MongoDB
+ * binary can be had, FerretDB built with Go and started on a free local port.
+ * `TOOL_SYNC_DB=ferretdb` skips the memory-server attempt (and its download retries).
+ */
+export async function resolveDatabase(options: ResolveOptions = {}): Promise<ResolvedDatabase> {
+  const log = options.log ?? logToStderr;
+  const env = options.env ?? process.env;
+
+  const configured = env.MONGODB_URI;
+  if (configured !== undefined && configured !== '') {
+    const engine = await detectEngine(configured);
+    log(`using MONGODB_URI ${redactUri(configured)}: ${engine.name} ${engine.version}`);
+    return { uri: configured, source: 'MONGODB_URI', engine, async stop() { /* not ours to stop */ } };
+  }
+
+  if (env.TOOL_SYNC_DB !== 'ferretdb') {
+    const memory = await tryMemoryServer(log);
+    if (!(memory instanceof Error)) {
+      const engine = await detectEngine(memory.uri);
+      log(`using mongodb-memory-server: ${engine.name} ${engine.version} at ${memory.uri}`);
+      return { ...memory, source: 'mongodb-memory-server', engine };
+    }
+  }
+
+  const binary = await ensureFerretDbBinary(log);
+  const ferret = await startFerretDb(binary);
+  try {
+    const engine = await detectEngine(ferret.uri);
+    log(`using ${engine.name} ${engine.version} (SQLite backend, temporary folder) at ${ferret.uri}`);
+    return { ...ferret, source: 'ferretdb', engine };
+  } catch (error) {
+    await ferret.stop();
+    throw error;
+  }
+}

@@ -1,0 +1,27 @@
+import 'reflect-metadata';
+
+export {
+  SYNC_STATUSES,
+  SYNC_ERROR_CODES,
+  SYNC_COLLECTION_NAMES,
+  INITIAL_SYNC_STATUS,
+  LAST_ERROR_MAX_LENGTH,
+  isSyncCollectionName,
+} from './sync/vocabulary.js';
+export type { SyncStatus, SyncErrorCode, SyncCollectionName } from './sync/vocabulary.js';
+export { COLLECTION_FIELDS, CONTENT_FIELDS, CONTENT_FIELD_KINDS } from './sync/collection-fields.js';
+export type { ContentField } from './sync/collection-fields.js';
+export {
+  computeContentHash,
+  computeContentHashes,
+  canonicalContent,
+  CONTENT_HASH_SCHEME_VERSION,
+  CONTENT_HASH_LENGTH,
+} from './sync/content-hash.js';
+export type { ToolContent } from './sync/content-hash.js';
+export { CollectionSyncStatus, defaultCollectionSyncStatus } from './models/collection-sync-status.js';
+export { SyncMetadata, SyncCollections, defaultSyncMetadata, defaultSyncCollections } from './models/sync-metadata.js';
+export { Tool, ToolModel } from './models/tool.js';
+export { PRICING_MODELS, KNOWN_INTERFACES, TOOL_LIMITS } from './models/tool-vocabulary.js';
+export type { PricingModel } from './models/tool-vocabulary.js';
+export type { ICollectionSyncStatus, ISyncMetadata, ITool } from './models/types.js';

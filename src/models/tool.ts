@@ -1,0 +1,165 @@
+import {
+  getModelForClass,
+  index,
+  modelOptions,
+  pre,
+  prop,
+  Severity,
+  type DocumentType,
+  type ReturnModelType,
+} from '@typegoose/typegoose';
+import { computeContentHashes } from '../sync/content-hash.js';
+import { SYNC_COLLECTION_NAMES } from '../sync/vocabulary.js';
+import { defaultSyncMetadata, SyncMetadata } from './sync-metadata.js';
+import { KEBAB_CASE, PRICING_MODELS, TOOL_LIMITS, type PricingModel } from './tool-vocabulary.js';
+
+function isHttpUrl(value: unknown): boolean {
+  if (value === null || value === undefined) return true;
+  if (typeof value !== 'string') return false;
+  try {
+    const { protocol } = new URL(value);
+    return protocol === 'http:' || protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+function trimmedStrings(value: unknown): unknown {
+  return Array.isArray(value) ? value.map((item: unknown) => (typeof item === 'string' ? item.trim() : item)) : value;
+}
+
+function lowercaseTokens(value: unknown): unknown {
+  const trimmed = trimmedStrings(value);
+  return Array.isArray(trimmed)
+    ? trimmed.map((item: unknown) => (typeof item === 'string' ? item.toLowerCase() : item))
+    : trimmed;
+}
+
+function eachItem(check: (item: string) => boolean, rule: string) {
+  return {
+    validator: (items: unknown): boolean =>
+      !Array.isArray(items) || items.every((item: unknown) => typeof item === 'string' && check(item)),
+    message: (props: { path: string; value: unknown }) =>
+      `Path \`${props.path}\` items must be ${rule}, got ${JSON.stringify(props.value)}.`,
+  };
+}
+
+/**
+ * Stores each collection's real content hash when a tool is created, and when a document
+ * written before this package (no hash yet) is saved. Runs on save, create and insertMany,
+ * which all validate.
+ */
+function hashNewContent(this: DocumentType<Tool>): void {
+  const collections = this.syncMetadata.collections;
+  const needsHash = this.isNew || SYNC_COLLECTION_NAMES.some((name) => collections[name].contentHash === '');
+  if (!needsHash) return;
+  const hashes = computeContentHashes(this);
+  for (const name of SYNC_COLLECTION_NAMES) {
+    if (this.isNew || collections[name].contentHash === '') collections[name].contentHash = hashes[name];
+  }
+}
+
+/** A product people search for, with the state of its embeddings in the four vector collections. */
+@pre<Tool>('validate', hashNewContent)
+@index({ id: 1 }, { name: 'tool_id_unique', unique: true })
+@index({ 'syncMetadata.overallStatus': 1 }, { name: 'sync_overall_status_idx' })
+@index({ 'syncMetadata.collections.tools.status': 1 }, { name: 'sync_tools_status_idx' })
+@index({ 'syncMetadata.collections.functionality.status': 1 }, { name: 'sync_functionality_status_idx' })
+@index({ 'syncMetadata.collections.usecases.status': 1 }, { name: 'sync_usecases_status_idx' })
+@index({ 'syncMetadata.collections.interface.status': 1 }, { name: 'sync_interface_status_idx' })
+@index({ 'syncMetadata.overallStatus': 1, 'syncMetadata.updatedAt': 1 }, { name: 'sync_worker_query_idx' })
+@index(
+  {
+    'syncMetadata.overallStatus': 1,
+    'syncMetadata.collections.tools.retryCount': 1,
+    'syncMetadata.collections.functionality.retryCount': 1,
+    'syncMetadata.collections.usecases.retryCount': 1,
+    'syncMetadata.collections.interface.retryCount': 1,
+  },
+  { name: 'sync_retry_eligibility_idx' },
+)
+@modelOptions({
+  schemaOptions: { collection: 'tools', timestamps: true },
+  options: { customName: 'Tool', allowMixed: Severity.ERROR },
+})
+export class Tool {
+  /** Stable public slug, e.g. `visual-studio-code`. */
+  @prop({
+    type: String,
+    required: true,
+    trim: true,
+    maxlength: TOOL_LIMITS.id,
+    match: [KEBAB_CASE, 'Path `{PATH}` must be lowercase kebab-case (a-z, 0-9, single hyphens), got "{VALUE}".'],
+  })
+  public id!: string;
+
+  @prop({ type: String, required: true, trim: true, maxlength: TOOL_LIMITS.name })
+  public name!: string;
+
+  /** One-paragraph summary; feeds the `tools` embedding. */
+  @prop({ type: String, required: true, trim: true, maxlength: TOOL_LIMITS.description })
+  public description!: string;
+
+  @prop({ type: String, trim: true, maxlength: TOOL_LIMITS.longDescription })
+  public longDescription?: string;
+
+  @prop({ type: String, required: true, trim: true, maxlength: TOOL_LIMITS.category })
+  public category!: string;
+
+  @prop({
+    type: () => [String],
+    default: () => [],
+    set: trimmedStrings,
+    validate: eachItem((tag) => tag.length > 0 && tag.length <= TOOL_LIMITS.tag, `non-empty strings of at most ${TOOL_LIMITS.tag} characters`),
+  })
+  public tags!: string[];
+
+  /** Home page; http or https only. */
+  @prop({
+    type: String,
+    trim: true,
+    maxlength: TOOL_LIMITS.url,
+    validate: { validator: isHttpUrl, message: 'Path `{PATH}` must be an http or https URL, got "{VALUE}".' },
+  })
+  public url?: string;
+
+  @prop({ type: String, enum: PRICING_MODELS })
+  public pricing?: PricingModel;
+
+  /** What the tool does, most important first. */
+  @prop({
+    type: () => [String],
+    default: () => [],
+    set: trimmedStrings,
+    validate: eachItem((item) => item.length > 0 && item.length <= TOOL_LIMITS.listItem, `non-empty strings of at most ${TOOL_LIMITS.listItem} characters`),
+  })
+  public functionality!: string[];
+
+  /** What people use it for, most important first. */
+  @prop({
+    type: () => [String],
+    default: () => [],
+    set: trimmedStrings,
+    validate: eachItem((item) => item.length > 0 && item.length <= TOOL_LIMITS.listItem, `non-empty strings of at most ${TOOL_LIMITS.listItem} characters`),
+  })
+  public useCases!: string[];
+
+  /** How it is used: web, cli, api, sdk, … (see KNOWN_INTERFACES); lowercase kebab-case. */
+  @prop({
+    type: () => [String],
+    default: () => [],
+    set: lowercaseTokens,
+    validate: eachItem((item) => KEBAB_CASE.test(item) && item.length <= TOOL_LIMITS.interface, 'lowercase kebab-case words such as "web" or "ide-extension"'),
+  })
+  public interface!: string[];
+
+  /** Sync infrastructure metadata, isolated from business data. */
+  @prop({ type: () => SyncMetadata, required: true, default: () => defaultSyncMetadata() })
+  public syncMetadata!: SyncMetadata;
+
+  /** Set by `timestamps: true`. */
+  public createdAt?: Date;
+  public updatedAt?: Date;
+}
+
+export const ToolModel: ReturnModelType<typeof Tool> = getModelForClass(Tool);

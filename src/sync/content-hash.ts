@@ -1,0 +1,75 @@
+import { createHash } from 'node:crypto';
+import {
+  COLLECTION_FIELDS,
+  CONTENT_FIELD_KINDS,
+  type ContentField,
+} from './collection-fields.js';
+import { SYNC_COLLECTION_NAMES, type SyncCollectionName } from './vocabulary.js';
+
+/**
+ * Version of the canonical serialization below. Part of every hash: changing how content is
+ * serialized changes every hash, and `tool-sync rehash` then re-flags what must be re-embedded.
+ */
+export const CONTENT_HASH_SCHEME_VERSION = 1;
+
+/** Length of a stored content hash: hex SHA-256 truncated to 64 bits. */
+export const CONTENT_HASH_LENGTH = 16;
+
+/** Any object carrying (some of) the content fields: a document, a lean object, raw input. */
+export type ToolContent = Partial<Record<ContentField, unknown>>;
+
+type CanonicalValue = string | null | string[];
+
+function canonicalText(value: unknown): string | null {
+  if (value === undefined || value === null) return null;
+  const text = String(value).normalize('NFC');
+  return text === '' ? null : text;
+}
+
+function canonicalStrings(value: unknown): string[] {
+  if (value === undefined || value === null) return [];
+  const items = Array.isArray(value) ? (value as unknown[]) : [value];
+  const texts: string[] = [];
+  for (const item of items) {
+    const text = canonicalText(item);
+    if (text !== null) texts.push(text);
+  }
+  return texts;
+}
+
+function canonicalValue(field: ContentField, value: unknown): CanonicalValue {
+  switch (CONTENT_FIELD_KINDS[field]) {
+    case 'text':
+      return canonicalText(value);
+    case 'list':
+      return canonicalStrings(value);
+    case 'set':
+      return [...new Set(canonicalStrings(value))].sort();
+  }
+}
+
+/**
+ * The exact bytes hashed for one collection: scheme version, collection name, its field list,
+ * then each field's canonical value in that fixed order (so object key order never matters).
+ */
+export function canonicalContent(tool: ToolContent, collection: SyncCollectionName): string {
+  const fields: readonly ContentField[] = COLLECTION_FIELDS[collection];
+  const values = fields.map((field) => canonicalValue(field, tool[field]));
+  return JSON.stringify([CONTENT_HASH_SCHEME_VERSION, collection, fields, values]);
+}
+
+/** SHA-256 of the collection's canonical content, hex, truncated to 16 characters. */
+export function computeContentHash(tool: ToolContent, collection: SyncCollectionName): string {
+  return createHash('sha256')
+    .update(canonicalContent(tool, collection), 'utf8')
+    .digest('hex')
+    .slice(0, CONTENT_HASH_LENGTH);
+}
+
+export function computeContentHashes(tool: ToolContent): Record<SyncCollectionName, string> {
+  const hashes = {} as Record<SyncCollectionName, string>;
+  for (const collection of SYNC_COLLECTION_NAMES) {
+    hashes[collection] = computeContentHash(tool, collection);
+  }
+  return hashes;
+}
