@@ -22,5 +22,8 @@ module.exports = {
     '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
     // Typegoose classes are schema declarations: their props are assigned by Mongoose, not constructors.
     '@typescript-eslint/no-extraneous-class': 'off',
+    // Those classes are data shapes with no methods or private state: a plain object is one.
+    '@typescript-eslint/no-unsafe-class-instance-assignment': 'off',
+    '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true }],
   },
 };

@@ -1,7 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, cp, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { createServer, connect as tcpConnect } from 'node:net';
+import { createServer, connect as tcpConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -116,12 +116,11 @@ export async function startFerretDb(binary: string): Promise<RunningFerretDb> {
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
   const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve(); }));
-  let running = true;
-  void exited.then(() => { running = false; });
+  const running = (): boolean => child.exitCode === null && child.signalCode === null;
 
   const deadline = Date.now() + 30_000;
   while (!(await canConnect(port))) {
-    if (!running || Date.now() > deadline) {
+    if (!running() || Date.now() > deadline) {
       child.kill('SIGKILL');
       await rm(dataDir, { recursive: true, force: true });
       throw new Error(`FerretDB did not start on 127.0.0.1:${port}: ${stderr.trim().slice(-1000) || 'no output'}`);
@@ -130,13 +129,12 @@ export async function startFerretDb(binary: string): Promise<RunningFerretDb> {
   }
   // Nothing keeps the event loop alive for FerretDB's sake: it lives exactly as long as we do.
   child.unref();
-  const pipes = [child.stdin, child.stderr] as const;
-  for (const pipe of pipes) (pipe as unknown as { unref?: () => void } | null)?.unref?.();
+  for (const pipe of [child.stdin, child.stderr]) (pipe as Partial<Socket> | null)?.unref?.();
 
   return {
     uri: `mongodb://127.0.0.1:${port}/`,
     async stop() {
-      if (running) {
+      if (running()) {
         child.stdin?.end();
         child.kill('SIGTERM');
         await exited;

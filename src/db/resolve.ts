@@ -21,7 +21,9 @@ const logToStderr = (line: string): void => { process.stderr.write(`[tool-sync d
 
 async function tryMemoryServer(log: (line: string) => void): Promise<{ uri: string; stop(): Promise<void> } | Error> {
   try {
-    const { MongoMemoryServer } = await import('mongodb-memory-server');
+    const { MongoBinary, MongoMemoryServer } = await import('mongodb-memory-server');
+    // Resolving (or downloading) the binary first fails quietly; create() would print a stack trace.
+    await MongoBinary.getPath();
     const server = await MongoMemoryServer.create();
     return {
       uri: server.getUri(),

@@ -7,7 +7,7 @@ import {
   type SyncStatus,
 } from '../sync/vocabulary.js';
 import { CONTENT_HASH_LENGTH } from '../sync/content-hash.js';
-import { integerValidator, truncateLastError } from './validators.js';
+import { integerValidator, required, truncateLastError } from './validators.js';
 
 /** A stored content hash: 16 hex characters, or '' for a legacy document not hashed yet. */
 const CONTENT_HASH_PATTERN = new RegExp(`^(?:[0-9a-f]{${CONTENT_HASH_LENGTH}})?$`);
@@ -15,7 +15,7 @@ const CONTENT_HASH_PATTERN = new RegExp(`^(?:[0-9a-f]{${CONTENT_HASH_LENGTH}})?$
 /** Sync state of one tool in one vector collection. */
 @modelOptions({ schemaOptions: { _id: false }, options: { allowMixed: Severity.ERROR } })
 export class CollectionSyncStatus {
-  @prop({ type: String, enum: SYNC_STATUSES, required: true, default: INITIAL_SYNC_STATUS })
+  @prop({ type: String, enum: SYNC_STATUSES, required, default: INITIAL_SYNC_STATUS })
   public status!: SyncStatus;
 
   /** Last successful embedding. */

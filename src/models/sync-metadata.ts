@@ -6,11 +6,12 @@ import {
   type SyncCollectionName,
   type SyncStatus,
 } from '../sync/vocabulary.js';
+import { required } from './validators.js';
 import { CollectionSyncStatus, defaultCollectionSyncStatus } from './collection-sync-status.js';
 
 const collectionStatusProp = {
   type: () => CollectionSyncStatus,
-  required: true,
+  required,
   default: defaultCollectionSyncStatus,
 } as const;
 
@@ -40,20 +41,20 @@ export function defaultSyncCollections(): SyncCollections {
 @modelOptions({ schemaOptions: { _id: false }, options: { allowMixed: Severity.ERROR } })
 export class SyncMetadata {
   /** The worst of the four collection statuses. */
-  @prop({ type: String, enum: SYNC_STATUSES, required: true, default: INITIAL_SYNC_STATUS })
+  @prop({ type: String, enum: SYNC_STATUSES, required, default: INITIAL_SYNC_STATUS })
   public overallStatus!: SyncStatus;
 
-  @prop({ type: () => SyncCollections, required: true, default: defaultSyncCollections })
+  @prop({ type: () => SyncCollections, required, default: defaultSyncCollections })
   public collections!: SyncCollections;
 
   /** Business fields changed by the last content write, for debugging. */
   @prop({ type: () => [String], default: () => [] })
   public lastModifiedFields!: string[];
 
-  @prop({ type: Date, required: true, default: () => new Date() })
+  @prop({ type: Date, required, default: () => new Date() })
   public createdAt!: Date;
 
-  @prop({ type: Date, required: true, default: () => new Date() })
+  @prop({ type: Date, required, default: () => new Date() })
   public updatedAt!: Date;
 }
 

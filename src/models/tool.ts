@@ -10,7 +10,10 @@ import {
 } from '@typegoose/typegoose';
 import { computeContentHashes } from '../sync/content-hash.js';
 import { SYNC_COLLECTION_NAMES } from '../sync/vocabulary.js';
+import { defaultCollectionSyncStatus } from './collection-sync-status.js';
 import { defaultSyncMetadata, SyncMetadata } from './sync-metadata.js';
+import { required } from './validators.js';
+import { type ITool } from './types.js';
 import { KEBAB_CASE, PRICING_MODELS, TOOL_LIMITS, type PricingModel } from './tool-vocabulary.js';
 
 function isHttpUrl(value: unknown): boolean {
@@ -44,15 +47,39 @@ function eachItem(check: (item: string) => boolean, rule: string) {
   };
 }
 
+const METADATA_KEYS = Object.keys(defaultSyncMetadata()).filter((key) => key !== 'collections');
+const COLLECTION_STATUS_KEYS = Object.keys(defaultCollectionSyncStatus());
+
+/** Mongoose answers `$isDefault` for a nested path only on the subdocument that holds it. */
+function isDefaultIn(subdocument: object, key: string): boolean {
+  return (subdocument as Partial<Pick<ITool, '$isDefault'>>).$isDefault?.(key) ?? false;
+}
+
 /**
- * Stores each collection's real content hash when a tool is created, and when a document
- * written before this package (no hash yet) is saved. Runs on save, create and insertMany,
- * which all validate.
+ * Defaults Mongoose filled in on read are not saved unless marked: a partial legacy shape
+ * (such as the spec's backfill snippet's) would otherwise stay partial in the database.
+ */
+function markLegacyDefaultsModified(doc: DocumentType<Tool>): void {
+  const meta = doc.syncMetadata;
+  for (const key of METADATA_KEYS) if (isDefaultIn(meta, key)) doc.markModified(`syncMetadata.${key}`);
+  for (const name of SYNC_COLLECTION_NAMES) {
+    const status = meta.collections[name];
+    for (const key of COLLECTION_STATUS_KEYS) {
+      if (isDefaultIn(status, key)) doc.markModified(`syncMetadata.collections.${name}.${key}`);
+    }
+  }
+}
+
+/**
+ * Stores each collection's real content hash when a tool is created, and completes a document
+ * written before this package (no hash yet) when it is saved. Runs on save, create and
+ * insertMany, which all validate.
  */
 function hashNewContent(this: DocumentType<Tool>): void {
   const collections = this.syncMetadata.collections;
   const needsHash = this.isNew || SYNC_COLLECTION_NAMES.some((name) => collections[name].contentHash === '');
   if (!needsHash) return;
+  if (!this.isNew) markLegacyDefaultsModified(this);
   const hashes = computeContentHashes(this);
   for (const name of SYNC_COLLECTION_NAMES) {
     if (this.isNew || collections[name].contentHash === '') collections[name].contentHash = hashes[name];
@@ -86,24 +113,24 @@ export class Tool {
   /** Stable public slug, e.g. `visual-studio-code`. */
   @prop({
     type: String,
-    required: true,
+    required,
     trim: true,
     maxlength: TOOL_LIMITS.id,
     match: [KEBAB_CASE, 'Path `{PATH}` must be lowercase kebab-case (a-z, 0-9, single hyphens), got "{VALUE}".'],
   })
   public id!: string;
 
-  @prop({ type: String, required: true, trim: true, maxlength: TOOL_LIMITS.name })
+  @prop({ type: String, required, trim: true, maxlength: TOOL_LIMITS.name })
   public name!: string;
 
   /** One-paragraph summary; feeds the `tools` embedding. */
-  @prop({ type: String, required: true, trim: true, maxlength: TOOL_LIMITS.description })
+  @prop({ type: String, required, trim: true, maxlength: TOOL_LIMITS.description })
   public description!: string;
 
   @prop({ type: String, trim: true, maxlength: TOOL_LIMITS.longDescription })
   public longDescription?: string;
 
-  @prop({ type: String, required: true, trim: true, maxlength: TOOL_LIMITS.category })
+  @prop({ type: String, required, trim: true, maxlength: TOOL_LIMITS.category })
   public category!: string;
 
   @prop({
@@ -154,7 +181,7 @@ export class Tool {
   public interface!: string[];
 
   /** Sync infrastructure metadata, isolated from business data. */
-  @prop({ type: () => SyncMetadata, required: true, default: () => defaultSyncMetadata() })
+  @prop({ type: () => SyncMetadata, required, default: () => defaultSyncMetadata() })
   public syncMetadata!: SyncMetadata;
 
   /** Set by `timestamps: true`. */

@@ -1,5 +1,8 @@
 import { LAST_ERROR_MAX_LENGTH } from '../sync/vocabulary.js';
 
+/** `required` whose failure names the value too (null, undefined or ''), not just the path. */
+export const required = [true, 'Path `{PATH}` is required, got {VALUE}.'] as [true, string];
+
 /** Mongoose validator for counters: a whole number. The message names the path and the value. */
 export const integerValidator = {
   validator: (value: unknown): boolean => value === null || value === undefined || Number.isInteger(value),

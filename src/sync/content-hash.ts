@@ -22,7 +22,9 @@ type CanonicalValue = string | null | string[];
 
 function canonicalText(value: unknown): string | null {
   if (value === undefined || value === null) return null;
-  const text = String(value).normalize('NFC');
+  // Stored content is always text (the schema casts it); other input is serialized, not '[object Object]'.
+  const raw = typeof value === 'string' ? value : JSON.stringify(value);
+  const text = raw.normalize('NFC');
   return text === '' ? null : text;
 }
 

@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest';
+import {
+  computeContentHashes,
+  defaultCollectionSyncStatus,
+  defaultSyncMetadata,
+  SYNC_COLLECTION_NAMES,
+  ToolModel,
+  type ITool,
+} from '../src/index.js';
+import { useTestDatabase } from './helpers/database.js';
+import { rawTool, toolInput } from './helpers/tools.js';
+
+useTestDatabase(import.meta.url);
+
+/** Checks a stored (raw) document's complete default sync metadata and real hashes. */
+function expectCompleteDefaults(stored: Record<string, unknown> | null, input: Record<string, unknown>): void {
+  expect(stored).not.toBeNull();
+  const doc = stored as { syncMetadata: Record<string, unknown>; createdAt: unknown; updatedAt: unknown };
+  expect(doc.createdAt).toBeInstanceOf(Date);
+  expect(doc.updatedAt).toBeInstanceOf(Date);
+  const meta = doc.syncMetadata as {
+    overallStatus: string;
+    lastModifiedFields: string[];
+    createdAt: unknown;
+    updatedAt: unknown;
+    collections: Record<string, Record<string, unknown>>;
+  };
+  expect(meta.overallStatus).toBe('pending');
+  expect(meta.lastModifiedFields).toEqual([]);
+  expect(meta.createdAt).toBeInstanceOf(Date);
+  expect(meta.updatedAt).toBeInstanceOf(Date);
+  expect('_id' in meta).toBe(false);
+  expect(Object.keys(meta.collections).sort()).toEqual([...SYNC_COLLECTION_NAMES].sort());
+  const hashes = computeContentHashes(input);
+  for (const name of SYNC_COLLECTION_NAMES) {
+    expect(meta.collections[name]).toEqual({
+      status: 'pending',
+      lastSyncedAt: null,
+      lastSyncAttemptAt: null,
+      lastError: null,
+      errorCode: null,
+      retryCount: 0,
+      contentHash: hashes[name],
+      vectorVersion: 0,
+    });
+  }
+}
+
+describe('a new tool carries complete default sync metadata', () => {
+  it('through new ToolModel() and save()', async () => {
+    const input = toolInput();
+    const doc = new ToolModel(input);
+    expect(doc.syncMetadata.overallStatus).toBe('pending');
+    expect(doc.syncMetadata.collections.usecases.retryCount).toBe(0);
+    await doc.save();
+    expectCompleteDefaults(await rawTool({ _id: doc._id }), input);
+  });
+
+  it('through ToolModel.create()', async () => {
+    const input = toolInput();
+    const doc = await ToolModel.create(input);
+    expectCompleteDefaults(await rawTool({ _id: doc._id }), input);
+  });
+
+  it('through ToolModel.insertMany()', async () => {
+    const inputs = [toolInput({ name: 'First' }), toolInput({ name: 'Second', tags: ['other'] })];
+    const docs = await ToolModel.insertMany(inputs);
+    for (const [i, doc] of docs.entries()) expectCompleteDefaults(await rawTool({ _id: doc._id }), inputs[i] ?? {});
+  });
+
+  it('never stores an empty content hash for a new tool, even one given in the input', async () => {
+    const input = toolInput({ syncMetadata: { collections: { tools: { contentHash: '' } } } });
+    const doc = await ToolModel.create(input);
+    expectCompleteDefaults(await rawTool({ _id: doc._id }), input);
+  });
+});
+
+describe('nested defaults are fresh objects', () => {
+  it('changing one document\'s metadata never changes another\'s', async () => {
+    const a: ITool = new ToolModel(toolInput());
+    const b: ITool = new ToolModel(toolInput());
+    a.syncMetadata.collections.tools.status = 'failed';
+    a.syncMetadata.collections.tools.retryCount = 3;
+    a.syncMetadata.lastModifiedFields.push('name');
+    expect(b.syncMetadata.collections.tools.status).toBe('pending');
+    expect(b.syncMetadata.collections.tools.retryCount).toBe(0);
+    expect(b.syncMetadata.lastModifiedFields).toEqual([]);
+    expect(a.syncMetadata.collections.functionality.status).toBe('pending');
+    await Promise.all([a.save(), b.save()]);
+    const storedB = (await rawTool({ _id: b._id })) as { syncMetadata: { collections: { tools: { status: string } } } };
+    expect(storedB.syncMetadata.collections.tools.status).toBe('pending');
+  });
+
+  it('defaultSyncMetadata() and defaultCollectionSyncStatus() return new objects on every call', () => {
+    const first = defaultSyncMetadata();
+    const second = defaultSyncMetadata();
+    expect(first).toEqual(second);
+    expect(first.collections).not.toBe(second.collections);
+    expect(first.collections.tools).not.toBe(first.collections.functionality);
+    expect(first.lastModifiedFields).not.toBe(second.lastModifiedFields);
+    first.collections.tools.status = 'synced';
+    expect(defaultCollectionSyncStatus().status).toBe('pending');
+    expect(second.collections.tools.status).toBe('pending');
+  });
+});
