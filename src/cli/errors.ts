@@ -1,0 +1,25 @@
+import mongoose from 'mongoose';
+
+/** A mistake in what the user asked for: shown as one line, never as a stack trace. */
+export class UserError extends Error {
+  override name = 'UserError';
+}
+
+/** One line that names the problem, for any error a command can end with. */
+export function describeFailure(error: unknown): string {
+  if (error instanceof UserError) return error.message;
+  if (error instanceof mongoose.Error.ValidationError) return `invalid data: ${error.message}`;
+  if (
+    error instanceof mongoose.Error.MongooseServerSelectionError ||
+    error instanceof mongoose.mongo.MongoServerSelectionError ||
+    error instanceof mongoose.mongo.MongoNetworkError
+  ) {
+    return `cannot reach the database server: ${error.message}`;
+  }
+  if (error instanceof mongoose.mongo.MongoServerError && (error.code === 18 || error.codeName === 'AuthenticationFailed')) {
+    return `authentication failed: ${error.message}`;
+  }
+  if (error instanceof mongoose.mongo.MongoParseError) return `invalid connection string: ${error.message}`;
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
