@@ -1,4 +1,5 @@
 import { buildSchema } from '@typegoose/typegoose';
+import type mongoose from 'mongoose';
 import { describe, expect, it } from 'vitest';
 import * as source from '../src/index.js';
 import {
@@ -20,7 +21,8 @@ function nested(description: SchemaDescription, path: string): SchemaDescription
 }
 
 describe('what the decorators declare', () => {
-  const tool = describeSchema(ToolModel.schema);
+  // The model's own schema: what users of ToolModel get (typed loosely by Mongoose).
+  const tool = describeSchema(ToolModel.schema as mongoose.Schema);
   const meta = nested(tool, 'syncMetadata');
   const collections = nested(meta, 'collections');
   const status = describeSchema(buildSchema(CollectionSyncStatus));
