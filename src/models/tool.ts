@@ -2,6 +2,7 @@ import {
   getModelForClass,
   index,
   modelOptions,
+  post,
   pre,
   prop,
   Severity,
@@ -9,7 +10,22 @@ import {
   type ReturnModelType,
 } from '@typegoose/typegoose';
 import { computeContentHashes } from '../sync/content-hash.js';
-import { SYNC_COLLECTION_NAMES } from '../sync/vocabulary.js';
+import { aggregateSyncStatus } from '../sync/status-order.js';
+import { afterContentChange } from '../sync/transitions.js';
+import { type SyncCollectionName } from '../sync/vocabulary.js';
+import { type SyncStage } from '../sync/error-classification.js';
+import {
+  markCollectionFailed,
+  markCollectionSynced,
+  reconcileOverallStatus,
+  requeueFailed,
+  type MarkFailedResult,
+  type MarkSyncedResult,
+  type RequeueOptions,
+} from './tool-transitions.js';
+import { type Types } from 'mongoose';
+import { findNeedingSync, findRetryable, getSyncStats, type RetryableTool, type SyncStats } from './tool-queries.js';
+import { SYNC_COLLECTION_NAMES, type SyncErrorCode } from '../sync/vocabulary.js';
 import { defaultCollectionSyncStatus } from './collection-sync-status.js';
 import { defaultSyncMetadata, SyncMetadata } from './sync-metadata.js';
 import { required } from './validators.js';
@@ -70,24 +86,63 @@ function markLegacyDefaultsModified(doc: DocumentType<Tool>): void {
   }
 }
 
+/** The business fields: what `lastModifiedFields` may list (never sync metadata or timestamps). */
+export const BUSINESS_FIELDS = ['id', 'name', 'description', 'longDescription', 'category', 'tags', 'url', 'pricing', 'functionality', 'useCases', 'interface'] as const;
+
 /**
- * Stores each collection's real content hash when a tool is created, and completes a document
- * written before this package (no hash yet) when it is saved. Runs on save, create and
- * insertMany, which all validate.
+ * Keeps sync metadata true on the document write paths (save, create, insertMany, which all
+ * validate). A new tool stores its real hashes; a document written before this package is
+ * completed; and when content changes, each collection whose hash changed goes through
+ * `afterContentChange`, with the overall status and `lastModifiedFields` brought along.
  */
-function hashNewContent(this: DocumentType<Tool>): void {
-  const collections = this.syncMetadata.collections;
-  const needsHash = this.isNew || SYNC_COLLECTION_NAMES.some((name) => collections[name].contentHash === '');
-  if (!needsHash) return;
-  if (!this.isNew) markLegacyDefaultsModified(this);
+function trackContentChanges(this: DocumentType<Tool>): void {
+  const meta = this.syncMetadata;
+  const collections = meta.collections;
+  const legacy = !this.isNew && SYNC_COLLECTION_NAMES.some((name) => collections[name].contentHash === '');
+  const changedFields = this.isNew ? [] : BUSINESS_FIELDS.filter((field) => this.isModified(field));
+  if (!this.isNew && !legacy && changedFields.length === 0) return;
+
+  if (legacy) markLegacyDefaultsModified(this);
   const hashes = computeContentHashes(this);
+  const now = new Date();
+  let contentChanged = false;
   for (const name of SYNC_COLLECTION_NAMES) {
-    if (this.isNew || collections[name].contentHash === '') collections[name].contentHash = hashes[name];
+    const state = collections[name];
+    if (this.isNew || state.contentHash === '') {
+      state.contentHash = hashes[name];
+    } else if (state.contentHash !== hashes[name]) {
+      const next = afterContentChange(state);
+      state.status = next.status;
+      state.retryCount = next.retryCount;
+      state.contentHash = hashes[name];
+      // Written even when unchanged: a concurrent `synced` must not survive new content.
+      this.markModified(`syncMetadata.collections.${name}.status`);
+      contentChanged = true;
+    }
   }
+  if (this.isNew) {
+    meta.overallStatus = aggregateSyncStatus(SYNC_COLLECTION_NAMES.map((name) => collections[name].status));
+    return;
+  }
+  meta.overallStatus = aggregateSyncStatus(SYNC_COLLECTION_NAMES.map((name) => collections[name].status));
+  meta.lastModifiedFields = changedFields;
+  meta.updatedAt = now;
+  this.$locals.syncContentChanged = contentChanged;
+}
+
+/**
+ * A save computes the overall status from the statuses it loaded; a transition that landed in
+ * between may have changed another collection. Put it right at once (compare-and-swap).
+ */
+async function reconcileAfterSave(this: DocumentType<Tool>): Promise<void> {
+  if (this.$locals.syncContentChanged !== true) return;
+  this.$locals.syncContentChanged = false;
+  await reconcileOverallStatus(this.constructor as ReturnModelType<typeof Tool>, this._id);
 }
 
 /** A product people search for, with the state of its embeddings in the four vector collections. */
-@pre<Tool>('validate', hashNewContent)
+@pre<Tool>('validate', trackContentChanges)
+@post<Tool>('save', reconcileAfterSave)
 @index({ id: 1 }, { name: 'tool_id_unique', unique: true })
 @index({ 'syncMetadata.overallStatus': 1 }, { name: 'sync_overall_status_idx' })
 @index({ 'syncMetadata.collections.tools.status': 1 }, { name: 'sync_tools_status_idx' })
@@ -184,9 +239,59 @@ export class Tool {
   @prop({ type: () => SyncMetadata, required, default: () => defaultSyncMetadata() })
   public syncMetadata!: SyncMetadata;
 
-  /** Set by `timestamps: true`. */
+  /** Set by `timestamps: true`: business edits only (sync transitions move `syncMetadata.updatedAt`). */
   public createdAt?: Date;
   public updatedAt?: Date;
+
+  /** The worker embedded the content with this hash: `synced`, unless the content changed meanwhile. */
+  public static markCollectionSynced(
+    this: ReturnModelType<typeof Tool>,
+    toolId: Types.ObjectId | string,
+    collection: SyncCollectionName,
+    options: { contentHash: string },
+  ): Promise<MarkSyncedResult> {
+    return markCollectionSynced(this, toolId, collection, options);
+  }
+
+  /** A sync attempt failed at `stage`: `failed`, classified, one more retry counted. */
+  public static markCollectionFailed(
+    this: ReturnModelType<typeof Tool>,
+    toolId: Types.ObjectId | string,
+    collection: SyncCollectionName,
+    error: unknown,
+    stage: SyncStage,
+  ): Promise<MarkFailedResult> {
+    return markCollectionFailed(this, toolId, collection, error, stage);
+  }
+
+  /** Puts failed collections back in line; returns how many (tool × collection) it requeued. */
+  public static requeueFailed(
+    this: ReturnModelType<typeof Tool>,
+    options: { collections?: SyncCollectionName[]; errorCodes?: SyncErrorCode[]; toolIds?: (Types.ObjectId | string)[] } = {},
+  ): Promise<number> {
+    return requeueFailed(this, options as RequeueOptions);
+  }
+
+  /** Tools with a pending or stale collection, oldest metadata change first (the worker's queue). */
+  public static findNeedingSync(
+    this: ReturnModelType<typeof Tool>,
+    options: { limit?: number; collections?: SyncCollectionName[] } = {},
+  ): Promise<DocumentType<Tool>[]> {
+    return findNeedingSync(this, options);
+  }
+
+  /** Failed collections under the retry limit whose backoff has elapsed. */
+  public static findRetryable(
+    this: ReturnModelType<typeof Tool>,
+    options: { maxRetries?: number; now?: Date; limit?: number } = {},
+  ): Promise<RetryableTool[]> {
+    return findRetryable(this, options);
+  }
+
+  /** The dashboard's numbers. */
+  public static getSyncStats(this: ReturnModelType<typeof Tool>, options: { now?: Date } = {}): Promise<SyncStats> {
+    return getSyncStats(this, options);
+  }
 }
 
 export const ToolModel: ReturnModelType<typeof Tool> = getModelForClass(Tool);

@@ -1,0 +1,151 @@
+import { type DocumentType, type ReturnModelType } from '@typegoose/typegoose';
+import { type Types } from 'mongoose';
+import { retryDelayMs, RETRY_POLICY } from '../sync/backoff.js';
+import { SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, SYNC_STATUSES, type SyncCollectionName, type SyncErrorCode, type SyncStatus } from '../sync/vocabulary.js';
+import { collectionNames, dateArgument, integerInRange } from './sync-arguments.js';
+import { type Tool } from './tool.js';
+
+type ToolModelType = ReturnModelType<typeof Tool>;
+type ToolDocument = DocumentType<Tool>;
+
+export const MAX_QUERY_LIMIT = 10_000;
+const NEEDS_SYNC: SyncStatus[] = ['pending', 'stale'];
+const statusPath = (name: SyncCollectionName): string => `syncMetadata.collections.${name}.status`;
+/** Documents written before this package: no metadata yet; they count as pending. */
+const LEGACY = { 'syncMetadata.overallStatus': { $exists: false } };
+
+function limitArgument(value: unknown, fallback: number): number {
+  return integerInRange(value ?? fallback, 'limit', 1, MAX_QUERY_LIMIT);
+}
+
+/** Completes legacy documents before a worker sees them, so they carry real content hashes. */
+async function completeLegacy(docs: ToolDocument[]): Promise<ToolDocument[]> {
+  for (const doc of docs) {
+    if (SYNC_COLLECTION_NAMES.some((name) => doc.syncMetadata.collections[name].contentHash === '')) await doc.save();
+  }
+  return docs;
+}
+
+/**
+ * Tools with a `pending` or `stale` collection (optionally only among `collections`), oldest
+ * `syncMetadata.updatedAt` first. Without `collections`, the overall status finds most of them
+ * through `sync_worker_query_idx`; a tool whose overall status is `failed` may still have a
+ * collection waiting, so those are looked at collection by collection.
+ */
+export async function findNeedingSync(
+  model: ToolModelType,
+  options: { limit?: unknown; collections?: unknown } = {},
+): Promise<ToolDocument[]> {
+  const limit = limitArgument(options.limit, 100);
+  const byCollection = collectionNames(options.collections).map((name) => ({ [statusPath(name)]: { $in: NEEDS_SYNC } }));
+  const filter = options.collections === undefined
+    ? { $or: [{ 'syncMetadata.overallStatus': { $in: NEEDS_SYNC } }, { 'syncMetadata.overallStatus': 'failed' as const, $or: byCollection }, LEGACY] }
+    : { $or: [...byCollection, LEGACY] };
+  const docs = await model.find(filter).sort({ 'syncMetadata.updatedAt': 1, _id: 1 }).limit(limit);
+  return completeLegacy(docs);
+}
+
+export interface RetryableTool {
+  tool: ToolDocument;
+  /** Its failed collections whose backoff has elapsed. */
+  collections: SyncCollectionName[];
+}
+
+/**
+ * Failed collections under the retry limit whose backoff (see `retryDelayMs`) has elapsed since
+ * their last attempt, oldest attempt first. `VALIDATION_ERROR` is not retried: the content has
+ * to change first (which puts the collection back in line by itself).
+ */
+export async function findRetryable(
+  model: ToolModelType,
+  options: { maxRetries?: unknown; now?: unknown; limit?: unknown } = {},
+): Promise<RetryableTool[]> {
+  const maxRetries = integerInRange(options.maxRetries ?? 5, 'maxRetries', 1, 1000);
+  const now = options.now === undefined ? new Date() : dateArgument(options.now, 'now');
+  const limit = limitArgument(options.limit, 100);
+  // No delay is shorter than this: the server narrows by it, the exact backoff is checked here.
+  const earliest = new Date(now.getTime() - RETRY_POLICY.baseDelayMs * RETRY_POLICY.minJitterFraction);
+  const candidates = SYNC_COLLECTION_NAMES.map((name) => ({
+    [statusPath(name)]: 'failed',
+    [`syncMetadata.collections.${name}.retryCount`]: { $lt: maxRetries },
+    [`syncMetadata.collections.${name}.errorCode`]: { $ne: 'VALIDATION_ERROR' },
+    [`syncMetadata.collections.${name}.lastSyncAttemptAt`]: { $lte: earliest },
+  }));
+  const found: RetryableTool[] = [];
+  const cursor = model.find({ 'syncMetadata.overallStatus': 'failed', $or: candidates }).sort({ 'syncMetadata.updatedAt': 1, _id: 1 }).cursor();
+  for await (const tool of cursor) {
+    const due = SYNC_COLLECTION_NAMES.filter((name) => {
+      const state = tool.syncMetadata.collections[name];
+      if (state.status !== 'failed' || state.retryCount >= maxRetries || state.errorCode === 'VALIDATION_ERROR') return false;
+      if (state.lastSyncAttemptAt === null) return true;
+      const delay = retryDelayMs(state.retryCount, state.errorCode, `${String(tool._id)}:${name}`);
+      return now.getTime() - state.lastSyncAttemptAt.getTime() >= delay;
+    });
+    if (due.length > 0) found.push({ tool, collections: due });
+    if (found.length >= limit) break;
+  }
+  await cursor.close();
+  return found;
+}
+
+export interface SyncStats {
+  total: number;
+  byOverallStatus: Record<SyncStatus, number>;
+  byCollection: Record<SyncCollectionName, Record<SyncStatus, number>>;
+  /** Failed collections by error code (a collection failed without a code counts as UNKNOWN). */
+  failuresByErrorCode: Record<SyncErrorCode, number>;
+  /** Age in ms of the oldest tool with a pending or stale collection (null if none). */
+  oldestPendingAgeMs: number | null;
+  /** Tools written before this package and not backfilled; included above as pending. */
+  legacyWithoutMetadata: number;
+}
+
+function zeroes<K extends string>(keys: readonly K[]): Record<K, number> {
+  return Object.fromEntries(keys.map((key) => [key, 0])) as Record<K, number>;
+}
+
+async function countBy(model: ToolModelType, field: string, match: Record<string, unknown> = {}): Promise<Map<unknown, number>> {
+  const groups = await model.aggregate<{ _id: unknown; n: number }>([
+    { $match: match },
+    { $group: { _id: `$${field}`, n: { $sum: 1 } } },
+  ]);
+  return new Map(groups.map((group) => [group._id, group.n]));
+}
+
+/** Where sync stands: the dashboard's numbers. Legacy documents count as pending, never left out. */
+export async function getSyncStats(model: ToolModelType, options: { now?: unknown } = {}): Promise<SyncStats> {
+  const now = options.now === undefined ? new Date() : dateArgument(options.now, 'now');
+  const byOverallStatus = zeroes(SYNC_STATUSES);
+  let total = 0;
+  for (const [status, n] of await countBy(model, 'syncMetadata.overallStatus')) {
+    byOverallStatus[(SYNC_STATUSES as readonly unknown[]).includes(status) ? (status as SyncStatus) : 'pending'] += n;
+    total += n;
+  }
+  const byCollection = {} as Record<SyncCollectionName, Record<SyncStatus, number>>;
+  const failuresByErrorCode = zeroes(SYNC_ERROR_CODES);
+  for (const name of SYNC_COLLECTION_NAMES) {
+    const counts = zeroes(SYNC_STATUSES);
+    for (const [status, n] of await countBy(model, statusPath(name))) {
+      counts[(SYNC_STATUSES as readonly unknown[]).includes(status) ? (status as SyncStatus) : 'pending'] += n;
+    }
+    byCollection[name] = counts;
+    for (const [code, n] of await countBy(model, `syncMetadata.collections.${name}.errorCode`, { [statusPath(name)]: 'failed' })) {
+      failuresByErrorCode[(SYNC_ERROR_CODES as readonly unknown[]).includes(code) ? (code as SyncErrorCode) : 'UNKNOWN'] += n;
+    }
+  }
+  const legacyWithoutMetadata = await model.countDocuments(LEGACY);
+  const waiting = { $or: [...SYNC_COLLECTION_NAMES.map((name) => ({ [statusPath(name)]: { $in: NEEDS_SYNC } }))] };
+  const oldest = await model.findOne(waiting, { 'syncMetadata.updatedAt': 1 }).sort({ 'syncMetadata.updatedAt': 1 }).lean<{ _id: Types.ObjectId; syncMetadata?: { updatedAt?: Date } }>();
+  const oldestLegacy = legacyWithoutMetadata > 0 ? await model.findOne(LEGACY, { createdAt: 1, _id: 1 }).sort({ _id: 1 }).lean<{ _id: Types.ObjectId; createdAt?: Date }>() : null;
+  const since = [oldest?.syncMetadata?.updatedAt, oldestLegacy?.createdAt ?? oldestLegacy?._id.getTimestamp()]
+    .filter((date): date is Date => date instanceof Date)
+    .map((date) => date.getTime());
+  return {
+    total,
+    byOverallStatus,
+    byCollection,
+    failuresByErrorCode,
+    oldestPendingAgeMs: since.length === 0 ? null : Math.max(0, now.getTime() - Math.min(...since)),
+    legacyWithoutMetadata,
+  };
+}
