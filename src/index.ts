@@ -7,6 +7,7 @@ export {
   INITIAL_SYNC_STATUS,
   LAST_ERROR_MAX_LENGTH,
   isSyncCollectionName,
+  isSyncStatus,
 } from './sync/vocabulary.js';
 export type { SyncStatus, SyncErrorCode, SyncCollectionName } from './sync/vocabulary.js';
 export { COLLECTION_FIELDS, CONTENT_FIELDS, CONTENT_FIELD_KINDS } from './sync/collection-fields.js';
@@ -25,3 +26,13 @@ export { Tool, ToolModel } from './models/tool.js';
 export { PRICING_MODELS, KNOWN_INTERFACES, TOOL_LIMITS } from './models/tool-vocabulary.js';
 export type { PricingModel } from './models/tool-vocabulary.js';
 export type { ICollectionSyncStatus, ISyncMetadata, ITool } from './models/types.js';
+export { aggregateSyncStatus, SYNC_STATUS_ORDER } from './sync/status-order.js';
+export { afterContentChange, afterRequeue } from './sync/transitions.js';
+export type { CollectionState } from './sync/transitions.js';
+export { classifySyncError, errorMessage, SYNC_STAGES } from './sync/error-classification.js';
+export type { SyncStage } from './sync/error-classification.js';
+export { retryDelayMs, maxRetryDelayMs, RETRY_POLICY } from './sync/backoff.js';
+export { SyncArgumentError, ToolNotFoundError, SyncConflictError } from './models/errors.js';
+export type { MarkSyncedResult, MarkFailedResult } from './models/tool-transitions.js';
+export type { RetryableTool, SyncStats } from './models/tool-queries.js';
+export { BUSINESS_FIELDS } from './models/tool.js';

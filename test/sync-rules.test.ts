@@ -58,7 +58,7 @@ describe('classifySyncError', () => {
   const timeout = new DOMException('The operation was aborted due to timeout', 'TimeoutError');
   const fetchFailed = (code: string): Error => new TypeError('fetch failed', { cause: Object.assign(new Error(`connect ${code}`), { code }) });
 
-  it.each([
+  it.each(([
     [abort, 'embedding', 'EMBEDDING_TIMEOUT'],
     [timeout, 'embedding', 'EMBEDDING_TIMEOUT'],
     [timeout, 'qdrant', 'QDRANT_TIMEOUT'],
@@ -83,7 +83,7 @@ describe('classifySyncError', () => {
     [undefined, 'embedding', 'UNKNOWN'],
     [null, 'qdrant', 'UNKNOWN'],
     [42, 'embedding', 'UNKNOWN'],
-  ] as const)('%o at %s -> %s', (error, stage, code) => {
+  ] as const).map(([error, stage, code]) => [stage, code, error] as const))('at the %s stage -> %s (case %#)', (stage, code, error) => {
     expect(classifySyncError(error, stage)).toBe(code);
   });
 

@@ -20,10 +20,11 @@ export class SyncConflictError extends Error {
 }
 
 function describeValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
   try {
-    return JSON.stringify(value) ?? String(value);
+    // undefined for undefined, functions and symbols, whatever the declared type says.
+    const json = JSON.stringify(value) as string | undefined;
+    return json ?? typeof value;
   } catch {
-    return String(value);
+    return Object.prototype.toString.call(value);
   }
 }

@@ -171,7 +171,8 @@ export async function markCollectionFailed(
         },
         $inc: { [path(collection, 'retryCount')]: 1 },
       },
-      { timestamps: false, new: true, projection: { [path(collection, 'retryCount')]: 1 } },
+      // No projection: FerretDB v1 does not implement one on findAndModify.
+      { timestamps: false, new: true },
     ).lean<StoredSync>();
     if (updated === null) return undefined;
     return { errorCode, retryCount: updated.syncMetadata?.collections?.[collection]?.retryCount ?? 0 };
@@ -210,7 +211,8 @@ export async function requeueFailed(model: ToolModelType, options: RequeueOption
       const next = { ...statuses };
       for (const name of collections) {
         const state = stored.syncMetadata?.collections?.[name];
-        if (codes !== undefined && !codes.includes(state?.errorCode as SyncErrorCode)) continue;
+        const code = state?.errorCode ?? null;
+        if (codes !== undefined && (code === null || !codes.includes(code))) continue;
         const change = afterRequeue({ status: statuses[name], lastSyncedAt: state?.lastSyncedAt ?? null, retryCount: state?.retryCount ?? 0 });
         if (change === null) continue;
         next[name] = change.status;

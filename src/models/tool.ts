@@ -21,11 +21,10 @@ import {
   requeueFailed,
   type MarkFailedResult,
   type MarkSyncedResult,
-  type RequeueOptions,
 } from './tool-transitions.js';
 import { type Types } from 'mongoose';
 import { findNeedingSync, findRetryable, getSyncStats, type RetryableTool, type SyncStats } from './tool-queries.js';
-import { SYNC_COLLECTION_NAMES, type SyncErrorCode } from '../sync/vocabulary.js';
+import { isSyncStatus, SYNC_COLLECTION_NAMES, type SyncErrorCode } from '../sync/vocabulary.js';
 import { defaultCollectionSyncStatus } from './collection-sync-status.js';
 import { defaultSyncMetadata, SyncMetadata } from './sync-metadata.js';
 import { required } from './validators.js';
@@ -120,11 +119,10 @@ function trackContentChanges(this: DocumentType<Tool>): void {
       contentChanged = true;
     }
   }
-  if (this.isNew) {
-    meta.overallStatus = aggregateSyncStatus(SYNC_COLLECTION_NAMES.map((name) => collections[name].status));
-    return;
-  }
-  meta.overallStatus = aggregateSyncStatus(SYNC_COLLECTION_NAMES.map((name) => collections[name].status));
+  const statuses = SYNC_COLLECTION_NAMES.map((name) => collections[name].status);
+  // An invalid status is for validation to reject with a clear message, not to aggregate.
+  if ([...statuses, meta.overallStatus].every(isSyncStatus)) meta.overallStatus = aggregateSyncStatus(statuses);
+  if (this.isNew) return;
   meta.lastModifiedFields = changedFields;
   meta.updatedAt = now;
   this.$locals.syncContentChanged = contentChanged;
@@ -269,7 +267,7 @@ export class Tool {
     this: ReturnModelType<typeof Tool>,
     options: { collections?: SyncCollectionName[]; errorCodes?: SyncErrorCode[]; toolIds?: (Types.ObjectId | string)[] } = {},
   ): Promise<number> {
-    return requeueFailed(this, options as RequeueOptions);
+    return requeueFailed(this, options);
   }
 
   /** Tools with a pending or stale collection, oldest metadata change first (the worker's queue). */

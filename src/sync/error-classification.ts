@@ -110,6 +110,6 @@ export function errorMessage(error: unknown): string {
   try {
     return JSON.stringify(error);
   } catch {
-    return String(error);
+    return Object.prototype.toString.call(error);
   }
 }

@@ -10,7 +10,7 @@ const RANK = new Map<SyncStatus, number>(SYNC_STATUS_ORDER.map((status, rank) =>
 
 function rankOf(status: SyncStatus): number {
   const rank = RANK.get(status);
-  if (rank === undefined) throw new RangeError(`unknown sync status "${String(status)}"; expected one of ${SYNC_STATUSES.join(', ')}`);
+  if (rank === undefined) throw new RangeError(`unknown sync status "${status}"; expected one of ${SYNC_STATUSES.join(', ')}`);
   return rank;
 }
 

@@ -26,6 +26,10 @@ export const INITIAL_SYNC_STATUS: SyncStatus = 'pending';
 /** A failure message is kept to this many characters, so that recording it can never fail. */
 export const LAST_ERROR_MAX_LENGTH = 1000;
 
+export function isSyncStatus(value: unknown): value is SyncStatus {
+  return typeof value === 'string' && (SYNC_STATUSES as readonly string[]).includes(value);
+}
+
 export function isSyncCollectionName(value: unknown): value is SyncCollectionName {
   return typeof value === 'string' && (SYNC_COLLECTION_NAMES as readonly string[]).includes(value);
 }
