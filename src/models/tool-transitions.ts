@@ -12,6 +12,12 @@ import { truncateLastError } from './validators.js';
 
 type ToolModelType = ReturnModelType<typeof Tool>;
 
+/*
+ * The conditional writes below go to the driver's collection directly: their values are
+ * computed and complete here, they must not bump the tool's own `updatedAt` (a sync transition
+ * is not a business edit), and they must not pass through the model's write-path routing.
+ */
+
 /** A lost compare-and-swap is retried this many times before the caller is told. */
 const MAX_ATTEMPTS = 50;
 
@@ -103,17 +109,16 @@ export async function markCollectionSynced(
     const current = stored.syncMetadata?.collections?.[collection];
     const now = new Date();
     if (current?.contentHash !== contentHash) {
-      const recorded = await model.updateOne(
+      const recorded = await model.collection.updateOne(
         { _id: id, [path(collection, 'contentHash')]: current?.contentHash },
         { $set: { [path(collection, 'lastSyncAttemptAt')]: now, 'syncMetadata.updatedAt': now } },
-        { timestamps: false },
       );
       if (recorded.matchedCount === 0) return undefined;
       return { synced: false, reason: 'content-changed', currentContentHash: current?.contentHash ?? '' } as const;
     }
     const statuses = statusesOf(stored);
     const overallStatus = aggregateSyncStatus(SYNC_COLLECTION_NAMES.map((name) => (name === collection ? 'synced' : statuses[name])));
-    const result = await model.updateOne(
+    const result = await model.collection.updateOne(
       { _id: id, ...statusesFilter(statuses), [path(collection, 'contentHash')]: contentHash },
       {
         $set: {
@@ -128,7 +133,6 @@ export async function markCollectionSynced(
         },
         $inc: { [path(collection, 'vectorVersion')]: 1 },
       },
-      { timestamps: false },
     );
     if (result.matchedCount === 0) return undefined;
     return { synced: true, vectorVersion: (current.vectorVersion ?? 0) + 1 } as const;
@@ -158,7 +162,7 @@ export async function markCollectionFailed(
     const statuses = statusesOf(stored);
     const overallStatus = aggregateSyncStatus(SYNC_COLLECTION_NAMES.map((name) => (name === collection ? 'failed' : statuses[name])));
     const now = new Date();
-    const updated = await model.findOneAndUpdate(
+    const updated = await model.collection.findOneAndUpdate(
       { _id: id, ...statusesFilter(statuses) },
       {
         $set: {
@@ -172,8 +176,8 @@ export async function markCollectionFailed(
         $inc: { [path(collection, 'retryCount')]: 1 },
       },
       // No projection: FerretDB v1 does not implement one on findAndModify.
-      { timestamps: false, new: true },
-    ).lean<StoredSync>();
+      { returnDocument: 'after' },
+    ) as StoredSync | null;
     if (updated === null) return undefined;
     return { errorCode, retryCount: updated.syncMetadata?.collections?.[collection]?.retryCount ?? 0 };
   });
@@ -223,7 +227,7 @@ export async function requeueFailed(model: ToolModelType, options: RequeueOption
       if (count === 0) return 0;
       set['syncMetadata.overallStatus'] = aggregateSyncStatus(Object.values(next));
       set['syncMetadata.updatedAt'] = new Date();
-      const result = await model.updateOne({ _id: candidate._id, ...statusesFilter(statuses) }, { $set: set }, { timestamps: false });
+      const result = await model.collection.updateOne({ _id: candidate._id, ...statusesFilter(statuses) }, { $set: set });
       return result.matchedCount === 0 ? undefined : count;
     });
   }
@@ -237,10 +241,9 @@ export async function reconcileOverallStatus(model: ToolModelType, id: Types.Obj
     const statuses = statusesOf(stored);
     const overallStatus = aggregateSyncStatus(Object.values(statuses));
     if (stored.syncMetadata?.overallStatus === overallStatus) return true;
-    const result = await model.updateOne(
+    const result = await model.collection.updateOne(
       { _id: id, ...statusesFilter(statuses) },
       { $set: { 'syncMetadata.overallStatus': overallStatus, 'syncMetadata.updatedAt': new Date() } },
-      { timestamps: false },
     );
     return result.matchedCount === 0 ? undefined : true;
   });

@@ -1,5 +1,11 @@
 /** Vocabularies and limits of a tool's business fields. */
 
+/** The business fields of a tool: what `lastModifiedFields` may list (never sync metadata or timestamps). */
+export const BUSINESS_FIELDS = [
+  'id', 'name', 'description', 'longDescription', 'category', 'tags', 'url', 'pricing', 'functionality', 'useCases', 'interface',
+] as const;
+export type BusinessField = (typeof BUSINESS_FIELDS)[number];
+
 export const PRICING_MODELS = ['free', 'freemium', 'paid', 'open-source', 'enterprise'] as const;
 export type PricingModel = (typeof PRICING_MODELS)[number];
 

@@ -2,6 +2,7 @@ import {
   getModelForClass,
   index,
   modelOptions,
+  plugin,
   post,
   pre,
   prop,
@@ -23,13 +24,14 @@ import {
   type MarkSyncedResult,
 } from './tool-transitions.js';
 import { type Types } from 'mongoose';
+import { syncWritePathsPlugin } from './tool-write-paths.js';
 import { findNeedingSync, findRetryable, getSyncStats, type RetryableTool, type SyncStats } from './tool-queries.js';
 import { isSyncStatus, SYNC_COLLECTION_NAMES, type SyncErrorCode } from '../sync/vocabulary.js';
 import { defaultCollectionSyncStatus } from './collection-sync-status.js';
 import { defaultSyncMetadata, SyncMetadata } from './sync-metadata.js';
 import { required } from './validators.js';
 import { type ITool } from './types.js';
-import { KEBAB_CASE, PRICING_MODELS, TOOL_LIMITS, type PricingModel } from './tool-vocabulary.js';
+import { BUSINESS_FIELDS, KEBAB_CASE, PRICING_MODELS, TOOL_LIMITS, type PricingModel } from './tool-vocabulary.js';
 
 function isHttpUrl(value: unknown): boolean {
   if (value === null || value === undefined) return true;
@@ -85,9 +87,6 @@ function markLegacyDefaultsModified(doc: DocumentType<Tool>): void {
   }
 }
 
-/** The business fields: what `lastModifiedFields` may list (never sync metadata or timestamps). */
-export const BUSINESS_FIELDS = ['id', 'name', 'description', 'longDescription', 'category', 'tags', 'url', 'pricing', 'functionality', 'useCases', 'interface'] as const;
-
 /**
  * Keeps sync metadata true on the document write paths (save, create, insertMany, which all
  * validate). A new tool stores its real hashes; a document written before this package is
@@ -141,6 +140,7 @@ async function reconcileAfterSave(this: DocumentType<Tool>): Promise<void> {
 /** A product people search for, with the state of its embeddings in the four vector collections. */
 @pre<Tool>('validate', trackContentChanges)
 @post<Tool>('save', reconcileAfterSave)
+@plugin(syncWritePathsPlugin)
 @index({ id: 1 }, { name: 'tool_id_unique', unique: true })
 @index({ 'syncMetadata.overallStatus': 1 }, { name: 'sync_overall_status_idx' })
 @index({ 'syncMetadata.collections.tools.status': 1 }, { name: 'sync_tools_status_idx' })
