@@ -2,7 +2,9 @@ import { type ReturnModelType } from '@typegoose/typegoose';
 import { type Types } from 'mongoose';
 import { classifySyncError, errorMessage, type SyncStage, SYNC_STAGES } from '../sync/error-classification.js';
 import { aggregateSyncStatus } from '../sync/status-order.js';
-import { afterRequeue } from '../sync/transitions.js';
+import { CONTENT_FIELDS } from '../sync/collection-fields.js';
+import { computeContentHashes, type ToolContent } from '../sync/content-hash.js';
+import { afterContentChange, afterRequeue } from '../sync/transitions.js';
 import { SYNC_COLLECTION_NAMES, type SyncCollectionName, type SyncErrorCode, type SyncStatus } from '../sync/vocabulary.js';
 import { type CollectionSyncStatus } from './collection-sync-status.js';
 import { SyncArgumentError, SyncConflictError, ToolNotFoundError } from './errors.js';
@@ -234,16 +236,38 @@ export async function requeueFailed(model: ToolModelType, options: RequeueOption
   return requeued;
 }
 
-/** Makes the stored overall status the aggregate of the stored statuses, if it is not. */
-export async function reconcileOverallStatus(model: ToolModelType, id: Types.ObjectId): Promise<void> {
-  await withRetries(`reconcileOverallStatus(${id.toHexString()})`, async () => {
-    const stored = await readSync(model, id);
+/**
+ * Makes a tool's stored sync state agree with its stored content: every collection whose hash
+ * no longer describes the content goes through `afterContentChange` with the right hash, and the
+ * overall status becomes the aggregate. Written only if the statuses and the content are still
+ * as read. Used after a save, which computes hashes from the content it loaded: a concurrent
+ * atomic `$push` by someone else lands in the database but not in that computation.
+ */
+export async function reconcileSyncState(model: ToolModelType, id: Types.ObjectId): Promise<void> {
+  await withRetries(`reconcileSyncState(${id.toHexString()})`, async () => {
+    const stored = await model.collection.findOne({ _id: id }) as (StoredSync & ToolContent) | null;
+    if (stored === null || !isComplete(stored)) return true;
     const statuses = statusesOf(stored);
-    const overallStatus = aggregateSyncStatus(Object.values(statuses));
-    if (stored.syncMetadata?.overallStatus === overallStatus) return true;
+    const hashes = computeContentHashes(stored);
+    const set: Record<string, unknown> = {};
+    const next = { ...statuses };
+    for (const name of SYNC_COLLECTION_NAMES) {
+      const state = stored.syncMetadata?.collections?.[name];
+      if (state?.contentHash === hashes[name]) continue;
+      const change = afterContentChange({ status: statuses[name], lastSyncedAt: state?.lastSyncedAt ?? null, retryCount: state?.retryCount ?? 0 });
+      next[name] = change.status;
+      Object.assign(set, {
+        [path(name, 'status')]: change.status,
+        [path(name, 'retryCount')]: change.retryCount,
+        [path(name, 'contentHash')]: hashes[name],
+      });
+    }
+    const overallStatus = aggregateSyncStatus(Object.values(next));
+    if (Object.keys(set).length === 0 && stored.syncMetadata?.overallStatus === overallStatus) return true;
+    const contentAsRead = Object.fromEntries(CONTENT_FIELDS.map((field) => [field, stored[field] ?? null]));
     const result = await model.collection.updateOne(
-      { _id: id, ...statusesFilter(statuses) },
-      { $set: { 'syncMetadata.overallStatus': overallStatus, 'syncMetadata.updatedAt': new Date() } },
+      { _id: id, ...statusesFilter(statuses), ...contentAsRead },
+      { $set: { ...set, 'syncMetadata.overallStatus': overallStatus, 'syncMetadata.updatedAt': new Date() } },
     );
     return result.matchedCount === 0 ? undefined : true;
   });

@@ -93,7 +93,8 @@ async function writeOne(
       await doc.save({ timestamps: options.timestamps ?? true });
       return { before: raw, after: doc, modified: true };
     } catch (error) {
-      if (!(error instanceof mongoose.Error.DocumentNotFoundError)) throw error;
+      // Mongoose reports an unmatched save as VersionError when `__v` was part of its filter.
+      if (!(error instanceof mongoose.Error.DocumentNotFoundError || error instanceof mongoose.Error.VersionError)) throw error;
     }
   }
   throw new SyncConflictError(`${op} of tool ${id.toHexString()}: it kept changing under ${MAX_ATTEMPTS} attempts; try again`);

@@ -18,7 +18,7 @@ import { type SyncStage } from '../sync/error-classification.js';
 import {
   markCollectionFailed,
   markCollectionSynced,
-  reconcileOverallStatus,
+  reconcileSyncState,
   requeueFailed,
   type MarkFailedResult,
   type MarkSyncedResult,
@@ -128,13 +128,13 @@ function trackContentChanges(this: DocumentType<Tool>): void {
 }
 
 /**
- * A save computes the overall status from the statuses it loaded; a transition that landed in
- * between may have changed another collection. Put it right at once (compare-and-swap).
+ * A save computes hashes and the overall status from what it loaded; a transition or an atomic
+ * array write by someone else may have landed in between. Put the stored state right at once.
  */
 async function reconcileAfterSave(this: DocumentType<Tool>): Promise<void> {
   if (this.$locals.syncContentChanged !== true) return;
   this.$locals.syncContentChanged = false;
-  await reconcileOverallStatus(this.constructor as ReturnModelType<typeof Tool>, this._id);
+  await reconcileSyncState(this.constructor as ReturnModelType<typeof Tool>, this._id);
 }
 
 /** A product people search for, with the state of its embeddings in the four vector collections. */
