@@ -3,6 +3,7 @@ import {
   INITIAL_SYNC_STATUS,
   SYNC_ERROR_CODES,
   SYNC_STATUSES,
+  type SyncCollectionName,
   type SyncErrorCode,
   type SyncStatus,
 } from '../sync/vocabulary.js';
@@ -48,6 +49,11 @@ export class CollectionSyncStatus {
   /** Incremented each time the embedding is regenerated. */
   @prop({ type: Number, default: 0, min: 0, validate: integerValidator })
   public vectorVersion!: number;
+}
+
+/** The dotted path of one field of one collection's status inside a tool document. */
+export function collectionPath(collection: SyncCollectionName, field: keyof CollectionSyncStatus): string {
+  return `syncMetadata.collections.${collection}.${field}`;
 }
 
 /** A fresh, never-synced collection status: a new object on every call. */

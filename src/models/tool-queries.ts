@@ -1,7 +1,8 @@
 import { type DocumentType, type ReturnModelType } from '@typegoose/typegoose';
 import { type Types } from 'mongoose';
 import { retryDelayMs, RETRY_POLICY } from '../sync/backoff.js';
-import { SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, SYNC_STATUSES, type SyncCollectionName, type SyncErrorCode, type SyncStatus } from '../sync/vocabulary.js';
+import { isSyncStatus, SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, SYNC_STATUSES, type SyncCollectionName, type SyncErrorCode, type SyncStatus } from '../sync/vocabulary.js';
+import { collectionPath } from './collection-sync-status.js';
 import { collectionNames, dateArgument, integerInRange } from './sync-arguments.js';
 import { type Tool } from './tool.js';
 
@@ -10,7 +11,7 @@ type ToolDocument = DocumentType<Tool>;
 
 export const MAX_QUERY_LIMIT = 10_000;
 const NEEDS_SYNC: SyncStatus[] = ['pending', 'stale'];
-const statusPath = (name: SyncCollectionName): string => `syncMetadata.collections.${name}.status`;
+const statusPath = (name: SyncCollectionName): string => collectionPath(name, 'status');
 /** Documents written before this package: no metadata yet; they count as pending. */
 const LEGACY = { 'syncMetadata.overallStatus': { $exists: false } };
 
@@ -67,9 +68,9 @@ export async function findRetryable(
   const earliest = new Date(now.getTime() - RETRY_POLICY.baseDelayMs * RETRY_POLICY.minJitterFraction);
   const candidates = SYNC_COLLECTION_NAMES.map((name) => ({
     [statusPath(name)]: 'failed',
-    [`syncMetadata.collections.${name}.retryCount`]: { $lt: maxRetries },
-    [`syncMetadata.collections.${name}.errorCode`]: { $ne: 'VALIDATION_ERROR' },
-    [`syncMetadata.collections.${name}.lastSyncAttemptAt`]: { $lte: earliest },
+    [collectionPath(name, 'retryCount')]: { $lt: maxRetries },
+    [collectionPath(name, 'errorCode')]: { $ne: 'VALIDATION_ERROR' },
+    [collectionPath(name, 'lastSyncAttemptAt')]: { $lte: earliest },
   }));
   const found: RetryableTool[] = [];
   const cursor = model.find({ 'syncMetadata.overallStatus': 'failed', $or: candidates }).sort({ 'syncMetadata.updatedAt': 1, _id: 1 }).cursor();
@@ -118,7 +119,7 @@ export async function getSyncStats(model: ToolModelType, options: { now?: unknow
   const byOverallStatus = zeroes(SYNC_STATUSES);
   let total = 0;
   for (const [status, n] of await countBy(model, 'syncMetadata.overallStatus')) {
-    byOverallStatus[(SYNC_STATUSES as readonly unknown[]).includes(status) ? (status as SyncStatus) : 'pending'] += n;
+    byOverallStatus[isSyncStatus(status) ? status : 'pending'] += n;
     total += n;
   }
   const byCollection = {} as Record<SyncCollectionName, Record<SyncStatus, number>>;
@@ -126,10 +127,10 @@ export async function getSyncStats(model: ToolModelType, options: { now?: unknow
   for (const name of SYNC_COLLECTION_NAMES) {
     const counts = zeroes(SYNC_STATUSES);
     for (const [status, n] of await countBy(model, statusPath(name))) {
-      counts[(SYNC_STATUSES as readonly unknown[]).includes(status) ? (status as SyncStatus) : 'pending'] += n;
+      counts[isSyncStatus(status) ? status : 'pending'] += n;
     }
     byCollection[name] = counts;
-    for (const [code, n] of await countBy(model, `syncMetadata.collections.${name}.errorCode`, { [statusPath(name)]: 'failed' })) {
+    for (const [code, n] of await countBy(model, collectionPath(name, 'errorCode'), { [statusPath(name)]: 'failed' })) {
       failuresByErrorCode[(SYNC_ERROR_CODES as readonly unknown[]).includes(code) ? (code as SyncErrorCode) : 'UNKNOWN'] += n;
     }
   }

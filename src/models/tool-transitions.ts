@@ -6,7 +6,7 @@ import { CONTENT_FIELDS } from '../sync/collection-fields.js';
 import { computeContentHashes, type ToolContent } from '../sync/content-hash.js';
 import { afterContentChange, afterRequeue } from '../sync/transitions.js';
 import { SYNC_COLLECTION_NAMES, type SyncCollectionName, type SyncErrorCode, type SyncStatus } from '../sync/vocabulary.js';
-import { type CollectionSyncStatus } from './collection-sync-status.js';
+import { collectionPath, type CollectionSyncStatus } from './collection-sync-status.js';
 import { SyncArgumentError, SyncConflictError, ToolNotFoundError } from './errors.js';
 import { collectionName, collectionNames, contentHashArgument, errorCodes, toolObjectId } from './sync-arguments.js';
 import { type Tool } from './tool.js';
@@ -29,8 +29,6 @@ interface StoredSync {
   syncMetadata?: { overallStatus?: SyncStatus; collections?: StoredCollections };
 }
 
-const path = (collection: SyncCollectionName, field: keyof CollectionSyncStatus): string =>
-  `syncMetadata.collections.${collection}.${field}`;
 
 /** True when every collection has a status and a real hash: safe to transition atomically. */
 function isComplete(stored: StoredSync): boolean {
@@ -53,7 +51,7 @@ function statusesOf(stored: StoredSync): Record<SyncCollectionName, SyncStatus> 
  */
 function statusesFilter(statuses: Record<SyncCollectionName, SyncStatus>): Record<string, SyncStatus> {
   const filter: Record<string, SyncStatus> = {};
-  for (const name of SYNC_COLLECTION_NAMES) filter[path(name, 'status')] = statuses[name];
+  for (const name of SYNC_COLLECTION_NAMES) filter[collectionPath(name, 'status')] = statuses[name];
   return filter;
 }
 
@@ -112,8 +110,8 @@ export async function markCollectionSynced(
     const now = new Date();
     if (current?.contentHash !== contentHash) {
       const recorded = await model.collection.updateOne(
-        { _id: id, [path(collection, 'contentHash')]: current?.contentHash },
-        { $set: { [path(collection, 'lastSyncAttemptAt')]: now, 'syncMetadata.updatedAt': now } },
+        { _id: id, [collectionPath(collection, 'contentHash')]: current?.contentHash },
+        { $set: { [collectionPath(collection, 'lastSyncAttemptAt')]: now, 'syncMetadata.updatedAt': now } },
       );
       if (recorded.matchedCount === 0) return undefined;
       return { synced: false, reason: 'content-changed', currentContentHash: current?.contentHash ?? '' } as const;
@@ -121,19 +119,19 @@ export async function markCollectionSynced(
     const statuses = statusesOf(stored);
     const overallStatus = aggregateSyncStatus(SYNC_COLLECTION_NAMES.map((name) => (name === collection ? 'synced' : statuses[name])));
     const result = await model.collection.updateOne(
-      { _id: id, ...statusesFilter(statuses), [path(collection, 'contentHash')]: contentHash },
+      { _id: id, ...statusesFilter(statuses), [collectionPath(collection, 'contentHash')]: contentHash },
       {
         $set: {
-          [path(collection, 'status')]: 'synced',
-          [path(collection, 'lastSyncedAt')]: now,
-          [path(collection, 'lastSyncAttemptAt')]: now,
-          [path(collection, 'lastError')]: null,
-          [path(collection, 'errorCode')]: null,
-          [path(collection, 'retryCount')]: 0,
+          [collectionPath(collection, 'status')]: 'synced',
+          [collectionPath(collection, 'lastSyncedAt')]: now,
+          [collectionPath(collection, 'lastSyncAttemptAt')]: now,
+          [collectionPath(collection, 'lastError')]: null,
+          [collectionPath(collection, 'errorCode')]: null,
+          [collectionPath(collection, 'retryCount')]: 0,
           'syncMetadata.overallStatus': overallStatus,
           'syncMetadata.updatedAt': now,
         },
-        $inc: { [path(collection, 'vectorVersion')]: 1 },
+        $inc: { [collectionPath(collection, 'vectorVersion')]: 1 },
       },
     );
     if (result.matchedCount === 0) return undefined;
@@ -168,14 +166,14 @@ export async function markCollectionFailed(
       { _id: id, ...statusesFilter(statuses) },
       {
         $set: {
-          [path(collection, 'status')]: 'failed',
-          [path(collection, 'lastSyncAttemptAt')]: now,
-          [path(collection, 'lastError')]: lastError,
-          [path(collection, 'errorCode')]: errorCode,
+          [collectionPath(collection, 'status')]: 'failed',
+          [collectionPath(collection, 'lastSyncAttemptAt')]: now,
+          [collectionPath(collection, 'lastError')]: lastError,
+          [collectionPath(collection, 'errorCode')]: errorCode,
           'syncMetadata.overallStatus': overallStatus,
           'syncMetadata.updatedAt': now,
         },
-        $inc: { [path(collection, 'retryCount')]: 1 },
+        $inc: { [collectionPath(collection, 'retryCount')]: 1 },
       },
       // No projection: FerretDB v1 does not implement one on findAndModify.
       { returnDocument: 'after' },
@@ -203,8 +201,8 @@ export async function requeueFailed(model: ToolModelType, options: RequeueOption
     : (() => { throw new SyncArgumentError('toolIds', options.toolIds, 'an array of tool _ids'); })();
 
   const failedIn = (name: SyncCollectionName): Record<string, unknown> => ({
-    [path(name, 'status')]: 'failed',
-    ...(codes === undefined ? {} : { [path(name, 'errorCode')]: { $in: codes } }),
+    [collectionPath(name, 'status')]: 'failed',
+    ...(codes === undefined ? {} : { [collectionPath(name, 'errorCode')]: { $in: codes } }),
   });
   const filter = { ...(ids === undefined ? {} : { _id: { $in: ids } }), $or: collections.map(failedIn) };
 
@@ -222,8 +220,8 @@ export async function requeueFailed(model: ToolModelType, options: RequeueOption
         const change = afterRequeue({ status: statuses[name], lastSyncedAt: state?.lastSyncedAt ?? null, retryCount: state?.retryCount ?? 0 });
         if (change === null) continue;
         next[name] = change.status;
-        set[path(name, 'status')] = change.status;
-        set[path(name, 'retryCount')] = change.retryCount;
+        set[collectionPath(name, 'status')] = change.status;
+        set[collectionPath(name, 'retryCount')] = change.retryCount;
       }
       const count = Object.keys(set).length / 2;
       if (count === 0) return 0;
@@ -257,9 +255,9 @@ export async function reconcileSyncState(model: ToolModelType, id: Types.ObjectI
       const change = afterContentChange({ status: statuses[name], lastSyncedAt: state?.lastSyncedAt ?? null, retryCount: state?.retryCount ?? 0 });
       next[name] = change.status;
       Object.assign(set, {
-        [path(name, 'status')]: change.status,
-        [path(name, 'retryCount')]: change.retryCount,
-        [path(name, 'contentHash')]: hashes[name],
+        [collectionPath(name, 'status')]: change.status,
+        [collectionPath(name, 'retryCount')]: change.retryCount,
+        [collectionPath(name, 'contentHash')]: hashes[name],
       });
     }
     const overallStatus = aggregateSyncStatus(Object.values(next));

@@ -2,6 +2,7 @@ import { type DocumentType, type ReturnModelType } from '@typegoose/typegoose';
 import mongoose, { type Query, type Types } from 'mongoose';
 import { CONTENT_FIELDS } from '../sync/collection-fields.js';
 import { SYNC_COLLECTION_NAMES } from '../sync/vocabulary.js';
+import { collectionPath } from './collection-sync-status.js';
 import { SyncConflictError } from './errors.js';
 import { type Tool } from './tool.js';
 import { BUSINESS_FIELDS } from './tool-vocabulary.js';
@@ -62,7 +63,7 @@ function applyReplacement(doc: ToolDocument, replacement: UpdateDocument): void 
 function unchangedSince(raw: Raw, written: Set<string>): Record<string, unknown> {
   const where: Record<string, unknown> = {};
   const collections = (raw.syncMetadata as { collections?: Record<string, { status?: string }> } | undefined)?.collections;
-  for (const name of SYNC_COLLECTION_NAMES) where[`syncMetadata.collections.${name}.status`] = collections?.[name]?.status ?? null;
+  for (const name of SYNC_COLLECTION_NAMES) where[collectionPath(name, 'status')] = collections?.[name]?.status ?? null;
   for (const field of written) {
     if (BUSINESS.has(field)) where[field] = raw[field] ?? null;
   }

@@ -27,7 +27,7 @@ import { type Types } from 'mongoose';
 import { syncWritePathsPlugin } from './tool-write-paths.js';
 import { findNeedingSync, findRetryable, getSyncStats, type RetryableTool, type SyncStats } from './tool-queries.js';
 import { isSyncStatus, SYNC_COLLECTION_NAMES, type SyncErrorCode } from '../sync/vocabulary.js';
-import { defaultCollectionSyncStatus } from './collection-sync-status.js';
+import { collectionPath, defaultCollectionSyncStatus, type CollectionSyncStatus } from './collection-sync-status.js';
 import { defaultSyncMetadata, SyncMetadata } from './sync-metadata.js';
 import { required } from './validators.js';
 import { type ITool } from './types.js';
@@ -82,7 +82,7 @@ function markLegacyDefaultsModified(doc: DocumentType<Tool>): void {
   for (const name of SYNC_COLLECTION_NAMES) {
     const status = meta.collections[name];
     for (const key of COLLECTION_STATUS_KEYS) {
-      if (isDefaultIn(status, key)) doc.markModified(`syncMetadata.collections.${name}.${key}`);
+      if (isDefaultIn(status, key)) doc.markModified(collectionPath(name, key as keyof CollectionSyncStatus));
     }
   }
 }
@@ -114,7 +114,7 @@ function trackContentChanges(this: DocumentType<Tool>): void {
       state.retryCount = next.retryCount;
       state.contentHash = hashes[name];
       // Written even when unchanged: a concurrent `synced` must not survive new content.
-      this.markModified(`syncMetadata.collections.${name}.status`);
+      this.markModified(collectionPath(name, 'status'));
       contentChanged = true;
     }
   }
