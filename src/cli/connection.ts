@@ -6,6 +6,10 @@ export interface ConnectionOptions {
   uri?: string;
   /** Database to use when the URI names none (the embedded database always uses this one). */
   defaultDbName: string;
+  /** Use `defaultDbName` even when the URI names another database. */
+  forceDbName?: boolean;
+  /** Create the model's indexes. Off by default: on a production collection an index build is the operator's decision (`tool-sync indexes --apply`). */
+  ensureIndexes?: boolean;
 }
 
 export interface OpenDatabase {
@@ -18,10 +22,7 @@ function namesDatabase(uri: string): boolean {
   return path.replace(/^\//, '') !== '';
 }
 
-/**
- * Connects ToolModel's connection: `--uri`, else MONGODB_URI, else the embedded database of the
- * db module. Indexes are ensured before any command runs.
- */
+/** Connects ToolModel's connection: `--uri`, else MONGODB_URI, else the embedded database of the db module. */
 export async function openDatabase(options: ConnectionOptions): Promise<OpenDatabase> {
   const explicit = options.uri ?? process.env.MONGODB_URI;
   const embedded = explicit === undefined || explicit === '' ? await resolveDatabase() : undefined;
@@ -29,9 +30,11 @@ export async function openDatabase(options: ConnectionOptions): Promise<OpenData
   try {
     await mongoose.connect(uri, {
       serverSelectionTimeoutMS: 5_000,
-      ...(embedded !== undefined || !namesDatabase(uri) ? { dbName: options.defaultDbName } : {}),
+      autoIndex: false,
+      autoCreate: false,
+      ...(embedded !== undefined || options.forceDbName === true || !namesDatabase(uri) ? { dbName: options.defaultDbName } : {}),
     });
-    await ToolModel.init();
+    if (options.ensureIndexes === true) await ToolModel.createIndexes();
   } catch (error) {
     await mongoose.disconnect();
     await embedded?.stop();

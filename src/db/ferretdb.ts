@@ -135,6 +135,8 @@ export async function startFerretDb(binary: string): Promise<RunningFerretDb> {
     uri: `mongodb://127.0.0.1:${port}/`,
     async stop() {
       if (running()) {
+        // Unref'd while running; waiting for its exit must keep this process alive.
+        child.ref();
         child.stdin?.end();
         child.kill('SIGTERM');
         await exited;

@@ -2,12 +2,13 @@ import { type ReturnModelType } from '@typegoose/typegoose';
 import { type Types } from 'mongoose';
 import { classifySyncError, errorMessage, type SyncStage, SYNC_STAGES } from '../sync/error-classification.js';
 import { aggregateSyncStatus } from '../sync/status-order.js';
-import { CONTENT_FIELDS } from '../sync/collection-fields.js';
 import { computeContentHashes, type ToolContent } from '../sync/content-hash.js';
-import { afterContentChange, afterRequeue } from '../sync/transitions.js';
+import { reconcileHashes, type StoredCollectionState } from '../sync/reconcile.js';
+import { afterRequeue } from '../sync/transitions.js';
 import { SYNC_COLLECTION_NAMES, type SyncCollectionName, type SyncErrorCode, type SyncStatus } from '../sync/vocabulary.js';
 import { collectionPath, type CollectionSyncStatus } from './collection-sync-status.js';
 import { SyncArgumentError, SyncConflictError, ToolNotFoundError } from './errors.js';
+import { contentAsRead, reconciliationSet, statusesAsRead } from './sync-conditions.js';
 import { collectionName, collectionNames, contentHashArgument, errorCodes, toolObjectId } from './sync-arguments.js';
 import { type Tool } from './tool.js';
 import { truncateLastError } from './validators.js';
@@ -43,16 +44,6 @@ function statusesOf(stored: StoredSync): Record<SyncCollectionName, SyncStatus> 
   const statuses = {} as Record<SyncCollectionName, SyncStatus>;
   for (const name of SYNC_COLLECTION_NAMES) statuses[name] = stored.syncMetadata?.collections?.[name]?.status ?? 'pending';
   return statuses;
-}
-
-/**
- * The condition of every compare-and-swap here: the four statuses as they were read. The
- * overall status depends on nothing else, so a write that matches it stores a correct one.
- */
-function statusesFilter(statuses: Record<SyncCollectionName, SyncStatus>): Record<string, SyncStatus> {
-  const filter: Record<string, SyncStatus> = {};
-  for (const name of SYNC_COLLECTION_NAMES) filter[collectionPath(name, 'status')] = statuses[name];
-  return filter;
 }
 
 async function readSync(model: ToolModelType, id: Types.ObjectId): Promise<StoredSync> {
@@ -119,7 +110,7 @@ export async function markCollectionSynced(
     const statuses = statusesOf(stored);
     const overallStatus = aggregateSyncStatus(SYNC_COLLECTION_NAMES.map((name) => (name === collection ? 'synced' : statuses[name])));
     const result = await model.collection.updateOne(
-      { _id: id, ...statusesFilter(statuses), [collectionPath(collection, 'contentHash')]: contentHash },
+      { _id: id, ...statusesAsRead(statuses), [collectionPath(collection, 'contentHash')]: contentHash },
       {
         $set: {
           [collectionPath(collection, 'status')]: 'synced',
@@ -163,7 +154,7 @@ export async function markCollectionFailed(
     const overallStatus = aggregateSyncStatus(SYNC_COLLECTION_NAMES.map((name) => (name === collection ? 'failed' : statuses[name])));
     const now = new Date();
     const updated = await model.collection.findOneAndUpdate(
-      { _id: id, ...statusesFilter(statuses) },
+      { _id: id, ...statusesAsRead(statuses) },
       {
         $set: {
           [collectionPath(collection, 'status')]: 'failed',
@@ -227,7 +218,7 @@ export async function requeueFailed(model: ToolModelType, options: RequeueOption
       if (count === 0) return 0;
       set['syncMetadata.overallStatus'] = aggregateSyncStatus(Object.values(next));
       set['syncMetadata.updatedAt'] = new Date();
-      const result = await model.collection.updateOne({ _id: candidate._id, ...statusesFilter(statuses) }, { $set: set });
+      const result = await model.collection.updateOne({ _id: candidate._id, ...statusesAsRead(statuses) }, { $set: set });
       return result.matchedCount === 0 ? undefined : count;
     });
   }
@@ -246,25 +237,17 @@ export async function reconcileSyncState(model: ToolModelType, id: Types.ObjectI
     const stored = await model.collection.findOne({ _id: id }) as (StoredSync & ToolContent) | null;
     if (stored === null || !isComplete(stored)) return true;
     const statuses = statusesOf(stored);
-    const hashes = computeContentHashes(stored);
-    const set: Record<string, unknown> = {};
-    const next = { ...statuses };
+    const states = {} as Record<SyncCollectionName, StoredCollectionState>;
     for (const name of SYNC_COLLECTION_NAMES) {
       const state = stored.syncMetadata?.collections?.[name];
-      if (state?.contentHash === hashes[name]) continue;
-      const change = afterContentChange({ status: statuses[name], lastSyncedAt: state?.lastSyncedAt ?? null, retryCount: state?.retryCount ?? 0 });
-      next[name] = change.status;
-      Object.assign(set, {
-        [collectionPath(name, 'status')]: change.status,
-        [collectionPath(name, 'retryCount')]: change.retryCount,
-        [collectionPath(name, 'contentHash')]: hashes[name],
-      });
+      states[name] = { status: statuses[name], lastSyncedAt: state?.lastSyncedAt ?? null, retryCount: state?.retryCount ?? 0, contentHash: state?.contentHash ?? '' };
     }
+    const { changes, statuses: next } = reconcileHashes(states, computeContentHashes(stored));
+    const set = reconciliationSet(changes);
     const overallStatus = aggregateSyncStatus(Object.values(next));
     if (Object.keys(set).length === 0 && stored.syncMetadata?.overallStatus === overallStatus) return true;
-    const contentAsRead = Object.fromEntries(CONTENT_FIELDS.map((field) => [field, stored[field] ?? null]));
     const result = await model.collection.updateOne(
-      { _id: id, ...statusesFilter(statuses), ...contentAsRead },
+      { _id: id, ...statusesAsRead(statuses), ...contentAsRead(stored) },
       { $set: { ...set, 'syncMetadata.overallStatus': overallStatus, 'syncMetadata.updatedAt': new Date() } },
     );
     return result.matchedCount === 0 ? undefined : true;

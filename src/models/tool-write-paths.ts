@@ -1,9 +1,9 @@
 import { type DocumentType, type ReturnModelType } from '@typegoose/typegoose';
 import mongoose, { type Query, type Types } from 'mongoose';
 import { CONTENT_FIELDS } from '../sync/collection-fields.js';
-import { SYNC_COLLECTION_NAMES } from '../sync/vocabulary.js';
-import { collectionPath } from './collection-sync-status.js';
+import { SYNC_COLLECTION_NAMES, type SyncCollectionName, type SyncStatus } from '../sync/vocabulary.js';
 import { SyncConflictError } from './errors.js';
+import { statusesAsRead } from './sync-conditions.js';
 import { type Tool } from './tool.js';
 import { BUSINESS_FIELDS } from './tool-vocabulary.js';
 import { applyUpdate, fieldsWrittenBy, operatorsOf } from './update-operators.js';
@@ -61,9 +61,9 @@ function applyReplacement(doc: ToolDocument, replacement: UpdateDocument): void 
  * are still so.
  */
 function unchangedSince(raw: Raw, written: Set<string>): Record<string, unknown> {
-  const where: Record<string, unknown> = {};
-  const collections = (raw.syncMetadata as { collections?: Record<string, { status?: string }> } | undefined)?.collections;
-  for (const name of SYNC_COLLECTION_NAMES) where[collectionPath(name, 'status')] = collections?.[name]?.status ?? null;
+  const collections = (raw.syncMetadata as { collections?: Partial<Record<SyncCollectionName, { status?: SyncStatus }>> } | undefined)?.collections;
+  const statuses = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, collections?.[name]?.status ?? null])) as Record<SyncCollectionName, SyncStatus | null>;
+  const where: Record<string, unknown> = statusesAsRead(statuses);
   for (const field of written) {
     if (BUSINESS.has(field)) where[field] = raw[field] ?? null;
   }

@@ -1,0 +1,29 @@
+import Table from 'cli-table3';
+import { type SyncStats } from '../models/tool-queries.js';
+import { SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, SYNC_STATUSES } from '../sync/vocabulary.js';
+
+function age(ms: number | null): string {
+  if (ms === null) return 'none waiting';
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 120) return `${seconds}s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)}min`;
+  if (seconds < 172_800) return `${(seconds / 3600).toFixed(1)}h`;
+  return `${(seconds / 86_400).toFixed(1)}d`;
+}
+
+/** The dashboard: overall counts, collection × status, failures by error code, the oldest wait. */
+export function formatStatus(stats: SyncStats): string {
+  const overall = new Table({ head: ['tools', ...SYNC_STATUSES, 'total'], style: { head: [] } });
+  overall.push(['overall', ...SYNC_STATUSES.map((status) => stats.byOverallStatus[status]), stats.total]);
+  const grid = new Table({ head: ['collection', ...SYNC_STATUSES], style: { head: [] } });
+  for (const name of SYNC_COLLECTION_NAMES) grid.push([name, ...SYNC_STATUSES.map((status) => stats.byCollection[name][status])]);
+  const failures = new Table({ head: ['error code', 'failed collections'], style: { head: [] } });
+  for (const code of SYNC_ERROR_CODES) if (stats.failuresByErrorCode[code] > 0) failures.push([code, stats.failuresByErrorCode[code]]);
+  return [
+    overall.toString(),
+    grid.toString(),
+    failures.length > 0 ? failures.toString() : 'no failed collections',
+    `oldest pending or stale: ${age(stats.oldestPendingAgeMs)}`,
+    `legacy tools without sync metadata (counted as pending): ${stats.legacyWithoutMetadata}${stats.legacyWithoutMetadata > 0 ? ' — run `tool-sync backfill`' : ''}`,
+  ].join('\n');
+}
