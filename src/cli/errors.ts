@@ -19,7 +19,8 @@ export function describeFailure(error: unknown): string {
   if (error instanceof mongoose.mongo.MongoServerError && (error.code === 18 || error.codeName === 'AuthenticationFailed')) {
     return `authentication failed: ${error.message}`;
   }
-  if (error instanceof mongoose.mongo.MongoParseError) return `invalid connection string: ${error.message}`;
+  // The connection-string parser has a MongoParseError class of its own: matched by name.
+  if (error instanceof Error && error.name === 'MongoParseError') return `invalid connection string: ${error.message}`;
   if (error instanceof Error) return error.message;
   return String(error);
 }

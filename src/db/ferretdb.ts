@@ -97,10 +97,12 @@ export interface RunningFerretDb {
  * It runs under a small shell guard that stops it when this process's end of its stdin pipe
  * closes, so it dies with us even when we are killed with SIGKILL.
  */
-export async function startFerretDb(binary: string): Promise<RunningFerretDb> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'tool-sync-ferretdb-'));
-  await mkdir(join(dataDir, 'sqlite'));
-  const port = await freePort();
+export async function startFerretDb(binary: string, options: { dataDir?: string; port?: number } = {}): Promise<RunningFerretDb> {
+  // A folder the caller gives is the caller's: kept on stop, so a restart finds its data.
+  const ownsData = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'tool-sync-ferretdb-')));
+  await mkdir(join(dataDir, 'sqlite'), { recursive: true });
+  const port = options.port ?? (await freePort());
   const args = [
     '--handler=sqlite',
     `--sqlite-url=file:${join(dataDir, 'sqlite')}/`,
@@ -122,7 +124,7 @@ export async function startFerretDb(binary: string): Promise<RunningFerretDb> {
   while (!(await canConnect(port))) {
     if (!running() || Date.now() > deadline) {
       child.kill('SIGKILL');
-      await rm(dataDir, { recursive: true, force: true });
+      if (ownsData) await rm(dataDir, { recursive: true, force: true });
       throw new Error(`FerretDB did not start on 127.0.0.1:${port}: ${stderr.trim().slice(-1000) || 'no output'}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -141,7 +143,7 @@ export async function startFerretDb(binary: string): Promise<RunningFerretDb> {
         child.kill('SIGTERM');
         await exited;
       }
-      await rm(dataDir, { recursive: true, force: true });
+      if (ownsData) await rm(dataDir, { recursive: true, force: true });
     },
   };
 }

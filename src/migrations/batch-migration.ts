@@ -53,8 +53,25 @@ interface Checkpoint { _id: string; lastId: mongo.ObjectId; updatedAt: Date }
 const MAX_REPLANS = 5;
 
 /**
- * Streams the tools collection in `_id` order, in batches, planning each document and writing a
- * batch with one unordered bulk write. Each write is conditioned on what the plan read, so a
+ * Writes per bulk command. MongoDB takes thousands at once, but FerretDB's cost per operation
+ * grows with the size of the bulk (measured on v1.24/SQLite: 9 ms each in a bulk of 20, 59 ms each
+ * in a bulk of 70); a few more round trips cost MongoDB little.
+ */
+const WRITES_PER_BULK = 25;
+
+async function bulkUpdate(tools: mongo.Collection, writes: PlannedWrite[]): Promise<number> {
+  let matched = 0;
+  for (let i = 0; i < writes.length; i += WRITES_PER_BULK) {
+    const chunk = writes.slice(i, i + WRITES_PER_BULK);
+    const result = await tools.bulkWrite(chunk.map(({ filter, update }) => ({ updateOne: { filter, update } })), { ordered: false });
+    matched += result.matchedCount;
+  }
+  return matched;
+}
+
+/**
+ * Walks the tools collection in `_id` order, a batch at a time, planning each document and writing
+ * a batch with one unordered bulk write. Each write is conditioned on what the plan read, so a
  * concurrent edit is never overwritten: such a document is read and planned again. Memory holds
  * one batch. After each batch the last `_id` is checkpointed, so a run that is killed resumes
  * where it stopped; and because a plan for a document that needs nothing writes nothing, running
@@ -80,11 +97,8 @@ export async function runBatchMigration(model: ToolModelType, options: Migration
   const count = (outcome: string): void => { summary.outcomes[outcome] = (summary.outcomes[outcome] ?? 0) + 1; };
 
   options.progress?.start(await tools.countDocuments(filter));
-  const cursor = tools.find(filter, { sort: { _id: 1 }, batchSize: options.batchSize });
-  let batch: RawTool[] = [];
 
-  const flush = async (): Promise<void> => {
-    if (batch.length === 0) return;
+  const migrate = async (batch: RawTool[]): Promise<void> => {
     let pending = batch;
     /** Outcomes planned earlier for documents whose write may have landed before a re-read. */
     const earlier = new Map<string, string>();
@@ -99,11 +113,8 @@ export async function runBatchMigration(model: ToolModelType, options: Migration
         else writes.push({ doc, outcome: plan.outcome, write: plan.write });
       }
       if (writes.length === 0) break;
-      const result = await tools.bulkWrite(
-        writes.map(({ write }) => ({ updateOne: { filter: write.filter, update: write.update } })),
-        { ordered: false },
-      );
-      if (result.matchedCount === writes.length) {
+      const matched = await bulkUpdate(tools, writes.map(({ write }) => write));
+      if (matched === writes.length) {
         for (const { outcome } of writes) count(outcome);
         break;
       }
@@ -113,7 +124,7 @@ export async function runBatchMigration(model: ToolModelType, options: Migration
         for (const { doc } of writes) summary.failed.push({ id: String(doc._id), reason: 'kept changing during the migration; run it again' });
         break;
       }
-      summary.replanned += writes.length - result.matchedCount;
+      summary.replanned += writes.length - matched;
       for (const { doc, outcome } of writes) earlier.set(String(doc._id), outcome);
       pending = await tools.find({ _id: { $in: writes.map(({ doc }) => doc._id) } }).toArray();
     }
@@ -122,18 +133,20 @@ export async function runBatchMigration(model: ToolModelType, options: Migration
       await checkpoints.updateOne({ _id: options.name }, { $set: { lastId: last._id, updatedAt: new Date() } }, { upsert: true });
     }
     summary.scanned += batch.length;
-    batch = [];
     options.progress?.update(summary.scanned, summary);
   };
 
+  // Keyset pagination: each batch is its own query, read whole before anything is written. No
+  // cursor stays open across the writes (FerretDB's SQLite backend blocks writes behind one).
+  let after = checkpoint?.lastId;
   try {
-    for await (const doc of cursor) {
-      batch.push(doc);
-      if (batch.length >= options.batchSize) await flush();
+    for (;;) {
+      const batch = await tools.find(after === undefined ? {} : { _id: { $gt: after } }, { sort: { _id: 1 }, limit: options.batchSize }).toArray();
+      if (batch.length === 0) break;
+      await migrate(batch);
+      after = batch[batch.length - 1]?._id;
     }
-    await flush();
   } finally {
-    await cursor.close();
     options.progress?.stop();
   }
   if (!options.dryRun) await checkpoints.deleteOne({ _id: options.name });

@@ -33,8 +33,8 @@ export function declaredIndexes(model: ToolModelType): IndexSpec[] {
 
 export async function serverIndexes(model: ToolModelType): Promise<IndexSpec[]> {
   try {
-    const listed = await model.collection.listIndexes().toArray();
-    return listed.map((index) => ({ name: String(index.name), key: index.key as Record<string, mongoose.mongo.IndexDirection>, unique: index.unique === true }));
+    const listed = (await model.collection.listIndexes().toArray()) as { name?: string; key: Record<string, mongoose.mongo.IndexDirection>; unique?: boolean }[];
+    return listed.map((index) => ({ name: index.name ?? '', key: index.key, unique: index.unique === true }));
   } catch (error) {
     // No collection yet: no indexes.
     if (error instanceof mongoose.mongo.MongoServerError && (error.codeName === 'NamespaceNotFound' || error.code === 26)) return [];

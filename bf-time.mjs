@@ -1,0 +1,12 @@
+import { MongoClient } from 'mongodb';
+import { spawnSync } from 'node:child_process';
+const uri = process.argv[2];
+const c = await MongoClient.connect(uri);
+const coll = c.db('bf_time').collection('tools');
+await coll.deleteMany({});
+const { generateTools, seededRandom } = await import('/work/main/dist/cli/seed-data.js');
+const tools = generateTools(5000, seededRandom(1), 'x-');
+let t = Date.now(); await coll.insertMany(tools); console.log('insert 5000', Date.now() - t, 'ms');
+t = Date.now(); const r = spawnSync(process.execPath, ['/work/main/dist/cli/main.js', 'backfill', '--batch-size', '500', '--uri', uri + 'bf_time'], { encoding: 'utf8' }); console.log('backfill', Date.now() - t, 'ms', r.stdout.split('\n').slice(0,6).join(' | '), r.stderr.slice(-300));
+t = Date.now(); await coll.countDocuments({ 'syncMetadata.createdAt': { $exists: true } }); console.log('count dotted', Date.now() - t, 'ms');
+await c.db('bf_time').dropDatabase(); await c.close();

@@ -1,0 +1,204 @@
+import mongoose from 'mongoose';
+import { beforeEach, describe, expect, inject, it } from 'vitest';
+import { aggregateSyncStatus, computeContentHashes, SYNC_COLLECTION_NAMES, ToolModel, type ToolContent } from '../src/index.js';
+import { CHECKPOINT_COLLECTION } from '../src/migrations/batch-migration.js';
+import { generateTools, seededRandom } from '../src/cli/seed-data.js';
+import { hasStackTrace, runCli, startCli, uriWithDatabase } from './helpers/cli.js';
+import { useTestDatabase } from './helpers/database.js';
+
+const database = useTestDatabase(import.meta.url);
+const uri = (): string => uriWithDatabase(inject('mongoUri'), database.name);
+
+type Raw = Record<string, unknown> & { _id: mongoose.Types.ObjectId; id: string; syncMetadata?: Record<string, unknown> };
+const raw = (): mongoose.mongo.Collection => ToolModel.collection as unknown as mongoose.mongo.Collection;
+
+/** What the spec's backfill snippet writes, plus one collection the operator already synced. */
+function specShape(): Record<string, unknown> {
+  return {
+    overallStatus: 'pending',
+    collections: {
+      tools: { status: 'pending', retryCount: 0, vectorVersion: 0 },
+      functionality: { status: 'synced', retryCount: 0, vectorVersion: 4 },
+      usecases: { status: 'failed', retryCount: 3, vectorVersion: 1 },
+      interface: { status: 'pending', retryCount: 0, vectorVersion: 0 },
+    },
+    lastModifiedFields: [],
+    createdAt: new Date('2024-05-01T00:00:00Z'),
+    updatedAt: new Date('2024-05-01T00:00:00Z'),
+  };
+}
+
+async function insertLegacy(count: number, seed: number, partialEvery = 0): Promise<void> {
+  const tools = generateTools(count, seededRandom(seed), `l${seed}-`).map((tool, i) => ({
+    ...tool,
+    ...(partialEvery > 0 && i % partialEvery === 0 ? { syncMetadata: specShape() } : {}),
+  }));
+  for (let i = 0; i < tools.length; i += 5000) await raw().insertMany(tools.slice(i, i + 5000));
+}
+
+/** Every tool has complete, correct metadata; partial ones kept their statuses, counters and versions. */
+async function expectAllComplete(): Promise<void> {
+  for await (const found of raw().find({})) {
+    const doc = found as Raw;
+    const meta = doc.syncMetadata as { overallStatus: string; collections: Record<string, Record<string, unknown>>; lastModifiedFields: unknown; createdAt: unknown; updatedAt: unknown };
+    expect(meta, doc.id).toBeDefined();
+    expect(meta.lastModifiedFields).toEqual([]);
+    expect(meta.createdAt).toBeInstanceOf(Date);
+    expect(meta.updatedAt).toBeInstanceOf(Date);
+    const hashes = computeContentHashes(doc as ToolContent);
+    const partial = meta.createdAt instanceof Date && meta.createdAt.getTime() === Date.parse('2024-05-01T00:00:00Z');
+    for (const name of SYNC_COLLECTION_NAMES) {
+      const state = meta.collections[name] ?? {};
+      expect(Object.keys(state).sort(), `${doc.id} ${name}`).toEqual(['contentHash', 'errorCode', 'lastError', 'lastSyncAttemptAt', 'lastSyncedAt', 'retryCount', 'status', 'vectorVersion']);
+      expect(state.contentHash).toBe(hashes[name]);
+      const expected = partial ? (specShape().collections as Record<string, Record<string, unknown>>)[name] : { status: 'pending', retryCount: 0, vectorVersion: 0 };
+      expect({ status: state.status, retryCount: state.retryCount, vectorVersion: state.vectorVersion }).toEqual(expected);
+    }
+    expect(meta.overallStatus).toBe(aggregateSyncStatus(SYNC_COLLECTION_NAMES.map((name) => meta.collections[name]?.status as 'pending')));
+  }
+}
+
+const snapshot = async (): Promise<mongoose.mongo.Document[]> => raw().find({}).sort({ _id: 1 }).toArray();
+
+beforeEach(async () => {
+  await raw().deleteMany({});
+  await mongoose.connection.db?.collection(CHECKPOINT_COLLECTION).deleteMany({});
+});
+
+describe('tool-sync backfill', () => {
+  it('gives legacy and partial tools complete, correct metadata, and a second run changes nothing', async () => {
+    await insertLegacy(120, 1, 4);
+    const first = await runCli(['backfill', '--batch-size', '25', '--uri', uri()]);
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/scanned: +120/);
+    expect(first.stdout).toMatch(/updated: +90/);
+    expect(first.stdout).toMatch(/repaired: +30/);
+    expect(first.stdout).toMatch(/failed: +0/);
+    expect(first.stdout).toMatch(/elapsed: +[\d.]+s/);
+    await expectAllComplete();
+
+    const before = await snapshot();
+    const second = await runCli(['backfill', '--uri', uri()]);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toMatch(/already complete: +120/);
+    expect(second.stdout).not.toMatch(/updated|repaired/);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('--dry-run writes nothing and reports what it would change', async () => {
+    await insertLegacy(30, 2, 3);
+    const before = await snapshot();
+    const result = await runCli(['backfill', '--dry-run', '--uri', uri()]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('dry run: nothing was written');
+    expect(result.stdout).toMatch(/updated: +20/);
+    expect(result.stdout).toMatch(/repaired: +10/);
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it('reports invalid partial metadata as failed with its id and reason, and leaves it as it was', async () => {
+    await insertLegacy(5, 3);
+    await raw().insertOne({ _id: new mongoose.Types.ObjectId(), id: 'broken-meta', name: 'Broken', description: 'd', category: 'c', syncMetadata: { overallStatus: 'done', collections: { tools: { status: 'synced', retryCount: -2 } } } });
+    const before = await raw().findOne({ id: 'broken-meta' });
+    const result = await runCli(['backfill', '--uri', uri()]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toMatch(/failed: +1/);
+    expect(result.stdout).toMatch(/[0-9a-f]{24}: .*overallStatus.*done/);
+    expect(await raw().findOne({ id: 'broken-meta' })).toEqual(before);
+    expect(await raw().countDocuments({ syncMetadata: { $exists: false } })).toBe(0);
+  });
+
+  it('killed with SIGKILL mid-run and run again, leaves every tool complete and correct', { timeout: 180_000 }, async () => {
+    // Sized for FerretDB/SQLite too, where every conditional update scans the collection.
+    await insertLegacy(600, 4, 10);
+    const run = startCli(['backfill', '--batch-size', '20', '--uri', uri()]);
+    // Killed once a few batches are checkpointed: mid-run, with work done and work left.
+    const checkpoints = mongoose.connection.db?.collection<{ lastId: mongoose.Types.ObjectId }>(CHECKPOINT_COLLECTION);
+    const deadline = Date.now() + 60_000;
+    let done = 0;
+    while (done < 100 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      const checkpoint = await checkpoints?.findOne({});
+      done = checkpoint === null || checkpoint === undefined ? 0 : await raw().countDocuments({ _id: { $lte: checkpoint.lastId } });
+    }
+    run.child.kill('SIGKILL');
+    const killed = await run.done;
+    expect(killed.signal).toBe('SIGKILL');
+    const remaining = await raw().countDocuments({ syncMetadata: { $exists: false } });
+    expect(remaining, 'the kill came too late to test anything').toBeGreaterThan(0);
+
+    const rerun = await runCli(['backfill', '--batch-size', '100', '--uri', uri()]);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(rerun.stdout).toMatch(/resumed after _id [0-9a-f]{24}/);
+    expect(rerun.stdout).toMatch(/failed: +0/);
+    await expectAllComplete();
+    expect(await mongoose.connection.db?.collection(CHECKPOINT_COLLECTION).countDocuments()).toBe(0);
+  });
+
+  it('does not write over a concurrent edit of the same tool', async () => {
+    await insertLegacy(1, 5);
+    const doc = await raw().findOne({});
+    if (doc === null) throw new Error('no document');
+    const { backfillPlan } = await import('../src/migrations/backfill.js');
+    const plan = await backfillPlan(ToolModel)(doc, new Date());
+    await raw().updateOne({ _id: doc._id }, { $set: { name: 'Edited meanwhile' } });
+    if (plan.write === undefined) throw new Error('expected a write');
+    const result = await raw().updateOne(plan.write.filter, plan.write.update);
+    expect(result.matchedCount).toBe(0);
+    const rerun = await runCli(['backfill', '--uri', uri()]);
+    expect(rerun.code, rerun.stderr).toBe(0);
+    const after = await raw().findOne({ _id: doc._id });
+    expect(after?.name).toBe('Edited meanwhile');
+    await expectAllComplete();
+  });
+});
+
+describe('tool-sync rehash', () => {
+  it('flags the collections whose stored hash no longer describes the content; --dry-run writes nothing', async () => {
+    const [tool] = await ToolModel.insertMany(generateTools(3, seededRandom(6)).map((input) => new ToolModel(input)));
+    if (tool === undefined) throw new Error('no tool');
+    await ToolModel.markCollectionSynced(tool._id, 'usecases', { contentHash: tool.syncMetadata.collections.usecases.contentHash });
+    await ToolModel.markCollectionSynced(tool._id, 'tools', { contentHash: tool.syncMetadata.collections.tools.contentHash });
+    // An edit that went around the model (as when the embedding inputs change, every hash does).
+    await raw().updateOne({ _id: tool._id }, { $set: { useCases: [...tool.useCases, 'edited around the model'] } });
+    const before = await snapshot();
+    const dry = await runCli(['rehash', '--dry-run', '--uri', uri()]);
+    expect(dry.stdout).toMatch(/flagged: +1/);
+    expect(await snapshot()).toEqual(before);
+
+    const result = await runCli(['rehash', '--uri', uri()]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/flagged: +1/);
+    expect(result.stdout).toMatch(/unchanged: +2/);
+    const after = await ToolModel.findById(tool._id).orFail();
+    expect(after.syncMetadata.collections.usecases.status).toBe('stale');
+    expect(after.syncMetadata.collections.usecases.contentHash).toBe(computeContentHashes(after).usecases);
+    expect(after.syncMetadata.collections.tools.status).toBe('synced');
+    expect(after.syncMetadata.overallStatus).toBe(aggregateSyncStatus(SYNC_COLLECTION_NAMES.map((name) => after.syncMetadata.collections[name].status)));
+    expect((await runCli(['rehash', '--uri', uri()])).stdout).toMatch(/unchanged: +3/);
+  });
+});
+
+describe('errors are one line, never a stack trace', () => {
+  it.each([
+    [['backfill', '--batch-size', '0'], /batch-size.*expected a whole number from 1/],
+    [['requeue', '--collection', 'vectors'], /vectors.*Allowed choices are tools, functionality, usecases, interface/],
+    [['status', '--uri', 'mongodb://127.0.0.1:1/nothing-here'], /tool-sync: cannot reach the database server/],
+    [['status', '--uri', 'not-a-uri'], /tool-sync: invalid connection string/],
+    [['nonsense'], /unknown command 'nonsense'/],
+  ])('%j', async (args, message) => {
+    const result = await runCli(args);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(message);
+    expect(hasStackTrace(result.stderr + result.stdout)).toBe(false);
+  });
+
+  it.each(['backfill', 'rehash', 'indexes', 'requeue', 'status', 'seed', 'demo'])('%s --help', async (command) => {
+    const result = await runCli([command, '--help']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain(`Usage: tool-sync ${command}`);
+    expect(result.stdout).toContain('--uri');
+  });
+});
+
+export {};
