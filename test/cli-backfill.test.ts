@@ -10,7 +10,7 @@ const database = useTestDatabase(import.meta.url);
 const uri = (): string => uriWithDatabase(inject('mongoUri'), database.name);
 
 type Raw = Record<string, unknown> & { _id: mongoose.Types.ObjectId; id: string; syncMetadata?: Record<string, unknown> };
-const raw = (): mongoose.mongo.Collection => ToolModel.collection as unknown as mongoose.mongo.Collection;
+const raw = (): mongoose.mongo.Collection => ToolModel.collection;
 
 /** What the spec's backfill snippet writes, plus one collection the operator already synced. */
 function specShape(): Record<string, unknown> {

@@ -1,0 +1,141 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import mongoose from 'mongoose';
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { ferretDbBinaryPath, startFerretDb } from '../src/db/index.js';
+import { computeContentHashes, SYNC_COLLECTION_NAMES, ToolModel, type SyncStats } from '../src/index.js';
+import { generateTools, seededRandom } from '../src/cli/seed-data.js';
+import { hasStackTrace, runCli, startCli, uriWithDatabase } from './helpers/cli.js';
+import { useTestDatabase } from './helpers/database.js';
+
+const database = useTestDatabase(import.meta.url);
+const uri = (): string => uriWithDatabase(inject('mongoUri'), database.name);
+
+describe('tool-sync indexes', () => {
+  it('detects a dropped index, and --apply restores it without dropping anything', async () => {
+    await ToolModel.init();
+    await ToolModel.collection.dropIndex('sync_usecases_status_idx');
+    await ToolModel.collection.createIndex({ category: 1 }, { name: 'by_category' });
+
+    const check = await runCli(['indexes', '--uri', uri()]);
+    expect(check.code).toBe(2);
+    expect(check.stdout).toMatch(/MISSING +sync_usecases_status_idx \{"syncMetadata\.collections\.usecases\.status":1\}/);
+    expect(check.stdout).toMatch(/extra +by_category/);
+    expect(check.stdout).toMatch(/ok +tool_id_unique \{"id":1\} unique/);
+
+    const apply = await runCli(['indexes', '--apply', '--uri', uri()]);
+    expect(apply.code, apply.stderr).toBe(0);
+    expect(apply.stdout).toContain('created sync_usecases_status_idx');
+    const names = (await ToolModel.collection.listIndexes().toArray()).map((index) => index.name as string);
+    expect(names).toContain('sync_usecases_status_idx');
+    expect(names).toContain('by_category');
+
+    const again = await runCli(['indexes', '--uri', uri()]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).not.toContain('MISSING');
+  });
+});
+
+describe('tool-sync seed, status and requeue', () => {
+  it('seeds realistic tools through the model, shows where sync stands, and requeues failures', async () => {
+    await ToolModel.deleteMany({});
+    const seeded = await runCli(['seed', '--count', '30', '--seed', '7', '--uri', uri()]);
+    expect(seeded.code, seeded.stderr).toBe(0);
+    const tools = await ToolModel.find({}).sort({ _id: 1 });
+    expect(tools).toHaveLength(30);
+    expect(new Set(tools.map((tool) => tool.category)).size).toBeGreaterThan(3);
+    for (const tool of tools) expect(tool.syncMetadata.collections.tools.contentHash).toBe(computeContentHashes(tool).tools);
+
+    const [first, second, third] = tools;
+    if (first === undefined || second === undefined || third === undefined) throw new Error('seed made too few tools');
+    for (const name of SYNC_COLLECTION_NAMES) await ToolModel.markCollectionSynced(first._id, name, { contentHash: first.syncMetadata.collections[name].contentHash });
+    await ToolModel.markCollectionFailed(second._id, 'tools', Object.assign(new Error('429'), { status: 429 }), 'embedding');
+    await ToolModel.markCollectionFailed(third._id, 'usecases', new Error('bad'), 'validation');
+    await ToolModel.collection.insertOne({ id: 'legacy-status', name: 'Legacy', description: 'd', category: 'c' });
+
+    const json = await runCli(['status', '--json', '--uri', uri()]);
+    expect(json.code, json.stderr).toBe(0);
+    const printed = JSON.parse(json.stdout) as SyncStats;
+    const actual = await ToolModel.getSyncStats();
+    expect({ ...printed, oldestPendingAgeMs: 0 }).toEqual({ ...actual, oldestPendingAgeMs: 0 });
+    expect(printed.total).toBe(await ToolModel.countDocuments());
+    expect(printed.byOverallStatus.synced).toBe(await ToolModel.countDocuments({ 'syncMetadata.overallStatus': 'synced' }));
+    expect(printed.byOverallStatus.failed).toBe(2);
+    expect(printed.legacyWithoutMetadata).toBe(1);
+    expect(printed.failuresByErrorCode).toMatchObject({ EMBEDDING_RATE_LIMIT: 1, VALIDATION_ERROR: 1 });
+
+    const table = await runCli(['status', '--uri', uri()]);
+    expect(table.stdout).toMatch(/overall .*1 .*28 .*2 .*0 .*31/);
+    expect(table.stdout).toContain('EMBEDDING_RATE_LIMIT');
+    expect(table.stdout).toContain('legacy tools without sync metadata (counted as pending): 1');
+
+    const onlyRateLimits = await runCli(['requeue', '--error-code', 'EMBEDDING_RATE_LIMIT', '--uri', uri()]);
+    expect(onlyRateLimits.stdout).toContain('requeued 1 failed collection');
+    const rest = await runCli(['requeue', '--collection', 'usecases', '--uri', uri()]);
+    expect(rest.stdout).toContain('requeued 1 failed collection');
+    expect(await ToolModel.countDocuments({ 'syncMetadata.overallStatus': 'failed' })).toBe(0);
+  });
+});
+
+describe('tool-sync demo, the main job', () => {
+  it('runs every phase and ends with every recoverable tool synced', { timeout: 120_000 }, async () => {
+    const result = await runCli(['demo', '--uri', inject('mongoUri')]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('SIMULATION');
+    for (const phase of ['phase 1', 'phase 2', 'phase 3', 'phase 4', 'phase 5', 'phase 6', 'final']) expect(result.stdout).toContain(`== ${phase}`);
+    const demo = mongoose.connection.useDb('tool_sync_demo', { useCache: false });
+    try {
+      const stats = await demo.collection('tools').aggregate<{ _id: string; n: number }>([{ $group: { _id: '$syncMetadata.overallStatus', n: { $sum: 1 } } }]).toArray();
+      const counts = Object.fromEntries(stats.map((group) => [group._id, group.n]));
+      expect(counts).toEqual({ synced: 59, failed: 1 });
+      const failed = await demo.collection('tools').findOne({ 'syncMetadata.overallStatus': 'failed' });
+      expect(failed?.syncMetadata.collections.tools.errorCode).toBe('VALIDATION_ERROR');
+    } finally {
+      await demo.dropDatabase();
+    }
+  });
+});
+
+describe('a server that goes away mid-backfill', () => {
+  const available = existsSync(ferretDbBinaryPath());
+  if (!available) console.log(`[skip reason] this test restarts a FerretDB of its own and needs ${ferretDbBinaryPath()}; run \`npm run db:prepare\`.`);
+  let dataDir = '';
+  afterAll(async () => { if (dataDir !== '') await rm(dataDir, { recursive: true, force: true }); });
+
+  it.runIf(available)('gives a clear one-line error, and a re-run finishes the job', { timeout: 180_000 }, async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'tool-sync-away-'));
+    let server = await startFerretDb(ferretDbBinaryPath(), { dataDir });
+    const port = Number(new URL(server.uri).port);
+    const target = uriWithDatabase(server.uri, 'away');
+    const connection = await mongoose.createConnection(target).asPromise();
+    await connection.collection('tools').insertMany(generateTools(400, seededRandom(9), 'away-'));
+    await connection.close();
+
+    const run = startCli(['backfill', '--batch-size', '20', '--uri', target]);
+    const deadline = Date.now() + 60_000;
+    while (!/scanned|updated/.test(run.output()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await server.stop();
+    const failed = await run.done;
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(/^tool-sync: (cannot reach the database server|.*(ECONNREFUSED|closed|connection))/m);
+    expect(hasStackTrace(failed.stderr)).toBe(false);
+
+    server = await startFerretDb(ferretDbBinaryPath(), { dataDir, port });
+    try {
+      const rerun = await runCli(['backfill', '--uri', target]);
+      expect(rerun.code, rerun.stderr).toBe(0);
+      const check = await mongoose.createConnection(target).asPromise();
+      try {
+        expect(await check.collection('tools').countDocuments({ syncMetadata: { $exists: false } })).toBe(0);
+        expect(await check.collection('tools').countDocuments({})).toBe(400);
+      } finally {
+        await check.close();
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+});
