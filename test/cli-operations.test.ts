@@ -28,7 +28,7 @@ describe('tool-sync indexes', () => {
     const apply = await runCli(['indexes', '--apply', '--uri', uri()]);
     expect(apply.code, apply.stderr).toBe(0);
     expect(apply.stdout).toContain('created sync_usecases_status_idx');
-    const names = (await ToolModel.collection.listIndexes().toArray()).map((index) => index.name as string);
+    const names = ((await ToolModel.collection.listIndexes().toArray()) as { name: string }[]).map((index) => index.name);
     expect(names).toContain('sync_usecases_status_idx');
     expect(names).toContain('by_category');
 
@@ -90,7 +90,7 @@ describe('tool-sync demo, the main job', () => {
       const stats = await demo.collection('tools').aggregate<{ _id: string; n: number }>([{ $group: { _id: '$syncMetadata.overallStatus', n: { $sum: 1 } } }]).toArray();
       const counts = Object.fromEntries(stats.map((group) => [group._id, group.n]));
       expect(counts).toEqual({ synced: 59, failed: 1 });
-      const failed = await demo.collection('tools').findOne({ 'syncMetadata.overallStatus': 'failed' });
+      const failed = (await demo.collection('tools').findOne({ 'syncMetadata.overallStatus': 'failed' })) as { syncMetadata: { collections: { tools: { errorCode: string } } } } | null;
       expect(failed?.syncMetadata.collections.tools.errorCode).toBe('VALIDATION_ERROR');
     } finally {
       await demo.dropDatabase();
