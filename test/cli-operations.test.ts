@@ -11,6 +11,12 @@ import { hasStackTrace, runCli, startCli, uriWithDatabase } from './helpers/cli.
 import { useTestDatabase } from './helpers/database.js';
 
 const database = useTestDatabase(import.meta.url);
+
+/** The authentication and server-restart tests start FerretDB servers of their own. */
+const ferretDbBuilt = existsSync(ferretDbBinaryPath());
+if (!ferretDbBuilt) {
+  console.log(`[skip reason] the authentication and server-restart tests start FerretDB servers of their own and need ${ferretDbBinaryPath()}; run \`npm run db:prepare\`.`);
+}
 const uri = (): string => uriWithDatabase(inject('mongoUri'), database.name);
 
 describe('tool-sync indexes', () => {
@@ -98,13 +104,31 @@ describe('tool-sync demo, the main job', () => {
   });
 });
 
+describe('an authentication failure', () => {
+  it.runIf(ferretDbBuilt)('is one line naming it, and the right password works', { timeout: 60_000 }, async () => {
+    const credentials = ['--test-enable-new-auth', '--setup-database=admin', '--setup-username=operator', '--setup-password=right-password'];
+    const server = await startFerretDb(ferretDbBinaryPath(), { extraArgs: credentials });
+    try {
+      const base = server.uri.replace('mongodb://', '');
+      const wrong = await runCli(['status', '--uri', `mongodb://operator:wrong-password@${base}tools?authSource=admin`]);
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr).toMatch(/^tool-sync: authentication failed/m);
+      expect(wrong.stderr).not.toContain('wrong-password');
+      expect(hasStackTrace(wrong.stderr)).toBe(false);
+      const right = await runCli(['status', '--json', '--uri', `mongodb://operator:right-password@${base}tools?authSource=admin`]);
+      expect(right.code, right.stderr).toBe(0);
+      expect(right.stderr).toContain('operator:***@');
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('a server that goes away mid-backfill', () => {
-  const available = existsSync(ferretDbBinaryPath());
-  if (!available) console.log(`[skip reason] this test restarts a FerretDB of its own and needs ${ferretDbBinaryPath()}; run \`npm run db:prepare\`.`);
   let dataDir = '';
   afterAll(async () => { if (dataDir !== '') await rm(dataDir, { recursive: true, force: true }); });
 
-  it.runIf(available)('gives a clear one-line error, and a re-run finishes the job', { timeout: 180_000 }, async () => {
+  it.runIf(ferretDbBuilt)('gives a clear one-line error, and a re-run finishes the job', { timeout: 180_000 }, async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'tool-sync-away-'));
     let server = await startFerretDb(ferretDbBinaryPath(), { dataDir });
     const port = Number(new URL(server.uri).port);

@@ -97,7 +97,10 @@ export interface RunningFerretDb {
  * It runs under a small shell guard that stops it when this process's end of its stdin pipe
  * closes, so it dies with us even when we are killed with SIGKILL.
  */
-export async function startFerretDb(binary: string, options: { dataDir?: string; port?: number } = {}): Promise<RunningFerretDb> {
+export async function startFerretDb(
+  binary: string,
+  options: { dataDir?: string; port?: number; extraArgs?: string[] } = {},
+): Promise<RunningFerretDb> {
   // A folder the caller gives is the caller's: kept on stop, so a restart finds its data.
   const ownsData = options.dataDir === undefined;
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'tool-sync-ferretdb-')));
@@ -111,6 +114,7 @@ export async function startFerretDb(binary: string, options: { dataDir?: string;
     '--debug-addr=-',
     `--state-dir=${dataDir}`,
     '--log-level=error',
+    ...(options.extraArgs ?? []),
   ];
   const child: ChildProcess = spawn('sh', ['-c', GUARD_SCRIPT, 'ferretdb-guard', binary, ...args], {
     stdio: ['pipe', 'ignore', 'pipe'],
