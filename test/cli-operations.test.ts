@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,19 @@ if (!ferretDbBuilt) {
   console.log(`[skip reason] the authentication and server-restart tests start FerretDB servers of their own and need ${ferretDbBinaryPath()}; run \`npm run db:prepare\`.`);
 }
 const uri = (): string => uriWithDatabase(inject('mongoUri'), database.name);
+
+describe('the bin', () => {
+  it('runs as `npx tool-sync`, as the README says', async () => {
+    const result = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      const child = spawn('npx', ['--no-install', 'tool-sync', '--help'], { cwd: new URL('..', import.meta.url).pathname });
+      let stdout = '';
+      child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+      child.once('close', (code) => { resolve({ code, stdout }); });
+    });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('Usage: tool-sync');
+  });
+});
 
 describe('tool-sync indexes', () => {
   it('detects a dropped index, and --apply restores it without dropping anything', async () => {
