@@ -5,6 +5,7 @@ import { CHECKPOINT_COLLECTION } from '../src/migrations/batch-migration.js';
 import { generateTools, seededRandom } from '../src/cli/seed-data.js';
 import { hasStackTrace, runCli, startCli, uriWithDatabase } from './helpers/cli.js';
 import { useTestDatabase } from './helpers/database.js';
+import { specBackfillShape } from './helpers/legacy.js';
 
 const database = useTestDatabase(import.meta.url);
 const uri = (): string => uriWithDatabase(inject('mongoUri'), database.name);
@@ -12,21 +13,8 @@ const uri = (): string => uriWithDatabase(inject('mongoUri'), database.name);
 type Raw = Record<string, unknown> & { _id: mongoose.Types.ObjectId; id: string; syncMetadata?: Record<string, unknown> };
 const raw = (): mongoose.mongo.Collection => ToolModel.collection;
 
-/** What the spec's backfill snippet writes, plus one collection the operator already synced. */
-function specShape(): Record<string, unknown> {
-  return {
-    overallStatus: 'pending',
-    collections: {
-      tools: { status: 'pending', retryCount: 0, vectorVersion: 0 },
-      functionality: { status: 'synced', retryCount: 0, vectorVersion: 4 },
-      usecases: { status: 'failed', retryCount: 3, vectorVersion: 1 },
-      interface: { status: 'pending', retryCount: 0, vectorVersion: 0 },
-    },
-    lastModifiedFields: [],
-    createdAt: new Date('2024-05-01T00:00:00Z'),
-    updatedAt: new Date('2024-05-01T00:00:00Z'),
-  };
-}
+const PARTIAL_AT = new Date('2024-05-01T00:00:00Z');
+const specShape = (): Record<string, unknown> => specBackfillShape(PARTIAL_AT);
 
 async function insertLegacy(count: number, seed: number, partialEvery = 0): Promise<void> {
   const tools = generateTools(count, seededRandom(seed), `l${seed}-`).map((tool, i) => ({
@@ -46,7 +34,7 @@ async function expectAllComplete(): Promise<void> {
     expect(meta.createdAt).toBeInstanceOf(Date);
     expect(meta.updatedAt).toBeInstanceOf(Date);
     const hashes = computeContentHashes(doc as ToolContent);
-    const partial = meta.createdAt instanceof Date && meta.createdAt.getTime() === Date.parse('2024-05-01T00:00:00Z');
+    const partial = meta.createdAt instanceof Date && meta.createdAt.getTime() === PARTIAL_AT.getTime();
     for (const name of SYNC_COLLECTION_NAMES) {
       const state = meta.collections[name] ?? {};
       expect(Object.keys(state).sort(), `${doc.id} ${name}`).toEqual(['contentHash', 'errorCode', 'lastError', 'lastSyncAttemptAt', 'lastSyncedAt', 'retryCount', 'status', 'vectorVersion']);

@@ -9,6 +9,7 @@ import {
   type ITool,
   type SyncStage,
 } from '../src/index.js';
+import { seededRandom } from '../src/cli/seed-data.js';
 import { useTestDatabase } from './helpers/database.js';
 import { createSyncedTool } from './helpers/sync.js';
 import { toolInput } from './helpers/tools.js';
@@ -21,18 +22,6 @@ const OPERATIONS = 240;
 const WAVE = 24;
 const CONNECTIONS = 4;
 const ROUNDS = Number(process.env.ROUNDS ?? 10);
-
-/** A small seeded generator, so that a failing round can be replayed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Models = (typeof ToolModel)[];
 let connections: mongoose.Connection[] = [];
@@ -123,7 +112,8 @@ interface Ledger {
 }
 
 async function runRound(seed: number): Promise<void> {
-  const next = random(seed);
+  // Seeded, so that a failing round can be replayed.
+  const next = seededRandom(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)] as T;
   await ToolModel.deleteMany({});
   const tools: Awaited<ReturnType<typeof createSyncedTool>>[] = [];

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { computeContentHashes, SYNC_COLLECTION_NAMES, ToolModel } from '../src/index.js';
 import { useTestDatabase } from './helpers/database.js';
+import { specBackfillShape as specShapeAt } from './helpers/legacy.js';
 import { insertRaw, rawTool } from './helpers/tools.js';
 
 useTestDatabase(import.meta.url);
@@ -16,19 +17,7 @@ const legacy = {
   interface: ['cli'],
 };
 
-/** The shape the specification's backfill snippet writes: statuses and counters, nothing else. */
-const specBackfillShape = {
-  overallStatus: 'pending',
-  collections: {
-    tools: { status: 'pending', retryCount: 0, vectorVersion: 0 },
-    functionality: { status: 'synced', retryCount: 0, vectorVersion: 3 },
-    usecases: { status: 'failed', retryCount: 2, vectorVersion: 1 },
-    interface: { status: 'pending', retryCount: 0, vectorVersion: 0 },
-  },
-  lastModifiedFields: [],
-  createdAt: new Date('2024-01-01T00:00:00Z'),
-  updatedAt: new Date('2024-01-01T00:00:00Z'),
-};
+const specBackfillShape = specShapeAt();
 
 interface StoredMeta { syncMetadata: { overallStatus: string; createdAt: unknown; updatedAt: unknown; collections: Record<string, Record<string, unknown>> } }
 
