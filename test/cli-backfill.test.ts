@@ -1,9 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import mongoose from 'mongoose';
 import { beforeEach, describe, expect, inject, it } from 'vitest';
 import { aggregateSyncStatus, computeContentHashes, SYNC_COLLECTION_NAMES, ToolModel, type ToolContent } from '../src/index.js';
 import { CHECKPOINT_COLLECTION } from '../src/migrations/batch-migration.js';
 import { generateTools, seededRandom } from '../src/cli/seed-data.js';
-import { hasStackTrace, runCli, startCli, uriWithDatabase } from './helpers/cli.js';
+import { CLI_PATH, hasStackTrace, runCli, startCli, uriWithDatabase } from './helpers/cli.js';
 import { useTestDatabase } from './helpers/database.js';
 import { specBackfillShape } from './helpers/legacy.js';
 
@@ -63,6 +64,9 @@ describe('tool-sync backfill', () => {
     expect(first.stdout).toMatch(/repaired: +30/);
     expect(first.stdout).toMatch(/failed: +0/);
     expect(first.stdout).toMatch(/elapsed: +[\d.]+s/);
+    // Without a terminal: plain progress lines.
+    expect(first.stderr).toContain('backfill: 120 documents to scan');
+    expect(first.stderr).toMatch(/backfill: 120\/120 scanned \(\d+\/s, ETA \d+s, 0 failed\)/);
     await expectAllComplete();
 
     const before = await snapshot();
@@ -137,6 +141,20 @@ describe('tool-sync backfill', () => {
     expect(rerun.code, rerun.stderr).toBe(0);
     const after = await raw().findOne({ _id: doc._id });
     expect(after?.name).toBe('Edited meanwhile');
+    await expectAllComplete();
+  });
+});
+
+describe('progress on a terminal', () => {
+  const hasScript = spawnSync('script', ['--version']).status === 0;
+  if (!hasScript) console.log('[skip reason] the terminal progress bar test runs the CLI under `script` (util-linux) for a pseudo-terminal, and there is no `script` here.');
+
+  it.runIf(hasScript)('is a bar with count, rate and ETA', async () => {
+    await insertLegacy(60, 8);
+    const command = [process.execPath, CLI_PATH, 'backfill', '--batch-size', '20', '--uri', uri()].map((part) => `'${part}'`).join(' ');
+    const result = spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', timeout: 120_000 });
+    expect(result.status, result.stdout).toBe(0);
+    expect(result.stdout).toMatch(/backfill \[[█░]+\] 60\/60 \| \d+\/s \| ETA/);
     await expectAllComplete();
   });
 });

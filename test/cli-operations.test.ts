@@ -33,6 +33,15 @@ describe('the bin', () => {
   });
 });
 
+describe('the connection', () => {
+  it('comes from MONGODB_URI when there is no --uri', async () => {
+    const result = await runCli(['status', '--json'], { MONGODB_URI: uri() });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain(`database: ${uri()}, database ${database.name}`);
+    expect((JSON.parse(result.stdout) as SyncStats).total).toBe(await ToolModel.countDocuments());
+  });
+});
+
 describe('tool-sync indexes', () => {
   it('detects a dropped index, and --apply restores it without dropping anything', async () => {
     await ToolModel.init();

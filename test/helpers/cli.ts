@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 
 export interface CliResult { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
-const CLI = new URL('../../dist/cli/main.js', import.meta.url).pathname;
+export const CLI_PATH = new URL('../../dist/cli/main.js', import.meta.url).pathname;
 
 /** A URI naming `dbName` on the server of `uri`. */
 export function uriWithDatabase(uri: string, dbName: string): string {
@@ -11,7 +11,7 @@ export function uriWithDatabase(uri: string, dbName: string): string {
 
 /** Starts `tool-sync` (the built bin) as a child process. */
 export function startCli(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI_PATH, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
