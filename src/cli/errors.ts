@@ -1,13 +1,7 @@
 import mongoose from 'mongoose';
 
-/** A mistake in what the user asked for: shown as one line, never as a stack trace. */
-export class UserError extends Error {
-  override name = 'UserError';
-}
-
 /** One line that names the problem, for any error a command can end with. */
 export function describeFailure(error: unknown): string {
-  if (error instanceof UserError) return error.message;
   if (error instanceof mongoose.Error.ValidationError) return `invalid data: ${error.message}`;
   if (
     error instanceof mongoose.Error.MongooseServerSelectionError ||

@@ -1,11 +1,11 @@
 import { type ReturnModelType } from '@typegoose/typegoose';
 import { collectionPath } from '../models/collection-sync-status.js';
-import { contentAsRead, reconciliationSet, statusesAsRead } from '../models/sync-conditions.js';
+import { contentAsRead, hasCompleteSyncMetadata, reconciliationSet, statusesAsRead } from '../models/sync-conditions.js';
 import { type Tool } from '../models/tool.js';
 import { computeContentHashes, type ToolContent } from '../sync/content-hash.js';
 import { reconcileHashes, type StoredCollectionState } from '../sync/reconcile.js';
 import { aggregateSyncStatus } from '../sync/status-order.js';
-import { isSyncStatus, SYNC_COLLECTION_NAMES, type SyncCollectionName } from '../sync/vocabulary.js';
+import { SYNC_COLLECTION_NAMES, type SyncCollectionName } from '../sync/vocabulary.js';
 import { type BatchOptions } from './backfill.js';
 import { runBatchMigration, type MigrationSummary, type Plan, type RawTool } from './batch-migration.js';
 
@@ -13,19 +13,19 @@ type ToolModelType = ReturnModelType<typeof Tool>;
 
 export const REHASH_OUTCOMES = { flagged: 'flagged', unchanged: 'unchanged', needsBackfill: 'needs backfill first' } as const;
 
-type StoredStates = Partial<Record<SyncCollectionName, Partial<StoredCollectionState>>>;
-
 /**
  * Recomputes a tool's hashes under the current field lists and hashing scheme; each collection
  * whose hash changed goes through `afterContentChange` (`synced` → `stale`). Tools without complete
  * metadata are left to `backfill`.
  */
 export function rehashPlan(doc: RawTool, now: Date): Plan {
-  const meta = doc.syncMetadata as { collections?: StoredStates } | undefined;
+  if (!hasCompleteSyncMetadata(doc)) return { outcome: REHASH_OUTCOMES.needsBackfill };
+  // Complete means a status and a hash in each collection; the rest may still be missing.
+  type Stored = Pick<StoredCollectionState, 'status' | 'contentHash'> & Partial<StoredCollectionState>;
+  const collections = (doc.syncMetadata as { collections: Record<SyncCollectionName, Stored> }).collections;
   const states = {} as Record<SyncCollectionName, StoredCollectionState>;
   for (const name of SYNC_COLLECTION_NAMES) {
-    const state = meta?.collections?.[name];
-    if (!isSyncStatus(state?.status) || typeof state.contentHash !== 'string' || state.contentHash === '') return { outcome: REHASH_OUTCOMES.needsBackfill };
+    const state = collections[name];
     states[name] = { status: state.status, lastSyncedAt: state.lastSyncedAt ?? null, retryCount: state.retryCount ?? 0, contentHash: state.contentHash };
   }
   const { changes, statuses } = reconcileHashes(states, computeContentHashes(doc as ToolContent));

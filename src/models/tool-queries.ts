@@ -3,6 +3,7 @@ import { type Types } from 'mongoose';
 import { retryDelayMs, RETRY_POLICY } from '../sync/backoff.js';
 import { isSyncStatus, SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, SYNC_STATUSES, type SyncCollectionName, type SyncErrorCode, type SyncStatus } from '../sync/vocabulary.js';
 import { collectionPath } from './collection-sync-status.js';
+import { lacksContentHash } from './sync-conditions.js';
 import { collectionNames, dateArgument, integerInRange } from './sync-arguments.js';
 import { type Tool } from './tool.js';
 
@@ -22,7 +23,7 @@ function limitArgument(value: unknown, fallback: number): number {
 /** Completes legacy documents before a worker sees them, so they carry real content hashes. */
 async function completeLegacy(docs: ToolDocument[]): Promise<ToolDocument[]> {
   for (const doc of docs) {
-    if (SYNC_COLLECTION_NAMES.some((name) => doc.syncMetadata.collections[name].contentHash === '')) await doc.save();
+    if (lacksContentHash(doc.syncMetadata.collections)) await doc.save();
   }
   return docs;
 }

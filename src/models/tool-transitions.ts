@@ -8,7 +8,7 @@ import { afterRequeue } from '../sync/transitions.js';
 import { SYNC_COLLECTION_NAMES, type SyncCollectionName, type SyncErrorCode, type SyncStatus } from '../sync/vocabulary.js';
 import { collectionPath, type CollectionSyncStatus } from './collection-sync-status.js';
 import { SyncArgumentError, SyncConflictError, ToolNotFoundError } from './errors.js';
-import { contentAsRead, reconciliationSet, statusesAsRead } from './sync-conditions.js';
+import { contentAsRead, hasCompleteSyncMetadata, reconciliationSet, statusesAsRead } from './sync-conditions.js';
 import { collectionName, collectionNames, contentHashArgument, errorCodes, toolObjectId } from './sync-arguments.js';
 import { type Tool } from './tool.js';
 import { truncateLastError } from './validators.js';
@@ -31,15 +31,6 @@ interface StoredSync {
 }
 
 
-/** True when every collection has a status and a real hash: safe to transition atomically. */
-function isComplete(stored: StoredSync): boolean {
-  const collections = stored.syncMetadata?.collections;
-  return SYNC_COLLECTION_NAMES.every((name) => {
-    const state = collections?.[name];
-    return typeof state?.status === 'string' && typeof state.contentHash === 'string' && state.contentHash !== '';
-  });
-}
-
 function statusesOf(stored: StoredSync): Record<SyncCollectionName, SyncStatus> {
   const statuses = {} as Record<SyncCollectionName, SyncStatus>;
   for (const name of SYNC_COLLECTION_NAMES) statuses[name] = stored.syncMetadata?.collections?.[name]?.status ?? 'pending';
@@ -58,7 +49,7 @@ async function readSync(model: ToolModelType, id: Types.ObjectId): Promise<Store
  */
 async function readCompleteSync(model: ToolModelType, id: Types.ObjectId): Promise<StoredSync> {
   const stored = await readSync(model, id);
-  if (isComplete(stored)) return stored;
+  if (hasCompleteSyncMetadata(stored)) return stored;
   const doc = await model.findById(id);
   if (doc === null) throw new ToolNotFoundError(id.toHexString());
   await doc.save();
@@ -235,7 +226,7 @@ export async function requeueFailed(model: ToolModelType, options: RequeueOption
 export async function reconcileSyncState(model: ToolModelType, id: Types.ObjectId): Promise<void> {
   await withRetries(`reconcileSyncState(${id.toHexString()})`, async () => {
     const stored = await model.collection.findOne({ _id: id }) as (StoredSync & ToolContent) | null;
-    if (stored === null || !isComplete(stored)) return true;
+    if (stored === null || !hasCompleteSyncMetadata(stored)) return true;
     const statuses = statusesOf(stored);
     const states = {} as Record<SyncCollectionName, StoredCollectionState>;
     for (const name of SYNC_COLLECTION_NAMES) {

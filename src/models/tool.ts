@@ -10,10 +10,10 @@ import {
   type DocumentType,
   type ReturnModelType,
 } from '@typegoose/typegoose';
+import { CONTENT_FIELDS } from '../sync/collection-fields.js';
 import { computeContentHashes } from '../sync/content-hash.js';
 import { aggregateSyncStatus } from '../sync/status-order.js';
 import { afterContentChange } from '../sync/transitions.js';
-import { type SyncCollectionName } from '../sync/vocabulary.js';
 import { type SyncStage } from '../sync/error-classification.js';
 import {
   markCollectionFailed,
@@ -26,9 +26,10 @@ import {
 import { type Types } from 'mongoose';
 import { syncWritePathsPlugin } from './tool-write-paths.js';
 import { findNeedingSync, findRetryable, getSyncStats, type RetryableTool, type SyncStats } from './tool-queries.js';
-import { isSyncStatus, SYNC_COLLECTION_NAMES, type SyncErrorCode } from '../sync/vocabulary.js';
+import { isSyncStatus, SYNC_COLLECTION_NAMES, type SyncCollectionName, type SyncErrorCode } from '../sync/vocabulary.js';
 import { collectionPath, defaultCollectionSyncStatus, type CollectionSyncStatus } from './collection-sync-status.js';
 import { defaultSyncMetadata, SyncMetadata } from './sync-metadata.js';
+import { lacksContentHash } from './sync-conditions.js';
 import { required } from './validators.js';
 import { type ITool } from './types.js';
 import { BUSINESS_FIELDS, KEBAB_CASE, PRICING_MODELS, TOOL_LIMITS, type PricingModel } from './tool-vocabulary.js';
@@ -64,6 +65,7 @@ function eachItem(check: (item: string) => boolean, rule: string) {
   };
 }
 
+const CONTENT_FIELD_SET = new Set<string>(CONTENT_FIELDS);
 const METADATA_KEYS = Object.keys(defaultSyncMetadata()).filter((key) => key !== 'collections');
 const COLLECTION_STATUS_KEYS = Object.keys(defaultCollectionSyncStatus());
 
@@ -88,6 +90,31 @@ function markLegacyDefaultsModified(doc: DocumentType<Tool>): void {
 }
 
 /**
+ * Stores the hashes of the document's content: a new or legacy tool just takes them; a collection
+ * whose hash changed goes through `afterContentChange`. Returns whether any collection did.
+ */
+function storeNewHashes(doc: DocumentType<Tool>): boolean {
+  const hashes = computeContentHashes(doc);
+  const collections = doc.syncMetadata.collections;
+  let changed = false;
+  for (const name of SYNC_COLLECTION_NAMES) {
+    const state = collections[name];
+    if (doc.isNew || state.contentHash === '') {
+      state.contentHash = hashes[name];
+    } else if (state.contentHash !== hashes[name]) {
+      const next = afterContentChange(state);
+      state.status = next.status;
+      state.retryCount = next.retryCount;
+      state.contentHash = hashes[name];
+      // Written even when unchanged: a concurrent `synced` must not survive new content.
+      doc.markModified(collectionPath(name, 'status'));
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+/**
  * Keeps sync metadata true on the document write paths (save, create, insertMany, which all
  * validate). A new tool stores its real hashes; a document written before this package is
  * completed; and when content changes, each collection whose hash changed goes through
@@ -96,34 +123,20 @@ function markLegacyDefaultsModified(doc: DocumentType<Tool>): void {
 function trackContentChanges(this: DocumentType<Tool>): void {
   const meta = this.syncMetadata;
   const collections = meta.collections;
-  const legacy = !this.isNew && SYNC_COLLECTION_NAMES.some((name) => collections[name].contentHash === '');
+  const legacy = !this.isNew && lacksContentHash(collections);
   const changedFields = this.isNew ? [] : BUSINESS_FIELDS.filter((field) => this.isModified(field));
   if (!this.isNew && !legacy && changedFields.length === 0) return;
 
   if (legacy) markLegacyDefaultsModified(this);
-  const hashes = computeContentHashes(this);
-  const now = new Date();
-  let contentChanged = false;
-  for (const name of SYNC_COLLECTION_NAMES) {
-    const state = collections[name];
-    if (this.isNew || state.contentHash === '') {
-      state.contentHash = hashes[name];
-    } else if (state.contentHash !== hashes[name]) {
-      const next = afterContentChange(state);
-      state.status = next.status;
-      state.retryCount = next.retryCount;
-      state.contentHash = hashes[name];
-      // Written even when unchanged: a concurrent `synced` must not survive new content.
-      this.markModified(collectionPath(name, 'status'));
-      contentChanged = true;
-    }
-  }
+  // Hashing is for content: a save that changed only `url` or `id` has nothing to hash.
+  const hashed = this.isNew || legacy || changedFields.some((field) => CONTENT_FIELD_SET.has(field));
+  const contentChanged = hashed && storeNewHashes(this);
   const statuses = SYNC_COLLECTION_NAMES.map((name) => collections[name].status);
   // An invalid status is for validation to reject with a clear message, not to aggregate.
   if ([...statuses, meta.overallStatus].every(isSyncStatus)) meta.overallStatus = aggregateSyncStatus(statuses);
   if (this.isNew) return;
   meta.lastModifiedFields = changedFields;
-  meta.updatedAt = now;
+  meta.updatedAt = new Date();
   this.$locals.syncContentChanged = contentChanged;
 }
 
