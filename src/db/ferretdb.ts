@@ -73,9 +73,9 @@ async function freePort(): Promise<number> {
   });
 }
 
-function canConnect(port: number): Promise<boolean> {
+function canConnect(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = tcpConnect({ port, host: '127.0.0.1' });
+    const socket = tcpConnect({ port, host });
     socket.once('connect', () => { socket.destroy(); resolve(true); });
     socket.once('error', () => { socket.destroy(); resolve(false); });
   });
@@ -87,28 +87,42 @@ function canConnect(port: number): Promise<boolean> {
  */
 const GUARD_SCRIPT = 'exec 3<&0; ( cat <&3 >/dev/null; kill "$$" 2>/dev/null ) & exec "$@" 3<&-';
 
+/** Whether a PostgreSQL server answers at the URL's host and port (nothing more is checked). */
+export async function postgresqlReachable(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return canConnect(port === '' ? 5432 : Number(port), hostname === '' ? '127.0.0.1' : hostname);
+}
+
 export interface RunningFerretDb {
   uri: string;
   stop(): Promise<void>;
 }
 
+export interface FerretDbOptions {
+  /** SQLite's folder (a fresh temporary one by default). */
+  dataDir?: string;
+  port?: number;
+  /** Use this PostgreSQL database as the backend instead of SQLite. */
+  postgresqlUrl?: string;
+  extraArgs?: string[];
+}
+
 /**
- * Starts FerretDB on 127.0.0.1 on a free port, SQLite backend in a fresh temporary folder.
- * It runs under a small shell guard that stops it when this process's end of its stdin pipe
- * closes, so it dies with us even when we are killed with SIGKILL.
+ * Starts FerretDB on 127.0.0.1 on a free port, SQLite backend in a fresh temporary folder
+ * unless `postgresqlUrl` is given. It runs under a small shell guard that stops it when this
+ * process's end of its stdin pipe closes, so it dies with us even when we are killed with SIGKILL.
  */
-export async function startFerretDb(
-  binary: string,
-  options: { dataDir?: string; port?: number; extraArgs?: string[] } = {},
-): Promise<RunningFerretDb> {
+export async function startFerretDb(binary: string, options: FerretDbOptions = {}): Promise<RunningFerretDb> {
   // A folder the caller gives is the caller's: kept on stop, so a restart finds its data.
   const ownsData = options.dataDir === undefined;
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'tool-sync-ferretdb-')));
   await mkdir(join(dataDir, 'sqlite'), { recursive: true });
   const port = options.port ?? (await freePort());
+  const backend = options.postgresqlUrl === undefined
+    ? ['--handler=sqlite', `--sqlite-url=file:${join(dataDir, 'sqlite')}/`]
+    : ['--handler=postgresql', `--postgresql-url=${options.postgresqlUrl}`];
   const args = [
-    '--handler=sqlite',
-    `--sqlite-url=file:${join(dataDir, 'sqlite')}/`,
+    ...backend,
     `--listen-addr=127.0.0.1:${port}`,
     '--telemetry=disable',
     '--debug-addr=-',

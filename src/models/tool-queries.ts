@@ -106,32 +106,41 @@ function zeroes<K extends string>(keys: readonly K[]): Record<K, number> {
   return Object.fromEntries(keys.map((key) => [key, 0])) as Record<K, number>;
 }
 
-async function countBy(model: ToolModelType, field: string, match: Record<string, unknown> = {}): Promise<Map<unknown, number>> {
-  const groups = await model.aggregate<{ _id: unknown; n: number }>([
-    { $match: match },
-    { $group: { _id: `$${field}`, n: { $sum: 1 } } },
-  ]);
-  return new Map(groups.map((group) => [group._id, group.n]));
+/** The group key of one tool: its overall status and each collection's status and error code. */
+type StateGroup = { _id: Record<string, unknown>; n: number };
+
+const errorCodeKey = (name: SyncCollectionName): string => `${name}ErrorCode`;
+
+/**
+ * Tools counted by their whole sync state in one pass over the collection (the distinct states
+ * are few), instead of one `$group` per field: FerretDB has no index to help any of them.
+ */
+function countStates(model: ToolModelType): Promise<StateGroup[]> {
+  const key: Record<string, string> = { overall: '$syncMetadata.overallStatus' };
+  for (const name of SYNC_COLLECTION_NAMES) {
+    key[name] = `$${statusPath(name)}`;
+    key[errorCodeKey(name)] = `$${collectionPath(name, 'errorCode')}`;
+  }
+  return model.aggregate<StateGroup>([{ $group: { _id: key, n: { $sum: 1 } } }]);
 }
+
+const asStatus = (value: unknown): SyncStatus => (isSyncStatus(value) ? value : 'pending');
 
 /** Where sync stands: the dashboard's numbers. Legacy documents count as pending, never left out. */
 export async function getSyncStats(model: ToolModelType, options: { now?: unknown } = {}): Promise<SyncStats> {
   const now = options.now === undefined ? new Date() : dateArgument(options.now, 'now');
   const byOverallStatus = zeroes(SYNC_STATUSES);
-  let total = 0;
-  for (const [status, n] of await countBy(model, 'syncMetadata.overallStatus')) {
-    byOverallStatus[isSyncStatus(status) ? status : 'pending'] += n;
-    total += n;
-  }
-  const byCollection = {} as Record<SyncCollectionName, Record<SyncStatus, number>>;
+  const byCollection = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, zeroes(SYNC_STATUSES)])) as Record<SyncCollectionName, Record<SyncStatus, number>>;
   const failuresByErrorCode = zeroes(SYNC_ERROR_CODES);
-  for (const name of SYNC_COLLECTION_NAMES) {
-    const counts = zeroes(SYNC_STATUSES);
-    for (const [status, n] of await countBy(model, statusPath(name))) {
-      counts[isSyncStatus(status) ? status : 'pending'] += n;
-    }
-    byCollection[name] = counts;
-    for (const [code, n] of await countBy(model, collectionPath(name, 'errorCode'), { [statusPath(name)]: 'failed' })) {
+  let total = 0;
+  for (const { _id: state, n } of await countStates(model)) {
+    total += n;
+    byOverallStatus[asStatus(state.overall)] += n;
+    for (const name of SYNC_COLLECTION_NAMES) {
+      const status = asStatus(state[name]);
+      byCollection[name][status] += n;
+      if (status !== 'failed') continue;
+      const code = state[errorCodeKey(name)];
       failuresByErrorCode[(SYNC_ERROR_CODES as readonly unknown[]).includes(code) ? (code as SyncErrorCode) : 'UNKNOWN'] += n;
     }
   }

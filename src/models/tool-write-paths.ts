@@ -1,5 +1,5 @@
 import { type DocumentType, type ReturnModelType } from '@typegoose/typegoose';
-import mongoose, { type Query, type Types } from 'mongoose';
+import mongoose, { type Query, Types } from 'mongoose';
 import { CONTENT_FIELDS } from '../sync/collection-fields.js';
 import { SYNC_COLLECTION_NAMES, type SyncCollectionName, type SyncStatus } from '../sync/vocabulary.js';
 import { SyncConflictError } from './errors.js';
@@ -72,6 +72,22 @@ function unchangedSince(raw: Raw, written: Set<string>): Record<string, unknown>
 
 interface Outcome { before: Raw; after: ToolDocument; modified: boolean }
 
+/** The `_id` a filter names by plain equality (`{ _id: x, … }`), if it names one. */
+function namedId(filter: Record<string, unknown>): Types.ObjectId | undefined {
+  const value = filter._id;
+  if (value instanceof Types.ObjectId) return value;
+  return typeof value === 'string' && Types.ObjectId.isValid(value) && value.length === 24 ? new Types.ObjectId(value) : undefined;
+}
+
+/**
+ * The filter narrowed to one document, keeping `_id` a top-level equality: FerretDB pushes only
+ * that down to its SQL backend and decodes the whole collection for anything else (`$and` too).
+ */
+function narrowedTo(filter: Record<string, unknown>, id: Types.ObjectId): Record<string, unknown> {
+  if (!('_id' in filter) || namedId(filter)?.equals(id) === true) return { ...filter, _id: id };
+  return { $and: [filter, { _id: id }] };
+}
+
 /** One document through the document path, retried while concurrent writes invalidate it. */
 async function writeOne(
   model: ToolModelType,
@@ -83,7 +99,7 @@ async function writeOne(
 ): Promise<Outcome | undefined> {
   const written = isReplacement(op) ? new Set<string>(BUSINESS_FIELDS) : fieldsWrittenBy(update);
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
-    const raw = await model.findOne({ $and: [filter, { _id: id }] }).lean<Raw>();
+    const raw = await model.findOne(narrowedTo(filter, id)).lean<Raw>();
     if (raw === null) return undefined;
     const doc = model.hydrate(raw);
     if (isReplacement(op)) applyReplacement(doc, update);
@@ -121,6 +137,9 @@ async function upsert(model: ToolModelType, filter: Record<string, unknown>, upd
 }
 
 async function matchingIds(model: ToolModelType, op: WriteOperation, filter: Record<string, unknown>, options: WriteOptions): Promise<Types.ObjectId[]> {
+  // A filter naming its `_id` can only match that document; the read in writeOne checks the rest.
+  const named = namedId(filter);
+  if (named !== undefined) return [named];
   if (op === 'updateMany') return (await model.find(filter, { _id: 1 }).lean<{ _id: Types.ObjectId }[]>()).map((doc) => doc._id);
   const first = await model.findOne(filter, { _id: 1 }, { sort: options.sort }).lean<{ _id: Types.ObjectId }>();
   return first === null ? [] : [first._id];
