@@ -1,0 +1,17 @@
+import mongoose, { type mongo } from 'mongoose';
+import { ToolModel } from '../src/models/tool.js';
+
+/** Drops a collection that may not exist (a drop, not a delete: FerretDB deletes one by one). */
+export async function dropIfExists(collection: mongo.Collection): Promise<void> {
+  await collection.drop().catch((error: unknown) => {
+    if (!(error instanceof mongoose.mongo.MongoServerError && error.codeName === 'NamespaceNotFound')) throw error;
+  });
+}
+
+/** Empties a collection and gives it the indexes the Tool model declares. */
+export async function recreateWithToolIndexes(collection: mongo.Collection): Promise<void> {
+  await dropIfExists(collection);
+  for (const [fields, options] of ToolModel.schema.indexes()) {
+    await collection.createIndex(fields as mongo.IndexSpecification, options as mongo.CreateIndexesOptions);
+  }
+}

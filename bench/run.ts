@@ -1,0 +1,150 @@
+/**
+ * `npm run bench`: what the sync layer costs against the raw driver, side by side in one run,
+ * on the server the tests resolve (MONGODB_URI, else mongodb-memory-server, else FerretDB).
+ * Prints a table and writes bench/results.json.
+ */
+import 'reflect-metadata';
+import { Command, Option } from 'commander';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, freemem, release, totalmem, type } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import mongoose from 'mongoose';
+import { DEFAULT_POSTGRESQL_URL, postgresqlReachable, redactUri, resolveDatabase, type ResolvedDatabase } from '../src/db/index.js';
+import { benchBackfill } from './backfill.js';
+import { loadDataset } from './dataset.js';
+import { benchHashing } from './hashing.js';
+import { benchQueries } from './queries.js';
+import { engineBoundFigures, markdownTable, renderTable, tableRows, TARGETS, type Results } from './report.js';
+import { benchWritePath } from './write-path.js';
+
+const SECTIONS = ['hashing', 'write', 'backfill', 'queries'] as const;
+type Section = (typeof SECTIONS)[number];
+
+const SIZES = {
+  default: { writes: 10_000, backfill: 100_000, queries: [10_000, 100_000] },
+  large: { writes: 10_000, backfill: 1_000_000, queries: [10_000, 100_000, 1_000_000] },
+};
+
+/**
+ * Time budgets, per side of a comparison. They bind only on a slow engine (FerretDB); there the
+ * figure covers what was done within the budget and says so.
+ */
+const BUDGETS = {
+  default: { contentUpdatesMs: 90_000, backfillMs: 150_000, query: { minSamples: 3, maxSamples: 30, budgetMs: 10_000 } },
+  large: { contentUpdatesMs: 900_000, backfillMs: 3_600_000, query: { minSamples: 3, maxSamples: 30, budgetMs: 60_000 } },
+};
+
+interface Flags { large?: boolean; data: string; out: string; only: Section[]; dbName: string }
+
+const log = (line: string): void => { process.stderr.write(`[bench] ${line}\n`); };
+
+/** FerretDB's SQLite backend rewrites by scanning (O(n) per write); PostgreSQL is used when it answers. */
+async function resolveForBench(): Promise<ResolvedDatabase> {
+  const postgresqlUrl = process.env.TOOL_SYNC_POSTGRESQL_URL ?? DEFAULT_POSTGRESQL_URL;
+  const choose = process.env.TOOL_SYNC_FERRETDB_BACKEND === undefined && (await postgresqlReachable(postgresqlUrl));
+  return resolveDatabase({ log, ...(choose ? { ferretDbBackend: 'postgresql' as const } : {}) });
+}
+
+function machine(): Record<string, unknown> {
+  const cores = cpus();
+  return {
+    cpu: cores[0]?.model ?? 'unknown',
+    cores: cores.length,
+    memoryGb: Number((totalmem() / 2 ** 30).toFixed(1)),
+    freeMemoryGb: Number((freemem() / 2 ** 30).toFixed(1)),
+    os: `${type()} ${release()}`,
+    node: process.version,
+  };
+}
+
+async function main(flags: Flags): Promise<void> {
+  const sizes = flags.large === true ? SIZES.large : SIZES.default;
+  const budgets = flags.large === true ? BUDGETS.large : BUDGETS.default;
+  const dataset = loadDataset(resolve(flags.data));
+  log(`dataset: ${dataset.tools.length.toLocaleString('en-US')} tools from ${dataset.source}`);
+  const database = await resolveForBench();
+  const startedAt = new Date();
+  const results: Results = {};
+  try {
+    await mongoose.connect(database.uri, { dbName: flags.dbName, autoIndex: false, autoCreate: false, monitorCommands: true });
+    await mongoose.connection.dropDatabase();
+    const run = async <T>(section: Section, label: string, body: () => Promise<T>): Promise<T | undefined> => {
+      if (!flags.only.includes(section)) return undefined;
+      log(`${label}…`);
+      const started = Date.now();
+      const value = await body();
+      log(`${label}: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      return value;
+    };
+    results.hashing = await run('hashing', 'hashing', () => benchHashing(dataset.tools));
+    results.writePath = await run('write', `write path (${sizes.writes.toLocaleString('en-US')} tools)`, () =>
+      benchWritePath(dataset.tools.slice(0, sizes.writes), budgets.contentUpdatesMs));
+    results.backfill = await run('backfill', `backfill (${sizes.backfill.toLocaleString('en-US')} legacy documents)`, () =>
+      benchBackfill(dataset, { uri: database.uri, dbName: flags.dbName }, { documents: sizes.backfill, batchSize: 1000, budgetMs: budgets.backfillMs }));
+    results.queries = await run('queries', 'worker and dashboard queries', () =>
+      benchQueries(dataset, sizes.queries, budgets.query, (tools) => { log(`  queries at ${tools.toLocaleString('en-US')} tools`); }));
+    await mongoose.connection.dropDatabase();
+  } finally {
+    await mongoose.disconnect();
+    await database.stop();
+  }
+
+  const isMongoDb = database.engine.name === 'MongoDB';
+  const rows = tableRows(results, { isMongoDb });
+  const engineBound = isMongoDb ? [] : engineBoundFigures(results, database.ferretDbBackend);
+  const engine = {
+    name: database.engine.name,
+    version: database.engine.version,
+    source: database.source,
+    ...(database.ferretDbBackend === undefined ? {} : { backend: database.ferretDbBackend }),
+    ...(database.source === 'MONGODB_URI' ? { uri: redactUri(database.uri) } : {}),
+  };
+  const report = {
+    command: `npm run bench${flags.large === true ? ' -- --large' : ''}`,
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    engine,
+    machine: machine(),
+    dataset: { source: dataset.source, tools: dataset.tools.length },
+    sizes,
+    budgets,
+    targets: TARGETS,
+    results,
+    engineBound,
+    table: rows,
+  };
+  await mkdir(dirname(resolve(flags.out)), { recursive: true });
+  await writeFile(resolve(flags.out), `${JSON.stringify(report, null, 2)}\n`);
+  await writeFile(resolve(flags.out).replace(/\.json$/, '.md'), `${markdownTable(rows)}\n`);
+
+  const backend = database.ferretDbBackend === undefined ? '' : `, ${database.ferretDbBackend} backend`;
+  process.stdout.write(`\n${engine.name} ${engine.version} (${engine.source}${backend}) · ${String(machine().cpu)} × ${cpus().length} · Node ${process.version}\n`);
+  process.stdout.write(`${renderTable(rows)}\n`);
+  if (engineBound.length > 0) {
+    process.stdout.write(`\nBound by the engine on ${engine.name}, not by this package:\n`);
+    for (const { figure, reason } of engineBound) process.stdout.write(`- ${figure}: ${reason}\n`);
+  }
+  process.stdout.write(`\nwritten: ${flags.out}\n`);
+}
+
+const program = new Command('bench')
+  .description('Measures the sync layer against the raw MongoDB driver, side by side')
+  .addOption(new Option('--large', 'backfill 1,000,000 documents and query up to 1,000,000 tools'))
+  .addOption(new Option('--data <file>', 'legacy tools as JSON lines (realistic text)').default('../shared/data/tools-npm.jsonl'))
+  .addOption(new Option('--out <file>', 'where the results go (and a Markdown table beside it)').default('bench/results.json'))
+  .addOption(new Option('--only <sections>', `comma-separated: ${SECTIONS.join(', ')}`)
+    .default([...SECTIONS])
+    .argParser((value): Section[] => value.split(',').map((name) => {
+      const section = name.trim();
+      if (!(SECTIONS as readonly string[]).includes(section)) throw new Error(`--only: unknown section "${section}"; choose from ${SECTIONS.join(', ')}`);
+      return section as Section;
+    })))
+  .addOption(new Option('--db-name <name>', 'database to use (it is emptied)').default('tool_sync_bench'))
+  .action(main);
+
+try {
+  await program.parseAsync();
+} catch (error) {
+  process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+}
