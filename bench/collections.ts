@@ -1,4 +1,5 @@
 import mongoose, { type mongo } from 'mongoose';
+import { declaredIndexes } from '../src/migrations/index-check.js';
 import { ToolModel } from '../src/models/tool.js';
 
 /** Drops a collection that may not exist (a drop, not a delete: FerretDB deletes one by one). */
@@ -11,7 +12,7 @@ export async function dropIfExists(collection: mongo.Collection): Promise<void> 
 /** Empties a collection and gives it the indexes the Tool model declares. */
 export async function recreateWithToolIndexes(collection: mongo.Collection): Promise<void> {
   await dropIfExists(collection);
-  for (const [fields, options] of ToolModel.schema.indexes()) {
-    await collection.createIndex(fields as mongo.IndexSpecification, options as mongo.CreateIndexesOptions);
+  for (const { name, key, unique } of declaredIndexes(ToolModel)) {
+    if (name !== '_id_') await collection.createIndex(key, { name, unique });
   }
 }

@@ -19,20 +19,25 @@ export function loadDataset(path: string, fallbackCount = 10_000): Dataset {
     return { source: `generated (seed 1; ${path} not found)`, tools: generateTools(fallbackCount, seededRandom(1)) };
   }
   const lines = readFileSync(path, 'utf8').split('\n').filter((line) => line.trim() !== '');
-  return { source: path, tools: lines.map((line) => JSON.parse(line) as SeedTool) };
+  const tools = lines.map((line) => JSON.parse(line) as SeedTool);
+  const clash = tools.find((tool) => COPY_SUFFIX.test(tool.id));
+  if (clash !== undefined) throw new Error(`${path}: id "${clash.id}" ends like the benchmark's copies (-copyN); ids would collide`);
+  return { source: path, tools };
 }
+
+const COPY_SUFFIX = /-copy\d+$/;
 
 /**
  * The `index`-th tool of an endless sequence over the dataset: copy k of a tool gets the id
- * suffix `-k` (ids stay unique and kebab-case), the text stays real.
+ * suffix `-copyk` (ids stay unique and kebab-case), the text stays real.
  */
 export function toolAt(dataset: Dataset, index: number): SeedTool {
   const base = dataset.tools[index % dataset.tools.length];
   if (base === undefined) throw new Error('the benchmark dataset is empty');
   const copy = Math.floor(index / dataset.tools.length);
   if (copy === 0) return { ...base };
-  const id = `${base.id.slice(0, 90)}-${copy}`;
-  return { ...base, id, url: `${base.url}-${copy}` };
+  const id = `${base.id.slice(0, 88)}-copy${copy}`;
+  return { ...base, id, url: `${base.url}-copy${copy}` };
 }
 
 export function toolsAt(dataset: Dataset, from: number, count: number): SeedTool[] {

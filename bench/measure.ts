@@ -34,7 +34,7 @@ export function round(value: number, digits = 3): number {
   return Number(value.toFixed(digits));
 }
 
-export async function timed<T>(run: () => Promise<T>): Promise<{ ms: number; value: T }> {
+export async function timed<T>(run: () => T | Promise<T>): Promise<{ ms: number; value: T }> {
   const started = performance.now();
   const value = await run();
   return { ms: performance.now() - started, value };

@@ -36,7 +36,7 @@ async function growTo(dataset: Dataset, from: number, count: number, now: Date):
     for (const [offset, tool] of toolsAt(dataset, start, Math.min(BUILD_CHUNK, count - start)).entries()) {
       const doc = new ToolModel(tool);
       await doc.validate();
-      const plain: Record<string, unknown> = { ...doc.toObject() };
+      const plain = doc.toObject<Record<string, unknown>>();
       applySyncStateMix(plain, start + offset, now);
       docs.push(plain);
     }
@@ -64,7 +64,7 @@ export async function benchQueries(
   }
   await ToolModel.collection.drop();
   const growth = measured.slice(1).map((size, index) => {
-    const previous = measured[index] as QuerySize;
+    const previous = measured[index] ?? size;
     const factor = {} as Record<QueryName, number>;
     for (const name of QUERY_NAMES) factor[name] = round(size.latency[name].medianMs / previous.latency[name].medianMs, 2);
     return { from: previous.tools, to: size.tools, factor };

@@ -107,7 +107,7 @@ function zeroes<K extends string>(keys: readonly K[]): Record<K, number> {
 }
 
 /** The group key of one tool: its overall status and each collection's status and error code. */
-type StateGroup = { _id: Record<string, unknown>; n: number };
+interface StateGroup { _id: Record<string, unknown>; n: number }
 
 const errorCodeKey = (name: SyncCollectionName): string => `${name}ErrorCode`;
 

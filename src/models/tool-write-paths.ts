@@ -1,9 +1,10 @@
 import { type DocumentType, type ReturnModelType } from '@typegoose/typegoose';
 import mongoose, { type Query, Types } from 'mongoose';
 import { CONTENT_FIELDS } from '../sync/collection-fields.js';
+import { type ToolContent } from '../sync/content-hash.js';
 import { SYNC_COLLECTION_NAMES, type SyncCollectionName, type SyncStatus } from '../sync/vocabulary.js';
 import { SyncConflictError } from './errors.js';
-import { statusesAsRead } from './sync-conditions.js';
+import { contentAsRead, statusesAsRead } from './sync-conditions.js';
 import { type Tool } from './tool.js';
 import { BUSINESS_FIELDS } from './tool-vocabulary.js';
 import { applyUpdate, fieldsWrittenBy, operatorsOf } from './update-operators.js';
@@ -57,13 +58,14 @@ function applyReplacement(doc: ToolDocument, replacement: UpdateDocument): void 
 
 /**
  * What the in-memory update was based on: the four statuses (the overall status depends on
- * nothing else) and every field the update writes, as stored. The save only matches if all
- * are still so.
+ * nothing else), every content field (the hashes depend on all of them) and every field the
+ * update writes, as stored. The save only matches if all are still so, which is why a save
+ * from here needs no reconciliation afterwards.
  */
 function unchangedSince(raw: Raw, written: Set<string>): Record<string, unknown> {
   const collections = (raw.syncMetadata as { collections?: Partial<Record<SyncCollectionName, { status?: SyncStatus }>> } | undefined)?.collections;
   const statuses = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, collections?.[name]?.status ?? null])) as Record<SyncCollectionName, SyncStatus | null>;
-  const where: Record<string, unknown> = statusesAsRead(statuses);
+  const where: Record<string, unknown> = { ...statusesAsRead(statuses), ...contentAsRead(raw as ToolContent) };
   for (const field of written) {
     if (BUSINESS.has(field)) where[field] = raw[field] ?? null;
   }
@@ -106,6 +108,7 @@ async function writeOne(
     else applyUpdate(doc, update, { inserting: false });
     if (!doc.isModified()) return { before: raw, after: doc, modified: false };
     doc.$where = unchangedSince(raw, written);
+    doc.$locals.savedAsRead = true;
     try {
       await doc.save({ timestamps: options.timestamps ?? true });
       return { before: raw, after: doc, modified: true };

@@ -143,10 +143,13 @@ function trackContentChanges(this: DocumentType<Tool>): void {
 /**
  * A save computes hashes and the overall status from what it loaded; a transition or an atomic
  * array write by someone else may have landed in between. Put the stored state right at once.
+ * A save conditioned on the statuses and content it read (`savedAsRead`, the write paths' saves)
+ * cannot have drifted and skips the extra read.
  */
 async function reconcileAfterSave(this: DocumentType<Tool>): Promise<void> {
   if (this.$locals.syncContentChanged !== true) return;
   this.$locals.syncContentChanged = false;
+  if (this.$locals.savedAsRead === true) return;
   await reconcileSyncState(this.constructor as ReturnModelType<typeof Tool>, this._id);
 }
 

@@ -1,0 +1,51 @@
+import mongoose from 'mongoose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { computeContentHashes, ToolModel } from '../src/index.js';
+import { uniqueDatabaseName } from './helpers/database.js';
+import { createSyncedTool } from './helpers/sync.js';
+
+// The hot path's cost counted in commands, not timed: what each write sends to the server.
+const dbName = uniqueDatabaseName(import.meta.url);
+beforeAll(async () => {
+  await mongoose.connect(inject('mongoUri'), { dbName, monitorCommands: true });
+});
+afterAll(async () => {
+  await mongoose.connection.dropDatabase();
+  await mongoose.disconnect();
+});
+
+async function commandsDuring(run: () => Promise<unknown>): Promise<string[]> {
+  const client = mongoose.connection.getClient();
+  const names: string[] = [];
+  const record = (event: { commandName: string }): void => { names.push(event.commandName); };
+  client.on('commandStarted', record);
+  try {
+    await run();
+  } finally {
+    client.off('commandStarted', record);
+  }
+  return names;
+}
+
+describe('commands per write', () => {
+  it('a content update by _id reads once and writes once, conditioned on what it read', async () => {
+    const tool = await createSyncedTool();
+    const commands = await commandsDuring(() => ToolModel.updateOne({ _id: tool._id }, { $set: { description: 'Says what it does, better.' } }));
+    expect(commands).toEqual(['find', 'update']);
+    const stored = await ToolModel.findById(tool._id).orFail();
+    expect(stored.syncMetadata.collections.tools.contentHash).toBe(computeContentHashes(stored).tools);
+    expect(stored.syncMetadata.collections.tools.status).toBe('stale');
+  });
+
+  it('an update of a field no collection embeds is one write', async () => {
+    const tool = await createSyncedTool();
+    expect(await commandsDuring(() => ToolModel.updateOne({ _id: tool._id }, { $set: { url: 'https://example.org/moved' } }))).toEqual(['update']);
+  });
+
+  it('a save of a loaded document that changed content writes, then re-reads to reconcile', async () => {
+    const tool = await createSyncedTool();
+    tool.description = 'Loaded, edited and saved.';
+    expect(await commandsDuring(() => tool.save())).toEqual(['update', 'find']);
+  });
+});
