@@ -30,7 +30,7 @@ const SIZES = {
  * figure covers what was done within the budget and says so.
  */
 const BUDGETS = {
-  default: { contentUpdatesMs: 60_000, backfillMs: 120_000, query: { minSamples: 3, maxSamples: 30, budgetMs: 10_000 } },
+  default: { contentUpdatesMs: 40_000, backfillMs: 90_000, query: { minSamples: 3, maxSamples: 30, budgetMs: 10_000 } },
   large: { contentUpdatesMs: 900_000, backfillMs: 3_600_000, query: { minSamples: 3, maxSamples: 30, budgetMs: 60_000 } },
 };
 

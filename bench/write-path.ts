@@ -30,7 +30,7 @@ export interface WritePathResult {
 
 type Doc = mongo.WithId<mongo.Document>;
 
-const INSERT_ROUNDS = 3;
+const INSERT_ROUNDS = 2;
 const RAW_COLLECTION = 'tools_raw_baseline';
 
 /** Counts the commands the driver sends while `run` runs. */

@@ -106,7 +106,10 @@ function zeroes<K extends string>(keys: readonly K[]): Record<K, number> {
   return Object.fromEntries(keys.map((key) => [key, 0])) as Record<K, number>;
 }
 
-/** The group key of one tool: its overall status and each collection's status and error code. */
+/**
+ * The group key of one tool: its overall status (and whether it has one: a legacy document has
+ * none), and each collection's status and error code.
+ */
 interface StateGroup { _id: Record<string, unknown>; n: number }
 
 const errorCodeKey = (name: SyncCollectionName): string => `${name}ErrorCode`;
@@ -116,7 +119,7 @@ const errorCodeKey = (name: SyncCollectionName): string => `${name}ErrorCode`;
  * are few), instead of one `$group` per field: FerretDB has no index to help any of them.
  */
 function countStates(model: ToolModelType): Promise<StateGroup[]> {
-  const key: Record<string, string> = { overall: '$syncMetadata.overallStatus' };
+  const key: Record<string, unknown> = { overall: '$syncMetadata.overallStatus', overallType: { $type: '$syncMetadata.overallStatus' } };
   for (const name of SYNC_COLLECTION_NAMES) {
     key[name] = `$${statusPath(name)}`;
     key[errorCodeKey(name)] = `$${collectionPath(name, 'errorCode')}`;
@@ -133,8 +136,10 @@ export async function getSyncStats(model: ToolModelType, options: { now?: unknow
   const byCollection = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, zeroes(SYNC_STATUSES)])) as Record<SyncCollectionName, Record<SyncStatus, number>>;
   const failuresByErrorCode = zeroes(SYNC_ERROR_CODES);
   let total = 0;
+  let legacyWithoutMetadata = 0;
   for (const { _id: state, n } of await countStates(model)) {
     total += n;
+    if (state.overallType === 'missing') legacyWithoutMetadata += n;
     byOverallStatus[asStatus(state.overall)] += n;
     for (const name of SYNC_COLLECTION_NAMES) {
       const status = asStatus(state[name]);
@@ -144,7 +149,6 @@ export async function getSyncStats(model: ToolModelType, options: { now?: unknow
       failuresByErrorCode[(SYNC_ERROR_CODES as readonly unknown[]).includes(code) ? (code as SyncErrorCode) : 'UNKNOWN'] += n;
     }
   }
-  const legacyWithoutMetadata = await model.countDocuments(LEGACY);
   const waiting = { $or: [...SYNC_COLLECTION_NAMES.map((name) => ({ [statusPath(name)]: { $in: NEEDS_SYNC } }))] };
   const oldest = await model.findOne(waiting, { 'syncMetadata.updatedAt': 1 }).sort({ 'syncMetadata.updatedAt': 1 }).lean<{ _id: Types.ObjectId; syncMetadata?: { updatedAt?: Date } }>();
   const oldestLegacy = legacyWithoutMetadata > 0 ? await model.findOne(LEGACY, { createdAt: 1, _id: 1 }).sort({ _id: 1 }).lean<{ _id: Types.ObjectId; createdAt?: Date }>() : null;
