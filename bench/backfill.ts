@@ -28,8 +28,8 @@ export interface BackfillResult {
   batchSize: number;
   package: BackfillSide;
   raw: BackfillSide;
-  /** Package time per document over raw time per document. */
-  ratio: number;
+  /** Package time per document over raw time per document (null when the package did none in its budget). */
+  ratio: number | null;
   /** Backfilled documents checked against hashes computed here (a sample, read by `_id`). */
   verifiedSample: number;
 }
@@ -105,7 +105,7 @@ export async function benchBackfill(
     batchSize: options.batchSize,
     package: side(ours),
     raw: side(raw),
-    ratio: round((ours.ms / Math.max(1, ours.processed)) / (raw.ms / Math.max(1, raw.processed)), 2),
+    ratio: ours.processed === 0 || raw.processed === 0 ? null : round((ours.ms / ours.processed) / (raw.ms / raw.processed), 2),
     verifiedSample,
   };
 }

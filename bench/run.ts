@@ -30,13 +30,23 @@ const SIZES = {
  * figure covers what was done within the budget and says so.
  */
 const BUDGETS = {
-  default: { contentUpdatesMs: 40_000, backfillMs: 90_000, query: { minSamples: 3, maxSamples: 30, budgetMs: 10_000 } },
-  large: { contentUpdatesMs: 900_000, backfillMs: 3_600_000, query: { minSamples: 3, maxSamples: 30, budgetMs: 60_000 } },
+  default: { contentUpdatesMs: 30_000, backfillMs: 90_000, query: { minSamples: 2, maxSamples: 50, budgetMs: 10_000 } },
+  large: { contentUpdatesMs: 900_000, backfillMs: 3_600_000, query: { minSamples: 2, maxSamples: 50, budgetMs: 60_000 } },
 };
 
-interface Flags { large?: boolean; data: string; out: string; only: Section[]; dbName: string }
+interface Flags { large?: boolean; scale: number; data: string; out: string; only: Section[]; dbName: string }
 
-const log = (line: string): void => { process.stderr.write(`[bench] ${line}\n`); };
+/** The sizes times `scale` (at least 10): a quick try, or the bench's own smoke test. */
+function scaled(sizes: typeof SIZES.default, scale: number): typeof SIZES.default {
+  const times = (n: number): number => Math.max(10, Math.round(n * scale));
+  return { writes: times(sizes.writes), backfill: times(sizes.backfill), queries: sizes.queries.map(times) };
+}
+
+const benchStarted = Date.now();
+const log = (line: string): void => {
+  const elapsed = Math.round((Date.now() - benchStarted) / 1000);
+  process.stderr.write(`[bench ${String(Math.floor(elapsed / 60)).padStart(2, '0')}:${String(elapsed % 60).padStart(2, '0')}] ${line}\n`);
+};
 
 /** FerretDB's SQLite backend rewrites by scanning (O(n) per write); PostgreSQL is used when it answers. */
 async function resolveForBench(): Promise<ResolvedDatabase> {
@@ -58,7 +68,7 @@ function machine(): Record<string, unknown> {
 }
 
 async function main(flags: Flags): Promise<void> {
-  const sizes = flags.large === true ? SIZES.large : SIZES.default;
+  const sizes = scaled(flags.large === true ? SIZES.large : SIZES.default, flags.scale);
   const budgets = flags.large === true ? BUDGETS.large : BUDGETS.default;
   const dataset = loadDataset(resolve(flags.data));
   log(`dataset: ${dataset.tools.length.toLocaleString('en-US')} tools from ${dataset.source}`);
@@ -100,7 +110,7 @@ async function main(flags: Flags): Promise<void> {
     ...(database.source === 'MONGODB_URI' ? { uri: redactUri(database.uri) } : {}),
   };
   const report = {
-    command: `npm run bench${flags.large === true ? ' -- --large' : ''}`,
+    command: ['npm run bench', ...(flags.large === true || flags.scale !== 1 ? ['--'] : []), ...(flags.large === true ? ['--large'] : []), ...(flags.scale === 1 ? [] : ['--scale', String(flags.scale)])].join(' '),
     startedAt: startedAt.toISOString(),
     finishedAt: new Date().toISOString(),
     engine,
@@ -130,6 +140,11 @@ async function main(flags: Flags): Promise<void> {
 const program = new Command('bench')
   .description('Measures the sync layer against the raw MongoDB driver, side by side')
   .addOption(new Option('--large', 'backfill 1,000,000 documents and query up to 1,000,000 tools'))
+  .addOption(new Option('--scale <fraction>', 'every size times this (0 < fraction ≤ 1), for a quick try').default(1).argParser((value): number => {
+    const scale = Number(value);
+    if (!(scale > 0 && scale <= 1)) throw new Error(`--scale must be a number above 0 and at most 1; got "${value}"`);
+    return scale;
+  }))
   .addOption(new Option('--data <file>', 'legacy tools as JSON lines (realistic text)').default('../shared/data/tools-npm.jsonl'))
   .addOption(new Option('--out <file>', 'where the results go (and a Markdown table beside it)').default('bench/results.json'))
   .addOption(new Option('--only <sections>', `comma-separated: ${SECTIONS.join(', ')}`)
