@@ -1,9 +1,12 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import mongoose from 'mongoose';
 import { describe, expect, inject, it } from 'vitest';
-import { ferretDbBinaryPath, FERRETDB_VERSION, redactUri, resolveDatabase } from '../src/db/index.js';
+import { DEFAULT_POSTGRESQL_URL, ferretDbBinaryPath, FERRETDB_VERSION, postgresqlReachable, redactUri, resolveDatabase } from '../src/db/index.js';
+
+const execFileAsync = promisify(execFile);
 
 function portIsOpen(uri: string): Promise<boolean> {
   const { hostname, port } = new URL(uri);
@@ -38,6 +41,18 @@ async function roundTrip(uri: string): Promise<unknown> {
 const ferretDbAvailable = existsSync(ferretDbBinaryPath());
 if (!ferretDbAvailable) {
   console.log(`[skip reason] FerretDB tests of the db module need ${ferretDbBinaryPath()}; this run uses ${inject('dbEngine')} and built none.`);
+}
+const postgresqlUrl = process.env.TOOL_SYNC_POSTGRESQL_URL ?? DEFAULT_POSTGRESQL_URL;
+const postgresqlAvailable = ferretDbAvailable && (await postgresqlReachable(postgresqlUrl)) && (await execFileAsync('psql', ['--version']).then(() => true, () => false));
+if (ferretDbAvailable && !postgresqlAvailable) {
+  console.log(`[skip reason] the PostgreSQL backend test needs a PostgreSQL at ${redactUri(postgresqlUrl)} and psql; not both are here.`);
+}
+
+/** The schemas of the PostgreSQL database FerretDB writes to (one per MongoDB database). */
+async function postgresqlSchemas(url: string): Promise<string[]> {
+  const { hostname, port, username, pathname } = new URL(url);
+  const { stdout } = await execFileAsync('psql', ['-h', hostname, '-p', port === '' ? '5432' : port, '-U', username, '-d', pathname.slice(1), '-Atc', 'select nspname from pg_namespace']);
+  return stdout.split('\n').filter((line) => line !== '');
 }
 
 describe('resolveDatabase', () => {
@@ -78,6 +93,31 @@ describe('resolveDatabase', () => {
     expect(await roundTrip(database.uri)).toBe(1);
     await database.stop();
     expect(await portIsOpen(database.uri)).toBe(false);
+  });
+
+  it('refuses an unknown FerretDB backend, naming the value', async () => {
+    await expect(resolveDatabase({ env: { TOOL_SYNC_DB: 'ferretdb', TOOL_SYNC_FERRETDB_BACKEND: 'mysql' }, log: () => undefined }))
+      .rejects.toThrow('TOOL_SYNC_FERRETDB_BACKEND must be one of sqlite, postgresql; got "mysql"');
+  });
+
+  it.runIf(postgresqlAvailable)('gives FerretDB a PostgreSQL backend when asked, and the data lands there', async () => {
+    const lines: string[] = [];
+    const database = await resolveDatabase({ env: { TOOL_SYNC_DB: 'ferretdb', TOOL_SYNC_FERRETDB_BACKEND: 'postgresql' }, log: (line) => lines.push(line) });
+    try {
+      expect(database.ferretDbBackend).toBe('postgresql');
+      expect(lines.join('\n')).toContain(`FerretDB ${FERRETDB_VERSION} (PostgreSQL backend, ${redactUri(postgresqlUrl)})`);
+      const connection = await mongoose.createConnection(database.uri, { dbName: 'db_module_pg_probe' }).asPromise();
+      try {
+        await connection.collection('probe').insertOne({ ok: 1 });
+        expect(await postgresqlSchemas(postgresqlUrl)).toContain('db_module_pg_probe');
+        await connection.dropDatabase();
+        expect(await postgresqlSchemas(postgresqlUrl)).not.toContain('db_module_pg_probe');
+      } finally {
+        await connection.close();
+      }
+    } finally {
+      await database.stop();
+    }
   });
 
   it.runIf(ferretDbAvailable)('stops FerretDB when the process that started it is killed with SIGKILL', async () => {
