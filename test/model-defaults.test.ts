@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   computeContentHashes,
   defaultCollectionSyncStatus,
@@ -92,8 +92,11 @@ describe('nested defaults are fresh objects', () => {
   });
 
   it('defaultSyncMetadata() and defaultCollectionSyncStatus() return new objects on every call', () => {
+    // One clock for both calls: their timestamps are "now", which may tick between them.
+    vi.useFakeTimers({ now: new Date('2026-01-01T00:00:00Z'), toFake: ['Date'] });
     const first = defaultSyncMetadata();
     const second = defaultSyncMetadata();
+    vi.useRealTimers();
     expect(first).toEqual(second);
     expect(first.collections).not.toBe(second.collections);
     expect(first.collections.tools).not.toBe(first.collections.functionality);
