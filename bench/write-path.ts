@@ -125,7 +125,9 @@ export async function benchWritePath(tools: SeedTool[], budgetMs: number): Promi
   for (const { _id, update } of updates) await raw.updateOne({ _id }, update);
   const viaRaw = { ms: performance.now() - started };
   // The comparison only holds if both sides wrote the same documents.
-  const rawAfter = await raw.find({ _id: { $in: done.slice(0, 200).map((doc) => doc._id) } }).toArray();
+  const checked = done.slice(0, 200);
+  const rawAfter = await raw.find({ _id: { $in: checked.map((doc) => doc._id) } }).toArray();
+  if (rawAfter.length !== checked.length) throw new Error(`the raw baseline holds ${String(rawAfter.length)} of the ${String(checked.length)} updated tools`);
   for (const doc of rawAfter) {
     const expected = after.get(String(doc._id));
     if (expected === undefined || !same([...leaves(doc)].sort(), [...leaves(expected)].sort())) {
