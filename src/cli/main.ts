@@ -5,6 +5,7 @@ import { type BatchOptions } from '../migrations/backfill.js';
 import { backfill } from '../migrations/backfill.js';
 import { compareIndexes, createMissingIndexes, type IndexSpec } from '../migrations/index-check.js';
 import { rehash } from '../migrations/rehash.js';
+import { settle } from '../migrations/settle.js';
 import { type MigrationSummary } from '../migrations/batch-migration.js';
 import { ToolModel } from '../models/tool.js';
 import { SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, type SyncCollectionName, type SyncErrorCode } from '../sync/vocabulary.js';
@@ -88,6 +89,18 @@ program
   .action(async (flags: ConnectionFlags & { dryRun?: boolean; batchSize: number }) => {
     await withDatabase(flags, async () => {
       finishMigration(await rehash(ToolModel, { batchSize: flags.batchSize, dryRun: flags.dryRun === true, progress: migrationProgress('rehash') }));
+    });
+  });
+
+program
+  .command('settle')
+  .description('finish tools whose last content write was interrupted before its hashes were checked (a pending hash check)')
+  .addOption(new Option('--dry-run', 'write nothing; report what would change'))
+  .addOption(batchOption())
+  .addOption(uriOption())
+  .action(async (flags: ConnectionFlags & { dryRun?: boolean; batchSize: number }) => {
+    await withDatabase(flags, async () => {
+      finishMigration(await settle(ToolModel, { batchSize: flags.batchSize, dryRun: flags.dryRun === true, progress: migrationProgress('settle') }));
     });
   });
 

@@ -3,11 +3,11 @@ import {
   INITIAL_SYNC_STATUS,
   SYNC_ERROR_CODES,
   SYNC_STATUSES,
-  type SyncCollectionName,
   type SyncErrorCode,
   type SyncStatus,
 } from '../sync/vocabulary.js';
 import { CONTENT_HASH_LENGTH } from '../sync/content-hash.js';
+import { type CollectionSyncState } from '../sync/sync-state.js';
 import { integerValidator, required, truncateLastError } from './validators.js';
 
 /** A stored content hash: 16 hex characters, or '' for a legacy document not hashed yet. */
@@ -15,7 +15,7 @@ const CONTENT_HASH_PATTERN = new RegExp(`^(?:[0-9a-f]{${CONTENT_HASH_LENGTH}})?$
 
 /** Sync state of one tool in one vector collection. */
 @modelOptions({ schemaOptions: { _id: false }, options: { allowMixed: Severity.ERROR } })
-export class CollectionSyncStatus {
+export class CollectionSyncStatus implements CollectionSyncState {
   @prop({ type: String, enum: SYNC_STATUSES, required, default: INITIAL_SYNC_STATUS })
   public status!: SyncStatus;
 
@@ -49,11 +49,6 @@ export class CollectionSyncStatus {
   /** Incremented each time the embedding is regenerated. */
   @prop({ type: Number, default: 0, min: 0, validate: integerValidator })
   public vectorVersion!: number;
-}
-
-/** The dotted path of one field of one collection's status inside a tool document. */
-export function collectionPath(collection: SyncCollectionName, field: keyof CollectionSyncStatus): string {
-  return `syncMetadata.collections.${collection}.${field}`;
 }
 
 /** A fresh, never-synced collection status: a new object on every call. */

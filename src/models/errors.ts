@@ -19,7 +19,15 @@ export class SyncConflictError extends Error {
   override name = 'SyncConflictError';
 }
 
-function describeValue(value: unknown): string {
+/** A tool's stored sync metadata holds a value no transition can use: nothing was written. */
+export class SyncStateError extends Error {
+  override name = 'SyncStateError';
+  constructor(readonly toolId: string, readonly reason: string) {
+    super(`tool ${toolId}: its stored sync metadata cannot be used (${reason}); repair it, then run \`tool-sync backfill\``);
+  }
+}
+
+export function describeValue(value: unknown): string {
   try {
     // undefined for undefined, functions and symbols, whatever the declared type says.
     const json = JSON.stringify(value) as string | undefined;

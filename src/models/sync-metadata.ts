@@ -1,4 +1,5 @@
 import { modelOptions, prop, Severity } from '@typegoose/typegoose';
+import { Types } from 'mongoose';
 import {
   INITIAL_SYNC_STATUS,
   SYNC_COLLECTION_NAMES,
@@ -56,6 +57,13 @@ export class SyncMetadata {
 
   @prop({ type: Date, required, default: () => new Date() })
   public updatedAt!: Date;
+
+  /**
+   * The token of a write that may have changed content, set by that same write; while it is set
+   * the hashes are unverified (`markCollectionSynced` settles the tool first). Null when settled.
+   */
+  @prop({ type: () => Types.ObjectId, default: null })
+  public pendingHashCheck!: Types.ObjectId | null;
 }
 
 /** Complete metadata of a tool that was never synced: fresh objects on every call. */
@@ -66,5 +74,6 @@ export function defaultSyncMetadata(now: Date = new Date()): SyncMetadata {
     lastModifiedFields: [],
     createdAt: now,
     updatedAt: now,
+    pendingHashCheck: null,
   };
 }

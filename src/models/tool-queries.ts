@@ -2,8 +2,10 @@ import { type DocumentType, type ReturnModelType } from '@typegoose/typegoose';
 import { type Types } from 'mongoose';
 import { retryDelayMs, RETRY_POLICY } from '../sync/backoff.js';
 import { isSyncStatus, SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, SYNC_STATUSES, type SyncCollectionName, type SyncErrorCode, type SyncStatus } from '../sync/vocabulary.js';
-import { collectionPath } from './collection-sync-status.js';
-import { lacksContentHash } from './sync-conditions.js';
+import { type StoredTool } from '../sync/stored-tool.js';
+import { collectionPath, PENDING_HASH_CHECK } from '../sync/sync-state.js';
+import { toolCollection } from './change-tracking/settle-after-write.js';
+import { applyIdempotentPlans, settlePlan } from './conditional-write.js';
 import { collectionNames, dateArgument, integerInRange } from './sync-arguments.js';
 import { type Tool } from './tool.js';
 
@@ -15,36 +17,49 @@ const NEEDS_SYNC: SyncStatus[] = ['pending', 'stale'];
 const statusPath = (name: SyncCollectionName): string => collectionPath(name, 'status');
 /** Documents written before this package: no metadata yet; they count as pending. */
 const LEGACY = { 'syncMetadata.overallStatus': { $exists: false } };
+/** Tools whose last content write has not been settled yet (its writer crashed, or is settling now). */
+const UNSETTLED = { [PENDING_HASH_CHECK]: { $ne: null } };
 
 function limitArgument(value: unknown, fallback: number): number {
   return integerInRange(value ?? fallback, 'limit', 1, MAX_QUERY_LIMIT);
 }
 
-/** Completes legacy documents before a worker sees them, so they carry real content hashes. */
-async function completeLegacy(docs: ToolDocument[]): Promise<ToolDocument[]> {
-  for (const doc of docs) {
-    if (lacksContentHash(doc.syncMetadata.collections)) await doc.save();
-  }
-  return docs;
+/**
+ * Settles the tools read that need it (legacy metadata, a pending hash check) through the same
+ * conditional writes as every transition, then returns each as stored afterwards: a worker never
+ * sees an unverified hash, and no concurrent edit is lost.
+ */
+async function settledForWorker(model: ToolModelType, found: StoredTool[]): Promise<StoredTool[]> {
+  const after = new Map<string, StoredTool>();
+  await applyIdempotentPlans(toolCollection(model), found, settlePlan, { bulkSize: Math.max(1, found.length), onSettled: (tool) => { after.set(String(tool._id), tool); } });
+  return found.map((tool) => after.get(String(tool._id))).filter((tool): tool is StoredTool => tool !== undefined);
 }
+
+const waitsIn = (tool: StoredTool, names: readonly SyncCollectionName[]): boolean => {
+  const collections = (tool.syncMetadata as { collections?: Record<string, { status?: unknown }> } | undefined)?.collections;
+  return names.some((name) => NEEDS_SYNC.some((status) => status === collections?.[name]?.status));
+};
 
 /**
  * Tools with a `pending` or `stale` collection (optionally only among `collections`), oldest
  * `syncMetadata.updatedAt` first. Without `collections`, the overall status finds most of them
  * through `sync_worker_query_idx`; a tool whose overall status is `failed` may still have a
- * collection waiting, so those are looked at collection by collection.
+ * collection waiting, so those are looked at collection by collection. Legacy and unsettled
+ * tools are settled first.
  */
 export async function findNeedingSync(
   model: ToolModelType,
   options: { limit?: unknown; collections?: unknown } = {},
 ): Promise<ToolDocument[]> {
   const limit = limitArgument(options.limit, 100);
-  const byCollection = collectionNames(options.collections).map((name) => ({ [statusPath(name)]: { $in: NEEDS_SYNC } }));
+  const names = collectionNames(options.collections);
+  const byCollection = names.map((name) => ({ [statusPath(name)]: { $in: NEEDS_SYNC } }));
   const filter = options.collections === undefined
-    ? { $or: [{ 'syncMetadata.overallStatus': { $in: NEEDS_SYNC } }, { 'syncMetadata.overallStatus': 'failed' as const, $or: byCollection }, LEGACY] }
-    : { $or: [...byCollection, LEGACY] };
-  const docs = await model.find(filter).sort({ 'syncMetadata.updatedAt': 1, _id: 1 }).limit(limit);
-  return completeLegacy(docs);
+    ? { $or: [{ 'syncMetadata.overallStatus': { $in: NEEDS_SYNC } }, { 'syncMetadata.overallStatus': 'failed' as const, $or: byCollection }, LEGACY, UNSETTLED] }
+    : { $or: [...byCollection, LEGACY, UNSETTLED] };
+  const found = await toolCollection(model).find(filter, { sort: { 'syncMetadata.updatedAt': 1, _id: 1 }, limit }).toArray();
+  const settled = await settledForWorker(model, found);
+  return settled.filter((tool) => waitsIn(tool, names)).map((tool) => model.hydrate(tool));
 }
 
 export interface RetryableTool {
@@ -100,6 +115,12 @@ export interface SyncStats {
   oldestPendingAgeMs: number | null;
   /** Tools written before this package and not backfilled; included above as pending. */
   legacyWithoutMetadata: number;
+  /**
+   * Tools whose last content write is not settled yet: their hashes are unverified (counted
+   * above under their stored statuses). Normally 0 between writes; more means writers crashed
+   * mid-write: `tool-sync settle` (or the worker's next `findNeedingSync`) finishes them.
+   */
+  unsettled: number;
 }
 
 function zeroes<K extends string>(keys: readonly K[]): Record<K, number> {
@@ -119,7 +140,11 @@ const errorCodeKey = (name: SyncCollectionName): string => `${name}ErrorCode`;
  * are few), instead of one `$group` per field: FerretDB has no index to help any of them.
  */
 function countStates(model: ToolModelType): Promise<StateGroup[]> {
-  const key: Record<string, unknown> = { overall: '$syncMetadata.overallStatus', overallType: { $type: '$syncMetadata.overallStatus' } };
+  const key: Record<string, unknown> = {
+    overall: '$syncMetadata.overallStatus',
+    overallType: { $type: '$syncMetadata.overallStatus' },
+    pendingType: { $type: `$${PENDING_HASH_CHECK}` },
+  };
   for (const name of SYNC_COLLECTION_NAMES) {
     key[name] = `$${statusPath(name)}`;
     key[errorCodeKey(name)] = `$${collectionPath(name, 'errorCode')}`;
@@ -137,8 +162,10 @@ export async function getSyncStats(model: ToolModelType, options: { now?: unknow
   const failuresByErrorCode = zeroes(SYNC_ERROR_CODES);
   let total = 0;
   let legacyWithoutMetadata = 0;
+  let unsettled = 0;
   for (const { _id: state, n } of await countStates(model)) {
     total += n;
+    if (state.pendingType === 'objectId') unsettled += n;
     if (state.overallType === 'missing') legacyWithoutMetadata += n;
     byOverallStatus[asStatus(state.overall)] += n;
     for (const name of SYNC_COLLECTION_NAMES) {
@@ -162,5 +189,6 @@ export async function getSyncStats(model: ToolModelType, options: { now?: unknow
     failuresByErrorCode,
     oldestPendingAgeMs: since.length === 0 ? null : Math.max(0, now.getTime() - Math.min(...since)),
     legacyWithoutMetadata,
+    unsettled,
   };
 }

@@ -3,167 +3,37 @@ import {
   index,
   modelOptions,
   plugin,
-  post,
-  pre,
   prop,
   Severity,
   type DocumentType,
   type ReturnModelType,
 } from '@typegoose/typegoose';
-import { CONTENT_FIELDS } from '../sync/collection-fields.js';
-import { computeContentHashes } from '../sync/content-hash.js';
-import { aggregateSyncStatus } from '../sync/status-order.js';
-import { afterContentChange } from '../sync/transitions.js';
-import { type SyncStage } from '../sync/error-classification.js';
-import {
-  markCollectionFailed,
-  markCollectionSynced,
-  reconcileSyncState,
-  requeueFailed,
-  type MarkFailedResult,
-  type MarkSyncedResult,
-} from './tool-transitions.js';
 import { type Types } from 'mongoose';
-import { syncWritePathsPlugin } from './tool-write-paths.js';
-import { findNeedingSync, findRetryable, getSyncStats, type RetryableTool, type SyncStats } from './tool-queries.js';
-import { isSyncStatus, SYNC_COLLECTION_NAMES, type SyncCollectionName, type SyncErrorCode } from '../sync/vocabulary.js';
-import { collectionPath, defaultCollectionSyncStatus, type CollectionSyncStatus } from './collection-sync-status.js';
+import { type SyncStage } from '../sync/error-classification.js';
+import { type MarkFailedResult } from '../sync/plans/mark-failed.js';
+import { type MarkSyncedResult } from '../sync/plans/mark-synced.js';
+import { type SyncCollectionName, type SyncErrorCode } from '../sync/vocabulary.js';
+import { changeTrackingPlugin } from './change-tracking/index.js';
 import { defaultSyncMetadata, SyncMetadata } from './sync-metadata.js';
-import { lacksContentHash } from './sync-conditions.js';
-import { required } from './validators.js';
-import { type ITool } from './types.js';
-import { BUSINESS_FIELDS, KEBAB_CASE, PRICING_MODELS, TOOL_LIMITS, type PricingModel } from './tool-vocabulary.js';
-
-function isHttpUrl(value: unknown): boolean {
-  if (value === null || value === undefined) return true;
-  if (typeof value !== 'string') return false;
-  try {
-    const { protocol } = new URL(value);
-    return protocol === 'http:' || protocol === 'https:';
-  } catch {
-    return false;
-  }
-}
-
-function trimmedStrings(value: unknown): unknown {
-  return Array.isArray(value) ? value.map((item: unknown) => (typeof item === 'string' ? item.trim() : item)) : value;
-}
-
-function lowercaseTokens(value: unknown): unknown {
-  const trimmed = trimmedStrings(value);
-  return Array.isArray(trimmed)
-    ? trimmed.map((item: unknown) => (typeof item === 'string' ? item.toLowerCase() : item))
-    : trimmed;
-}
-
-function eachItem(check: (item: string) => boolean, rule: string) {
-  return {
-    validator: (items: unknown): boolean =>
-      !Array.isArray(items) || items.every((item: unknown) => typeof item === 'string' && check(item)),
-    message: (props: { path: string; value: unknown }) =>
-      `Path \`${props.path}\` items must be ${rule}, got ${JSON.stringify(props.value)}.`,
-  };
-}
-
-const CONTENT_FIELD_SET = new Set<string>(CONTENT_FIELDS);
-const METADATA_KEYS = Object.keys(defaultSyncMetadata()).filter((key) => key !== 'collections');
-const COLLECTION_STATUS_KEYS = Object.keys(defaultCollectionSyncStatus());
-
-/** Mongoose answers `$isDefault` for a nested path only on the subdocument that holds it. */
-function isDefaultIn(subdocument: object, key: string): boolean {
-  return (subdocument as Partial<Pick<ITool, '$isDefault'>>).$isDefault?.(key) ?? false;
-}
-
-/**
- * Defaults Mongoose filled in on read are not saved unless marked: a partial legacy shape
- * (such as the spec's backfill snippet's) would otherwise stay partial in the database.
- */
-function markLegacyDefaultsModified(doc: DocumentType<Tool>): void {
-  const meta = doc.syncMetadata;
-  for (const key of METADATA_KEYS) if (isDefaultIn(meta, key)) doc.markModified(`syncMetadata.${key}`);
-  for (const name of SYNC_COLLECTION_NAMES) {
-    const status = meta.collections[name];
-    for (const key of COLLECTION_STATUS_KEYS) {
-      if (isDefaultIn(status, key)) doc.markModified(collectionPath(name, key as keyof CollectionSyncStatus));
-    }
-  }
-}
-
-/**
- * Stores the hashes of the document's content: a new or legacy tool just takes them; a collection
- * whose hash changed goes through `afterContentChange`. Returns whether any collection did.
- */
-function storeNewHashes(doc: DocumentType<Tool>): boolean {
-  const hashes = computeContentHashes(doc);
-  const collections = doc.syncMetadata.collections;
-  let changed = false;
-  for (const name of SYNC_COLLECTION_NAMES) {
-    const state = collections[name];
-    if (doc.isNew || state.contentHash === '') {
-      state.contentHash = hashes[name];
-    } else if (state.contentHash !== hashes[name]) {
-      const next = afterContentChange(state);
-      state.status = next.status;
-      state.retryCount = next.retryCount;
-      state.contentHash = hashes[name];
-      // Written even when unchanged: a concurrent `synced` must not survive new content.
-      doc.markModified(collectionPath(name, 'status'));
-      changed = true;
-    }
-  }
-  return changed;
-}
-
-/**
- * Keeps sync metadata true on the document write paths (save, create, insertMany, which all
- * validate). A new tool stores its real hashes; a document written before this package is
- * completed; and when content changes, each collection whose hash changed goes through
- * `afterContentChange`, with the overall status and `lastModifiedFields` brought along.
- */
-function trackContentChanges(this: DocumentType<Tool>): void {
-  const meta = this.syncMetadata;
-  const collections = meta.collections;
-  const legacy = !this.isNew && lacksContentHash(collections);
-  const changedFields = this.isNew ? [] : BUSINESS_FIELDS.filter((field) => this.isModified(field));
-  if (!this.isNew && !legacy && changedFields.length === 0) return;
-
-  if (legacy) markLegacyDefaultsModified(this);
-  // Hashing is for content: a save that changed only `url` or `id` has nothing to hash.
-  const hashed = this.isNew || legacy || changedFields.some((field) => CONTENT_FIELD_SET.has(field));
-  const contentChanged = hashed && storeNewHashes(this);
-  const statuses = SYNC_COLLECTION_NAMES.map((name) => collections[name].status);
-  // An invalid status is for validation to reject with a clear message, not to aggregate.
-  if ([...statuses, meta.overallStatus].every(isSyncStatus)) meta.overallStatus = aggregateSyncStatus(statuses);
-  if (this.isNew) return;
-  meta.lastModifiedFields = changedFields;
-  meta.updatedAt = new Date();
-  this.$locals.syncContentChanged = contentChanged;
-}
-
-/**
- * A save computes hashes and the overall status from what it loaded; a transition or an atomic
- * array write by someone else may have landed in between. Put the stored state right at once.
- * A save conditioned on the statuses and content it read (`savedAsRead`, the write paths' saves)
- * cannot have drifted and skips the extra read.
- */
-async function reconcileAfterSave(this: DocumentType<Tool>): Promise<void> {
-  if (this.$locals.syncContentChanged !== true) return;
-  this.$locals.syncContentChanged = false;
-  if (this.$locals.savedAsRead === true) return;
-  await reconcileSyncState(this.constructor as ReturnModelType<typeof Tool>, this._id);
-}
+import { findNeedingSync, findRetryable, getSyncStats, type RetryableTool, type SyncStats } from './tool-queries.js';
+import { markCollectionFailed, markCollectionSynced, requeueFailed, settleTool } from './tool-transitions.js';
+import { KEBAB_CASE, PRICING_MODELS, TOOL_LIMITS, type PricingModel } from './tool-vocabulary.js';
+import { eachItem, isHttpUrl, lowercaseTokens, required, trimmedStrings } from './validators.js';
 
 /** A product people search for, with the state of its embeddings in the four vector collections. */
-@pre<Tool>('validate', trackContentChanges)
-@post<Tool>('save', reconcileAfterSave)
-@plugin(syncWritePathsPlugin)
+@plugin(changeTrackingPlugin)
+// Public lookups by slug (`findOne({ id })`); also refuses a second tool with the same slug.
 @index({ id: 1 }, { name: 'tool_id_unique', unique: true })
+// getSyncStats and the dashboard's counts by overall status.
 @index({ 'syncMetadata.overallStatus': 1 }, { name: 'sync_overall_status_idx' })
+// findNeedingSync({ collections }), requeueFailed and the dashboard, per collection.
 @index({ 'syncMetadata.collections.tools.status': 1 }, { name: 'sync_tools_status_idx' })
 @index({ 'syncMetadata.collections.functionality.status': 1 }, { name: 'sync_functionality_status_idx' })
 @index({ 'syncMetadata.collections.usecases.status': 1 }, { name: 'sync_usecases_status_idx' })
 @index({ 'syncMetadata.collections.interface.status': 1 }, { name: 'sync_interface_status_idx' })
+// findNeedingSync(): waiting tools by overall status, oldest metadata change first.
 @index({ 'syncMetadata.overallStatus': 1, 'syncMetadata.updatedAt': 1 }, { name: 'sync_worker_query_idx' })
+// findRetryable(): failed tools narrowed by their collections' retry counts.
 @index(
   {
     'syncMetadata.overallStatus': 1,
@@ -174,6 +44,8 @@ async function reconcileAfterSave(this: DocumentType<Tool>): Promise<void> {
   },
   { name: 'sync_retry_eligibility_idx' },
 )
+// The settle after a write (`find({ pendingHashCheck: token })`), findNeedingSync and `tool-sync settle`.
+@index({ 'syncMetadata.pendingHashCheck': 1 }, { name: 'sync_pending_hash_check_idx' })
 @modelOptions({
   schemaOptions: { collection: 'tools', timestamps: true },
   options: { customName: 'Tool', allowMixed: Severity.ERROR },
@@ -300,6 +172,15 @@ export class Tool {
     options: { maxRetries?: number; now?: Date; limit?: number } = {},
   ): Promise<RetryableTool[]> {
     return findRetryable(this, options);
+  }
+
+  /**
+   * Makes the tool's stored sync state agree with its stored content (completes missing
+   * metadata, transitions collections whose hash changed, clears a pending hash check).
+   * Returns whether anything was written.
+   */
+  public static settleSyncState(this: ReturnModelType<typeof Tool>, toolId: Types.ObjectId | string): Promise<boolean> {
+    return settleTool(this, toolId);
   }
 
   /** The dashboard's numbers. */

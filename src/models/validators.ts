@@ -23,3 +23,35 @@ export function truncateLastError(value: unknown): unknown {
   if (last >= 0xd800 && last <= 0xdbff) end -= 1;
   return `${text.slice(0, end)}…`;
 }
+
+export function isHttpUrl(value: unknown): boolean {
+  if (value === null || value === undefined) return true;
+  if (typeof value !== 'string') return false;
+  try {
+    const { protocol } = new URL(value);
+    return protocol === 'http:' || protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+export function trimmedStrings(value: unknown): unknown {
+  return Array.isArray(value) ? value.map((item: unknown) => (typeof item === 'string' ? item.trim() : item)) : value;
+}
+
+export function lowercaseTokens(value: unknown): unknown {
+  const trimmed = trimmedStrings(value);
+  return Array.isArray(trimmed)
+    ? trimmed.map((item: unknown) => (typeof item === 'string' ? item.toLowerCase() : item))
+    : trimmed;
+}
+
+/** A validator of every item of a string array; the message names the path, the rule and the value. */
+export function eachItem(check: (item: string) => boolean, rule: string) {
+  return {
+    validator: (items: unknown): boolean =>
+      !Array.isArray(items) || items.every((item: unknown) => typeof item === 'string' && check(item)),
+    message: (props: { path: string; value: unknown }) =>
+      `Path \`${props.path}\` items must be ${rule}, got ${JSON.stringify(props.value)}.`,
+  };
+}

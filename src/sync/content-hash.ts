@@ -20,11 +20,22 @@ export type ToolContent = Partial<Record<ContentField, unknown>>;
 
 type CanonicalValue = string | null | string[];
 
+/** A UTF-16 surrogate without its other half. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * The text as the server stores it: the driver encodes strings as UTF-8, which turns a lone
+ * surrogate into U+FFFD, so the hash of a string before it is written equals the hash after.
+ */
+export function asStoredText(text: string): string {
+  return text.replace(LONE_SURROGATE, '\uFFFD');
+}
+
 function canonicalText(value: unknown): string | null {
   if (value === undefined || value === null) return null;
   // Stored content is always text (the schema casts it); other input is serialized, not '[object Object]'.
   const raw = typeof value === 'string' ? value : JSON.stringify(value);
-  const text = raw.normalize('NFC');
+  const text = asStoredText(raw).normalize('NFC');
   return text === '' ? null : text;
 }
 

@@ -1,0 +1,107 @@
+import { type DocumentType, type ReturnModelType } from '@typegoose/typegoose';
+import { type Document, Types } from 'mongoose';
+import { CONTENT_FIELDS } from '../../sync/collection-fields.js';
+import { computeContentHashes } from '../../sync/content-hash.js';
+import { type StoredTool } from '../../sync/stored-tool.js';
+import {
+  COLLECTION_STATE_KEYS,
+  collectionPath,
+  LAST_MODIFIED_FIELDS,
+  METADATA_UPDATED_AT,
+  PENDING_HASH_CHECK,
+  SYNC_METADATA,
+} from '../../sync/sync-state.js';
+import { SYNC_COLLECTION_NAMES } from '../../sync/vocabulary.js';
+import { SyncArgumentError } from '../errors.js';
+import { type Tool } from '../tool.js';
+import { BUSINESS_FIELDS } from '../tool-vocabulary.js';
+import { settleAfterWrite } from './settle-after-write.js';
+import { rootOf } from './update-analysis.js';
+
+type ToolDocument = DocumentType<Tool>;
+
+const CONTENT = new Set<string>(CONTENT_FIELDS);
+const HASH_PATHS = SYNC_COLLECTION_NAMES.map((name) => collectionPath(name, 'contentHash'));
+/** Every path of sync metadata a document holds. */
+const SYNC_PATHS = [
+  ...['overallStatus', 'createdAt', 'updatedAt', 'lastModifiedFields', 'pendingHashCheck'].map((key) => `${SYNC_METADATA}.${key}`),
+  ...SYNC_COLLECTION_NAMES.flatMap((name) => COLLECTION_STATE_KEYS.map((key) => collectionPath(name, key))),
+];
+/**
+ * The paths a user may not change: all of them, but for what this package sets on a document
+ * itself (a new tool's hashes; an edit's marks).
+ */
+const FORBIDDEN_ON_NEW = SYNC_PATHS.filter((path) => !HASH_PATHS.includes(path));
+const FORBIDDEN_ON_LOADED = SYNC_PATHS.filter((path) => ![PENDING_HASH_CHECK, LAST_MODIFIED_FIELDS, METADATA_UPDATED_AT].includes(path));
+
+/** Documents whose save is to be settled by their post-save hook (an edit of content, or legacy metadata). */
+const settleAfterSave = new WeakSet<ToolDocument>();
+
+function refuseUserSyncMetadata(doc: ToolDocument): void {
+  if (doc.isNew && !doc.$isDefault(SYNC_METADATA)) {
+    throw new SyncArgumentError(SYNC_METADATA, doc.get(SYNC_METADATA) as unknown, "a new tool without syncMetadata: tool-sync writes it");
+  }
+  // isModified, not directModifiedPaths: Mongoose reports arrays inside a subdocument under a doubled prefix.
+  const forged = (doc.isNew ? FORBIDDEN_ON_NEW : FORBIDDEN_ON_LOADED).find((path) => doc.isModified(path));
+  if (forged !== undefined) {
+    throw new SyncArgumentError(forged, doc.get(forged) as unknown, 'a business field: syncMetadata is written by tool-sync alone (its statics and migrations)');
+  }
+}
+
+/**
+ * Before a document is validated or saved: a user's change to `syncMetadata` is refused; a new
+ * tool takes the hashes of the content it is inserted with; a loaded tool whose content changed
+ * is marked (a pending hash check, `lastModifiedFields`), to be settled once the save has landed.
+ */
+export function beforeDocumentWrite(this: ToolDocument): void {
+  refuseUserSyncMetadata(this);
+  if (this.isNew) {
+    const hashes = computeContentHashes(this);
+    for (const name of SYNC_COLLECTION_NAMES) this.syncMetadata.collections[name].contentHash = hashes[name];
+    return;
+  }
+  if (settleAfterSave.has(this)) return;
+  // Metadata written before this package (no hashes yet) is completed once the save lands.
+  if (SYNC_COLLECTION_NAMES.some((name) => this.syncMetadata.collections[name].contentHash === '')) settleAfterSave.add(this);
+  const changed = BUSINESS_FIELDS.filter((field) => this.isModified(field));
+  if (changed.length === 0) return;
+  this.set(LAST_MODIFIED_FIELDS, changed);
+  this.set(METADATA_UPDATED_AT, new Date());
+  if (!changed.some((field) => CONTENT.has(field))) return;
+  this.set(PENDING_HASH_CHECK, new Types.ObjectId());
+  settleAfterSave.add(this);
+}
+
+/**
+ * A loaded tool shows defaults where its stored metadata has none, and Mongoose marks some of
+ * them modified: they are not the user's changes, and settling (not saving defaults) completes
+ * the stored metadata.
+ */
+export function afterDocumentInit(this: ToolDocument): void {
+  unmarkSyncMetadata(this);
+}
+
+/** Forgets every change to `syncMetadata` on a document: it shows what is stored. */
+export function unmarkSyncMetadata(doc: Document): void {
+  for (const path of doc.directModifiedPaths()) if (rootOf(path) === SYNC_METADATA) doc.unmarkModified(path);
+  doc.unmarkModified(SYNC_METADATA);
+}
+
+/** The document shows what is stored once settled, without marking anything to save. */
+function showStoredSyncMetadata(doc: ToolDocument, stored: StoredTool): void {
+  if (String(stored._id) !== String(doc._id) || stored.syncMetadata === undefined) return;
+  doc.set(SYNC_METADATA, stored.syncMetadata);
+  unmarkSyncMetadata(doc);
+}
+
+/** After a save that changed content: settle the tool, and show its settled state on the document. */
+export async function afterDocumentSave(this: ToolDocument): Promise<void> {
+  if (!settleAfterSave.has(this)) return;
+  settleAfterSave.delete(this);
+  await settleAfterWrite(this.constructor as ReturnModelType<typeof Tool>, { _id: this._id }, this.$session(), (stored) => { showStoredSyncMetadata(this, stored); });
+}
+
+/** A save that failed leaves no pending mark on the document (the write did not land). */
+export function afterDocumentSaveError(this: ToolDocument): void {
+  settleAfterSave.delete(this);
+}

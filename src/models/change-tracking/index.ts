@@ -1,0 +1,44 @@
+import type mongoose from 'mongoose';
+import { type ToolModelType } from './bulk-write.js';
+import { beforeBulkWrite } from './bulk-write.js';
+import { afterDocumentInit, afterDocumentSave, afterDocumentSaveError, beforeDocumentWrite } from './document-writes.js';
+import {
+  afterQueryWrite,
+  afterQueryWriteError,
+  beforeQueryReplace,
+  beforeQueryUpdate,
+  REPLACE_OPERATIONS,
+  UPDATE_OPERATIONS,
+} from './query-writes.js';
+
+/**
+ * Change tracking: the hooks that keep sync metadata true on every write path of the model.
+ * The server applies each write as the caller sent it; these hooks only add the package's
+ * bookkeeping before it and settle the tools it marked after it.
+ *
+ * Registered:
+ * - document `init` (post): a loaded tool's defaults are not changes to save
+ * - document `validate`, `save` (pre): refuse `syncMetadata` input; hash a new tool; mark an edit
+ * - document `save` (post, post error): settle the edited tool; forget a failed save's mark
+ * - query `updateOne`, `updateMany`, `findOneAndUpdate` (pre): refuse `syncMetadata` paths,
+ *   check upserts, add bookkeeping, validators on
+ * - query `replaceOne`, `findOneAndReplace` (pre): carried out as the equivalent update
+ * - query updates (post, post error): settle the tools the write marked
+ * - model `bulkWrite` (pre): check and decorate every operation, send them as one bulk, settle
+ */
+export function changeTrackingPlugin(schema: mongoose.Schema): void {
+  schema.post('init', afterDocumentInit);
+  schema.pre('validate', beforeDocumentWrite);
+  schema.pre('save', beforeDocumentWrite);
+  schema.post('save', afterDocumentSave);
+  schema.post('save', { errorHandler: true }, afterDocumentSaveError);
+  for (const op of UPDATE_OPERATIONS) {
+    schema.pre(op, { document: false, query: true }, beforeQueryUpdate);
+    schema.post(op, { document: false, query: true }, afterQueryWrite);
+    schema.post(op, { document: false, query: true, errorHandler: true }, afterQueryWriteError);
+  }
+  for (const op of REPLACE_OPERATIONS) schema.pre(op, { document: false, query: true }, beforeQueryReplace(op));
+  schema.pre('bulkWrite', async function bulkWrite(this: unknown, operations, options) {
+    await beforeBulkWrite.call(this as ToolModelType, operations as unknown as Record<string, unknown>[], options);
+  });
+}

@@ -1,0 +1,95 @@
+import { type ReturnModelType } from '@typegoose/typegoose';
+import mongoose, { type Query, Types } from 'mongoose';
+import { type StoredTool } from '../../sync/stored-tool.js';
+import { PENDING_HASH_CHECK, SYNC_METADATA } from '../../sync/sync-state.js';
+import { type Tool } from '../tool.js';
+import { bookkeepingFor, replacementAsUpdate, withBookkeeping } from './bookkeeping.js';
+import { unmarkSyncMetadata } from './document-writes.js';
+import { settleAfterWrite } from './settle-after-write.js';
+import { analyzeReplacement, analyzeUpdate, isPlainObject } from './update-analysis.js';
+import { checkUpsert } from './validation.js';
+
+type ToolModelType = ReturnModelType<typeof Tool>;
+type ToolQuery = Query<unknown, unknown>;
+
+export const UPDATE_OPERATIONS = ['updateOne', 'updateMany', 'findOneAndUpdate'] as const;
+export const REPLACE_OPERATIONS = ['replaceOne', 'findOneAndReplace'] as const;
+
+/** The pending hash check each query's write carries, from its pre hook to its post hook. */
+const pendingChecks = new WeakMap<ToolQuery, Types.ObjectId>();
+
+const modelOf = (query: ToolQuery): ToolModelType => query.model as unknown as ToolModelType;
+
+/**
+ * Before an update is sent: refuse a `syncMetadata` path, check an upsert, add the package's
+ * bookkeeping to the update, and run validators unless the caller said otherwise. The filter,
+ * the update's own operators or stages, and every option reach the server as they were given.
+ */
+export async function beforeQueryUpdate(this: ToolQuery): Promise<void> {
+  const update = this.getUpdate() as unknown;
+  const analysis = analyzeUpdate(update);
+  const options = this.getOptions() as Record<string, unknown>;
+  if (options.upsert === true) await checkUpsert(modelOf(this), this.getFilter(), update, options);
+  const token = analysis.mayChangeContent ? new Types.ObjectId() : null;
+  this.setUpdate(withBookkeeping(update, bookkeepingFor(analysis, token, new Date())) as mongoose.UpdateQuery<unknown>);
+  if (options.runValidators === undefined) this.setOptions({ runValidators: true });
+  if (token !== null) pendingChecks.set(this, token);
+}
+
+/**
+ * A replacement would drop the stored sync state with the rest of the document. It is carried
+ * out as the update that leaves the same business fields (see `replacementAsUpdate`), through
+ * the same model method's update twin and these same hooks, and its result is returned as is.
+ */
+export function beforeQueryReplace(op: (typeof REPLACE_OPERATIONS)[number]) {
+  return async function replaceAsUpdate(this: ToolQuery): Promise<void> {
+    const replacement = this.getUpdate() as unknown;
+    analyzeReplacement(replacement);
+    const model = modelOf(this);
+    const update = replacementAsUpdate(replacement);
+    const options = { ...(this.getOptions() as Record<string, unknown>) };
+    const result = op === 'replaceOne'
+      ? await model.updateOne(this.getFilter(), update, options)
+      : await model.findOneAndUpdate(this.getFilter(), update, { ...options, projection: this.projection(), lean: this.mongooseOptions().lean });
+    // Mongoose's documented way for a pre hook to replace the operation with its own result.
+    // eslint-disable-next-line @typescript-eslint/only-throw-error
+    throw mongoose.skipMiddlewareFunction(result);
+  };
+}
+
+/** The tool a findOneAndUpdate returned, hydrated or lean, inside its result metadata or not. */
+function returnedTool(result: unknown): Record<string, unknown> | mongoose.Document | undefined {
+  const value = isPlainObject(result) && 'lastErrorObject' in result ? result.value : result;
+  if (value instanceof mongoose.Document) return value;
+  return isPlainObject(value) ? value : undefined;
+}
+
+/** A returned tool shows its settled sync state, as a later read would. */
+function showSettled(result: unknown) {
+  const returned = returnedTool(result);
+  return (stored: StoredTool): void => {
+    if (returned === undefined || String(returned._id) !== String(stored._id)) return;
+    if (returned instanceof mongoose.Document) {
+      if (!returned.isSelected(SYNC_METADATA)) return;
+      returned.set(SYNC_METADATA, stored.syncMetadata);
+      unmarkSyncMetadata(returned);
+    } else if (SYNC_METADATA in returned) {
+      returned[SYNC_METADATA] = stored.syncMetadata;
+    }
+  };
+}
+
+/** After the write (landed, or failed part way through an updateMany): settle the tools it marked. */
+export async function afterQueryWrite(this: ToolQuery, result: unknown): Promise<void> {
+  const token = pendingChecks.get(this);
+  if (token === undefined) return;
+  pendingChecks.delete(this);
+  const session = (this.getOptions() as { session?: mongoose.mongo.ClientSession | null }).session;
+  await settleAfterWrite(modelOf(this), { [PENDING_HASH_CHECK]: token }, session, showSettled(result));
+}
+
+export async function afterQueryWriteError(this: ToolQuery, error: unknown): Promise<void> {
+  // The error reaches the caller as it is; the tools the write did reach are settled first.
+  void error;
+  await afterQueryWrite.call(this, undefined);
+}

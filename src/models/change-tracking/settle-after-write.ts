@@ -1,0 +1,34 @@
+import { type ReturnModelType } from '@typegoose/typegoose';
+import { type mongo } from 'mongoose';
+import { type StoredTool } from '../../sync/stored-tool.js';
+import { settleMatching, type PlansSummary, type ToolCollection } from '../conditional-write.js';
+import { type Tool } from '../tool.js';
+
+type ToolModelType = ReturnModelType<typeof Tool>;
+
+/** Emitted on `Model.events` when a user's write landed but settling its tools failed. */
+export const SETTLE_FAILED_EVENT = 'tool-sync:settle-failed';
+
+/** Tools read and settled per batch after a write: one read and one bulk write per this many. */
+export const SETTLE_BATCH_SIZE = 1000;
+
+export const toolCollection = (model: ToolModelType): ToolCollection => model.collection as unknown as ToolCollection;
+
+/**
+ * Settles the tools a user's write marked. The write itself has landed: a failure here leaves
+ * the marks (every reader of sync state settles them, and `tool-sync settle` does too), so it is
+ * reported on `Model.events`, never thrown at a caller whose write succeeded.
+ */
+export async function settleAfterWrite(
+  model: ToolModelType,
+  filter: mongo.Filter<mongo.Document>,
+  session: mongo.ClientSession | null | undefined,
+  onSettled?: (tool: StoredTool) => void,
+): Promise<PlansSummary | undefined> {
+  try {
+    return await settleMatching(toolCollection(model), filter, { session: session ?? undefined, batchSize: SETTLE_BATCH_SIZE, onSettled });
+  } catch (error) {
+    model.events.emit(SETTLE_FAILED_EVENT, { error, filter });
+    return undefined;
+  }
+}

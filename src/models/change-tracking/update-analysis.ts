@@ -1,0 +1,179 @@
+import { CONTENT_FIELDS } from '../../sync/collection-fields.js';
+import { SYNC_METADATA } from '../../sync/sync-state.js';
+import { SyncArgumentError } from '../errors.js';
+import { BUSINESS_FIELDS } from '../tool-vocabulary.js';
+
+/**
+ * What a user's write names, read from its paths alone: which top-level fields it may write and
+ * whether it touches `syncMetadata`. Nothing here evaluates an operator or a stage: the server
+ * applies the write, the package only needs to know where it may land.
+ */
+
+export type UpdateKind = 'operators' | 'pipeline' | 'replacement';
+
+export interface UpdateAnalysis {
+  kind: UpdateKind;
+  /** Top-level fields the write may change (a `$rename` writes both its names). */
+  fields: Set<string>;
+  /** The write may change content: its tools' hashes must be checked afterwards. */
+  mayChangeContent: boolean;
+  /** Business fields it names: what `lastModifiedFields` records. */
+  businessFields: string[];
+}
+
+const CONTENT = new Set<string>(CONTENT_FIELDS);
+const BUSINESS = new Set<string>(BUSINESS_FIELDS);
+/** Pipeline stages that replace the whole document, `syncMetadata` with it. */
+const REPLACING_STAGES = new Set(['$project', '$replaceRoot', '$replaceWith']);
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const prototype = Object.getPrototypeOf(value) as unknown;
+  return prototype === Object.prototype || prototype === null;
+}
+
+export const rootOf = (path: string): string => path.split('.')[0] ?? path;
+
+function refuseSyncPath(where: string, path: string): void {
+  if (rootOf(path) === SYNC_METADATA) {
+    throw new SyncArgumentError(where, path, 'a business field: syncMetadata is written by tool-sync alone (its statics and migrations)');
+  }
+}
+
+function finish(kind: UpdateKind, fields: Set<string>): UpdateAnalysis {
+  return {
+    kind,
+    fields,
+    mayChangeContent: kind === 'replacement' || [...fields].some((field) => CONTENT.has(field)),
+    businessFields: BUSINESS_FIELDS.filter((field) => fields.has(field)),
+  };
+}
+
+function analyzeOperators(update: Record<string, unknown>, where: string): UpdateAnalysis {
+  const fields = new Set<string>();
+  for (const [key, value] of Object.entries(update)) {
+    if (!key.startsWith('$')) {
+      // Mongoose sends a top-level field as a `$set`.
+      refuseSyncPath(`${where}.${key}`, key);
+      fields.add(rootOf(key));
+      continue;
+    }
+    if (!isPlainObject(value)) continue; // the server names what is wrong with it
+    for (const [path, operand] of Object.entries(value)) {
+      refuseSyncPath(`${where}.${key}`, path);
+      fields.add(rootOf(path));
+      if (key === '$rename' && typeof operand === 'string') {
+        refuseSyncPath(`${where}.$rename.${path}`, operand);
+        fields.add(rootOf(operand));
+      }
+    }
+  }
+  return finish('operators', fields);
+}
+
+function analyzePipeline(stages: unknown[], where: string): UpdateAnalysis {
+  const fields = new Set<string>();
+  stages.forEach((stage, index) => {
+    if (!isPlainObject(stage)) return;
+    for (const [name, body] of Object.entries(stage)) {
+      const at = `${where}[${index}].${name}`;
+      if (REPLACING_STAGES.has(name)) {
+        throw new SyncArgumentError(at, body, 'a $set, $addFields or $unset stage: a stage that replaces the document would drop syncMetadata');
+      }
+      if (name === '$set' || name === '$addFields') {
+        if (!isPlainObject(body)) continue;
+        for (const path of Object.keys(body)) {
+          refuseSyncPath(at, path);
+          fields.add(rootOf(path));
+        }
+      } else if (name === '$unset') {
+        for (const path of Array.isArray(body) ? body : [body]) {
+          if (typeof path !== 'string') continue;
+          refuseSyncPath(at, path);
+          fields.add(rootOf(path));
+        }
+      }
+    }
+  });
+  return finish('pipeline', fields);
+}
+
+/** Reads an update (operators or a pipeline); refuses one that writes any `syncMetadata` path. */
+export function analyzeUpdate(update: unknown, where = 'update'): UpdateAnalysis {
+  if (Array.isArray(update)) return analyzePipeline(update, where);
+  if (!isPlainObject(update)) return finish('operators', new Set());
+  return analyzeOperators(update, where);
+}
+
+/** Reads a replacement document; refuses one that carries `syncMetadata`. */
+export function analyzeReplacement(replacement: unknown, where = 'replacement'): UpdateAnalysis {
+  const document = isPlainObject(replacement) ? replacement : {};
+  for (const key of Object.keys(document)) refuseSyncPath(`${where}.${key}`, key);
+  return finish('replacement', new Set([...Object.keys(document), ...BUSINESS_FIELDS]));
+}
+
+/** Refuses a new tool's input that carries `syncMetadata` (create, insertMany, new ToolModel). */
+export function refuseSyncMetadataInput(input: unknown, where: string): void {
+  if (isPlainObject(input) && input.syncMetadata !== undefined) refuseSyncPath(where, SYNC_METADATA);
+}
+
+/**
+ * Whether a filter names a `syncMetadata` path anywhere (in `$and`, `$or`, … too): an upsert
+ * seeds the new tool from its equality conditions, so such an upsert could forge sync state.
+ */
+export function filterNamesSyncMetadata(filter: unknown): string | undefined {
+  if (Array.isArray(filter)) {
+    for (const clause of filter) {
+      const found = filterNamesSyncMetadata(clause);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  if (!isPlainObject(filter)) return undefined;
+  for (const [key, value] of Object.entries(filter)) {
+    if (key.startsWith('$')) {
+      const found = filterNamesSyncMetadata(value);
+      if (found !== undefined) return found;
+    } else if (rootOf(key) === SYNC_METADATA) {
+      return key;
+    }
+  }
+  return undefined;
+}
+
+/** The top-level fields an upsert's filter seeds the new tool with (plain equality conditions). */
+export function seededByFilter(filter: unknown): Record<string, unknown> {
+  const seeded: Record<string, unknown> = {};
+  if (!isPlainObject(filter)) return seeded;
+  for (const [key, value] of Object.entries(filter)) {
+    if (key === '$and' && Array.isArray(value)) {
+      for (const clause of value) Object.assign(seeded, seededByFilter(clause));
+      continue;
+    }
+    if (key.startsWith('$') || key.includes('.')) continue;
+    if (!isPlainObject(value)) seeded[key] = value;
+    else if ('$eq' in value) seeded[key] = value.$eq;
+  }
+  return seeded;
+}
+
+/** The top-level fields an update sets on insert: `$set`, `$setOnInsert`, plain fields, pipeline `$set`s. */
+export function setOnInsertBy(update: unknown): Set<string> {
+  const fields = new Set<string>();
+  if (Array.isArray(update)) {
+    for (const stage of update) {
+      if (!isPlainObject(stage)) continue;
+      for (const name of ['$set', '$addFields']) {
+        const body = stage[name];
+        if (isPlainObject(body)) for (const path of Object.keys(body)) fields.add(rootOf(path));
+      }
+    }
+    return fields;
+  }
+  if (!isPlainObject(update)) return fields;
+  for (const [key, value] of Object.entries(update)) {
+    if (!key.startsWith('$')) fields.add(rootOf(key));
+    else if ((key === '$set' || key === '$setOnInsert') && isPlainObject(value)) for (const path of Object.keys(value)) fields.add(rootOf(path));
+  }
+  return fields;
+}

@@ -1,0 +1,46 @@
+import { aggregateSyncStatus } from '../status-order.js';
+import { parseSyncState, type StoredTool } from '../stored-tool.js';
+import { collectionPath, METADATA_UPDATED_AT, OVERALL_STATUS } from '../sync-state.js';
+import { type SyncCollectionName, type SyncErrorCode } from '../vocabulary.js';
+import { settledStatuses } from './mark-synced.js';
+import { type Decision } from './plan.js';
+import { settleFirst } from './settle-first.js';
+import { unchangedSince } from './settle.js';
+
+export interface MarkFailedResult {
+  errorCode: SyncErrorCode;
+  retryCount: number;
+}
+
+/** A sync attempt failed: `failed`, the classified error recorded, one more retry counted. */
+export function planMarkFailed(
+  tool: StoredTool,
+  collection: SyncCollectionName,
+  failure: { errorCode: SyncErrorCode; lastError: string },
+  now: Date,
+): Decision<MarkFailedResult> {
+  const unsettled = settleFirst(tool, now);
+  if (unsettled !== undefined) return unsettled;
+  const parsed = parseSyncState(tool);
+  const retryCount = (parsed.collections[collection]?.retryCount ?? 0) + 1;
+  const statuses = settledStatuses(tool);
+  statuses[collection] = 'failed';
+  return {
+    kind: 'done',
+    write: {
+      filter: { ...unchangedSince(tool._id, parsed), [collectionPath(collection, 'retryCount')]: retryCount - 1 },
+      update: {
+        $set: {
+          [collectionPath(collection, 'status')]: 'failed',
+          [collectionPath(collection, 'lastSyncAttemptAt')]: now,
+          [collectionPath(collection, 'lastError')]: failure.lastError,
+          [collectionPath(collection, 'errorCode')]: failure.errorCode,
+          [collectionPath(collection, 'retryCount')]: retryCount,
+          [OVERALL_STATUS]: aggregateSyncStatus(Object.values(statuses)),
+          [METADATA_UPDATED_AT]: now,
+        },
+      },
+    },
+    result: { errorCode: failure.errorCode, retryCount },
+  };
+}

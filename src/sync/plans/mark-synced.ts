@@ -1,0 +1,62 @@
+import { aggregateSyncStatus } from '../status-order.js';
+import { parseSyncState, type StoredTool } from '../stored-tool.js';
+import { collectionPath, METADATA_UPDATED_AT, OVERALL_STATUS } from '../sync-state.js';
+import { SYNC_COLLECTION_NAMES, type SyncCollectionName, type SyncStatus } from '../vocabulary.js';
+import { type Decision } from './plan.js';
+import { settleFirst, } from './settle-first.js';
+import { unchangedSince } from './settle.js';
+
+export type MarkSyncedResult =
+  | { synced: true; vectorVersion: number }
+  | { synced: false; reason: 'content-changed'; currentContentHash: string };
+
+/** The four statuses of a settled tool (every collection parsed and complete). */
+export function settledStatuses(tool: StoredTool): Record<SyncCollectionName, SyncStatus> {
+  const parsed = parseSyncState(tool);
+  const statuses = {} as Record<SyncCollectionName, SyncStatus>;
+  for (const name of SYNC_COLLECTION_NAMES) statuses[name] = parsed.collections[name]?.status ?? 'pending';
+  return statuses;
+}
+
+/**
+ * The worker embedded the content whose hash it read: `synced`, only while the stored hash is
+ * still that one and verified; otherwise the attempt is recorded and the caller told.
+ */
+export function planMarkSynced(tool: StoredTool, collection: SyncCollectionName, contentHash: string, now: Date): Decision<MarkSyncedResult> {
+  const unsettled = settleFirst(tool, now);
+  if (unsettled !== undefined) return unsettled;
+  const parsed = parseSyncState(tool);
+  const state = parsed.collections[collection];
+  const current = state?.contentHash ?? '';
+  const condition = unchangedSince(tool._id, parsed);
+  if (current !== contentHash) {
+    return {
+      kind: 'done',
+      write: { filter: condition, update: { $set: { [collectionPath(collection, 'lastSyncAttemptAt')]: now, [METADATA_UPDATED_AT]: now } } },
+      result: { synced: false, reason: 'content-changed', currentContentHash: current },
+    };
+  }
+  const statuses = settledStatuses(tool);
+  statuses[collection] = 'synced';
+  const vectorVersion = (state?.vectorVersion ?? 0) + 1;
+  return {
+    kind: 'done',
+    write: {
+      filter: { ...condition, [collectionPath(collection, 'vectorVersion')]: state?.vectorVersion ?? 0 },
+      update: {
+        $set: {
+          [collectionPath(collection, 'status')]: 'synced',
+          [collectionPath(collection, 'lastSyncedAt')]: now,
+          [collectionPath(collection, 'lastSyncAttemptAt')]: now,
+          [collectionPath(collection, 'lastError')]: null,
+          [collectionPath(collection, 'errorCode')]: null,
+          [collectionPath(collection, 'retryCount')]: 0,
+          [collectionPath(collection, 'vectorVersion')]: vectorVersion,
+          [OVERALL_STATUS]: aggregateSyncStatus(Object.values(statuses)),
+          [METADATA_UPDATED_AT]: now,
+        },
+      },
+    },
+    result: { synced: true, vectorVersion },
+  };
+}

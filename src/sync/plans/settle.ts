@@ -1,0 +1,127 @@
+import { CONTENT_FIELDS } from '../collection-fields.js';
+import { computeContentHashes } from '../content-hash.js';
+import { aggregateSyncStatus } from '../status-order.js';
+import { parseSyncState, type ParsedSyncState, type StoredTool } from '../stored-tool.js';
+import {
+  collectionPath,
+  LAST_MODIFIED_FIELDS,
+  METADATA_UPDATED_AT,
+  OVERALL_STATUS,
+  PENDING_HASH_CHECK,
+  type CollectionSyncState,
+} from '../sync-state.js';
+import { afterContentChange } from '../transitions.js';
+import { INITIAL_SYNC_STATUS, SYNC_COLLECTION_NAMES, type SyncCollectionName, type SyncStatus } from '../vocabulary.js';
+import { type PlannedWrite } from './plan.js';
+
+export type SettlePlan =
+  | { kind: 'settled' }
+  | { kind: 'write'; write: PlannedWrite; statuses: Record<SyncCollectionName, SyncStatus> }
+  | { kind: 'invalid'; reason: string };
+
+export function newCollectionState(contentHash: string): CollectionSyncState {
+  return {
+    status: INITIAL_SYNC_STATUS,
+    lastSyncedAt: null,
+    lastSyncAttemptAt: null,
+    lastError: null,
+    errorCode: null,
+    retryCount: 0,
+    contentHash,
+    vectorVersion: 0,
+  };
+}
+
+/**
+ * The condition under which a plan made from `parsed` still holds: no content write since (every
+ * content write sets a new `pendingHashCheck` in the same single-document update), and the
+ * statuses and hashes as read (transitions change nothing else that plans depend on).
+ */
+export function unchangedSince(id: unknown, parsed: ParsedSyncState): Record<string, unknown> {
+  const filter: Record<string, unknown> = { _id: id, [PENDING_HASH_CHECK]: parsed.pendingHashCheck };
+  for (const name of SYNC_COLLECTION_NAMES) {
+    const state = parsed.collections[name];
+    filter[collectionPath(name, 'status')] = state?.storedStatus ?? null;
+    filter[collectionPath(name, 'contentHash')] = state?.storedHash ?? null;
+  }
+  return filter;
+}
+
+/**
+ * Every content field as read (null matches a missing field too). A settle's hashes are computed
+ * from this content, so its write also holds against an edit that went around the package (a
+ * legacy application writing with the raw driver), which sets no pending hash check.
+ */
+export function contentAsRead(tool: StoredTool): Record<string, unknown> {
+  // `$eq`: a stored value that is itself a regular expression or an object is compared, never matched against.
+  return Object.fromEntries(CONTENT_FIELDS.map((field) => [field, { $eq: tool[field] ?? null }]));
+}
+
+/**
+ * Makes a tool's stored sync state agree with its stored content: missing metadata gets defaults
+ * with the real hashes (a tool written before this package, or inserted by an upsert), a
+ * collection whose stored hash no longer describes the content goes through `afterContentChange`,
+ * the overall status becomes the aggregate, and a pending hash check is cleared. Nothing to do
+ * for a settled tool whose hashes hold.
+ */
+export function planSettle(tool: StoredTool, now: Date): SettlePlan {
+  const parsed = parseSyncState(tool);
+  if (parsed.invalid !== undefined) return { kind: 'invalid', reason: parsed.invalid };
+  const hashes = computeContentHashes(tool);
+  const set: Record<string, unknown> = {};
+  const statuses = {} as Record<SyncCollectionName, SyncStatus>;
+
+  if (parsed.absent) {
+    const collections = {} as Record<SyncCollectionName, CollectionSyncState>;
+    for (const name of SYNC_COLLECTION_NAMES) {
+      collections[name] = newCollectionState(hashes[name]);
+      statuses[name] = INITIAL_SYNC_STATUS;
+    }
+    set.syncMetadata = {
+      overallStatus: INITIAL_SYNC_STATUS, collections, lastModifiedFields: [], createdAt: now, updatedAt: now, pendingHashCheck: null,
+    };
+    return { kind: 'write', write: { filter: { ...unchangedSince(tool._id, parsed), ...contentAsRead(tool) }, update: { $set: set } }, statuses };
+  }
+
+  const noCollections = SYNC_COLLECTION_NAMES.every((name) => parsed.collections[name] === undefined);
+  for (const name of SYNC_COLLECTION_NAMES) {
+    const state = parsed.collections[name];
+    if (state === undefined) {
+      statuses[name] = INITIAL_SYNC_STATUS;
+      if (!noCollections) set[`syncMetadata.collections.${name}`] = newCollectionState(hashes[name]);
+      continue;
+    }
+    const status = state.status ?? INITIAL_SYNC_STATUS;
+    statuses[name] = status;
+    for (const key of state.missing) {
+      if (key !== 'contentHash') set[collectionPath(name, key)] = newCollectionState('')[key];
+    }
+    if (state.contentHash === '') {
+      // Never hashed: what was embedded (if anything) is unknown, so the hash is taken as it is.
+      set[collectionPath(name, 'contentHash')] = hashes[name];
+    } else if (state.contentHash !== hashes[name]) {
+      const next = afterContentChange({ status, lastSyncedAt: state.lastSyncedAt, retryCount: state.retryCount });
+      statuses[name] = next.status;
+      set[collectionPath(name, 'status')] = next.status;
+      set[collectionPath(name, 'retryCount')] = next.retryCount;
+      set[collectionPath(name, 'contentHash')] = hashes[name];
+    }
+  }
+  if (noCollections) {
+    const collections = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, newCollectionState(hashes[name])]));
+    set['syncMetadata.collections'] = collections;
+  }
+
+  const overallStatus = aggregateSyncStatus(SYNC_COLLECTION_NAMES.map((name) => statuses[name]));
+  if (parsed.overallStatus !== overallStatus) set[OVERALL_STATUS] = overallStatus;
+  for (const key of parsed.missingMetadataKeys) {
+    if (key === 'lastModifiedFields') set[LAST_MODIFIED_FIELDS] = [];
+    else if (key === 'createdAt') set['syncMetadata.createdAt'] = now;
+  }
+  if (parsed.pendingHashCheck !== null) {
+    set[PENDING_HASH_CHECK] = null;
+  }
+  if (Object.keys(set).length === 0) return { kind: 'settled' };
+  set[METADATA_UPDATED_AT] = now;
+  return { kind: 'write', write: { filter: { ...unchangedSince(tool._id, parsed), ...contentAsRead(tool) }, update: { $set: set } }, statuses };
+}

@@ -1,0 +1,161 @@
+import { type mongo } from 'mongoose';
+import { CONTENT_HASH_LENGTH } from './content-hash.js';
+import { type ContentField } from './collection-fields.js';
+import { COLLECTION_STATE_KEYS, type CollectionSyncState } from './sync-state.js';
+import {
+  isSyncStatus,
+  SYNC_COLLECTION_NAMES,
+  SYNC_ERROR_CODES,
+  type SyncCollectionName,
+  type SyncErrorCode,
+  type SyncStatus,
+} from './vocabulary.js';
+
+/**
+ * A tool as the driver returns it: whatever is stored, trusted in nothing but its `_id`. The one
+ * type of a stored tool that transitions, write paths, queries and migrations read.
+ */
+export interface StoredTool extends Partial<Record<ContentField, unknown>> {
+  _id: mongo.ObjectId;
+  syncMetadata?: unknown;
+  [field: string]: unknown;
+}
+
+/** One collection's stored state: each key as stored (undefined when missing) and usable values. */
+export interface ParsedCollection {
+  /** Every key of the state is present and valid, with a real hash. */
+  complete: boolean;
+  /** The keys that are missing (not invalid): a settle fills them with defaults. */
+  missing: (keyof CollectionSyncState)[];
+  /** The stored status, or undefined when missing or not a status. */
+  status: SyncStatus | undefined;
+  /** The stored values, as stored, for the conditions of a conditional write. */
+  storedStatus: unknown;
+  storedHash: unknown;
+  storedRetryCount: unknown;
+  lastSyncedAt: Date | null;
+  errorCode: SyncErrorCode | null;
+  retryCount: number;
+  /** The stored hash, or '' when missing or not a hash. */
+  contentHash: string;
+  vectorVersion: number;
+  /** Why the stored state cannot be used as it is (an invalid value), if it cannot. */
+  invalid: string | undefined;
+}
+
+export const METADATA_KEYS = ['overallStatus', 'lastModifiedFields', 'createdAt', 'updatedAt'] as const;
+export type MetadataKey = (typeof METADATA_KEYS)[number];
+
+export interface ParsedSyncState {
+  /** `syncMetadata` is absent or null: a tool written before this package. */
+  absent: boolean;
+  /** Why the stored metadata cannot be settled without an operator (not an object, invalid values). */
+  invalid: string | undefined;
+  overallStatus: unknown;
+  /** The token of a content write whose hashes are not verified yet, as stored (null when none). */
+  pendingHashCheck: unknown;
+  lastModifiedFields: string[];
+  /** Top-level metadata keys that are missing (a missing `pendingHashCheck` is null: nothing pending). */
+  missingMetadataKeys: MetadataKey[];
+  collections: Record<SyncCollectionName, ParsedCollection | undefined>;
+}
+
+const HASH = new RegExp(`^[0-9a-f]{${CONTENT_HASH_LENGTH}}$`);
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
+}
+
+const isCount = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value >= 0;
+const isDateOrNull = (value: unknown): value is Date | null => value === null || value instanceof Date;
+const isErrorCode = (value: unknown): value is SyncErrorCode | null =>
+  value === null || (typeof value === 'string' && (SYNC_ERROR_CODES as readonly string[]).includes(value));
+
+const describe = (value: unknown): string => {
+  try {
+    return JSON.stringify(value) ?? typeof value;
+  } catch {
+    return typeof value;
+  }
+};
+
+function parseCollection(name: SyncCollectionName, stored: Record<string, unknown>): ParsedCollection {
+  const missing = COLLECTION_STATE_KEYS.filter((key) => stored[key] === undefined);
+  const checks: [keyof CollectionSyncState, (value: unknown) => boolean][] = [
+    ['status', isSyncStatus],
+    ['lastSyncedAt', isDateOrNull],
+    ['lastSyncAttemptAt', isDateOrNull],
+    ['lastError', (value) => value === null || typeof value === 'string'],
+    ['errorCode', isErrorCode],
+    ['retryCount', isCount],
+    ['contentHash', (value) => value === '' || (typeof value === 'string' && HASH.test(value))],
+    ['vectorVersion', isCount],
+  ];
+  const bad = checks.find(([key, valid]) => stored[key] !== undefined && !valid(stored[key]));
+  const hash = typeof stored.contentHash === 'string' && HASH.test(stored.contentHash) ? stored.contentHash : '';
+  return {
+    complete: missing.length === 0 && bad === undefined && hash !== '',
+    missing,
+    status: isSyncStatus(stored.status) ? stored.status : undefined,
+    storedStatus: stored.status,
+    storedHash: stored.contentHash,
+    storedRetryCount: stored.retryCount,
+    lastSyncedAt: stored.lastSyncedAt instanceof Date ? stored.lastSyncedAt : null,
+    errorCode: isErrorCode(stored.errorCode) ? stored.errorCode : null,
+    retryCount: isCount(stored.retryCount) ? stored.retryCount : 0,
+    contentHash: hash,
+    vectorVersion: isCount(stored.vectorVersion) ? stored.vectorVersion : 0,
+    invalid: bad === undefined ? undefined : `syncMetadata.collections.${name}.${bad[0]} is ${describe(stored[bad[0]])}`,
+  };
+}
+
+/** The one parser of stored sync state: never throws, whatever is stored. */
+export function parseSyncState(tool: StoredTool): ParsedSyncState {
+  const meta = tool.syncMetadata;
+  const absent = meta === undefined || meta === null;
+  const collections = {} as Record<SyncCollectionName, ParsedCollection | undefined>;
+  for (const name of SYNC_COLLECTION_NAMES) collections[name] = undefined;
+  if (!absent && !isObject(meta)) {
+    return {
+      absent, invalid: `syncMetadata is ${describe(meta)}, not an object`, overallStatus: undefined, pendingHashCheck: null,
+      lastModifiedFields: [], missingMetadataKeys: [], collections,
+    };
+  }
+  const stored = isObject(meta) ? meta : {};
+  let invalid: string | undefined;
+  if (stored.overallStatus !== undefined && !isSyncStatus(stored.overallStatus)) invalid = `syncMetadata.overallStatus is ${describe(stored.overallStatus)}`;
+  const storedCollections = stored.collections;
+  if (storedCollections !== undefined && !isObject(storedCollections)) invalid ??= `syncMetadata.collections is ${describe(storedCollections)}`;
+  for (const name of SYNC_COLLECTION_NAMES) {
+    const state = isObject(storedCollections) ? storedCollections[name] : undefined;
+    if (state === undefined) continue;
+    if (!isObject(state)) {
+      invalid ??= `syncMetadata.collections.${name} is ${describe(state)}`;
+      continue;
+    }
+    const parsed = parseCollection(name, state);
+    invalid ??= parsed.invalid;
+    collections[name] = parsed;
+  }
+  const fields = stored.lastModifiedFields;
+  return {
+    absent,
+    invalid,
+    overallStatus: stored.overallStatus,
+    pendingHashCheck: stored.pendingHashCheck ?? null,
+    lastModifiedFields: Array.isArray(fields) ? fields.filter((field): field is string => typeof field === 'string') : [],
+    missingMetadataKeys: absent ? [...METADATA_KEYS] : METADATA_KEYS.filter((key) => stored[key] === undefined),
+    collections,
+  };
+}
+
+/** Every collection complete, the overall status present, no hash check pending. */
+export function isSettled(parsed: ParsedSyncState): boolean {
+  return (
+    parsed.invalid === undefined &&
+    parsed.pendingHashCheck === null &&
+    parsed.missingMetadataKeys.length === 0 &&
+    isSyncStatus(parsed.overallStatus) &&
+    SYNC_COLLECTION_NAMES.every((name) => parsed.collections[name]?.complete === true)
+  );
+}

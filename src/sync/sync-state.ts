@@ -1,0 +1,41 @@
+import { type SyncErrorCode, type SyncStatus, type SyncCollectionName } from './vocabulary.js';
+
+/**
+ * The shape of sync state, as plain types. The decorated classes in `src/models` implement
+ * them (and are the schema); the pure rules here need no Mongoose.
+ */
+export interface CollectionSyncState {
+  status: SyncStatus;
+  lastSyncedAt: Date | null;
+  lastSyncAttemptAt: Date | null;
+  lastError: string | null;
+  errorCode: SyncErrorCode | null;
+  retryCount: number;
+  contentHash: string;
+  vectorVersion: number;
+}
+
+export type CollectionStateKey = keyof CollectionSyncState;
+
+/** The keys of a collection's state, in the order they are stored. */
+export const COLLECTION_STATE_KEYS = [
+  'status', 'lastSyncedAt', 'lastSyncAttemptAt', 'lastError', 'errorCode', 'retryCount', 'contentHash', 'vectorVersion',
+] as const satisfies readonly CollectionStateKey[];
+
+/** Where a tool's sync state lives: the package owns every path under it. */
+export const SYNC_METADATA = 'syncMetadata';
+
+/**
+ * Set, in the same single-document update, by every write that may change content: the token
+ * of that write. While it is set the stored hashes are unverified; settling the tool computes
+ * them from the stored content and clears it.
+ */
+export const PENDING_HASH_CHECK = 'syncMetadata.pendingHashCheck';
+export const OVERALL_STATUS = 'syncMetadata.overallStatus';
+export const METADATA_UPDATED_AT = 'syncMetadata.updatedAt';
+export const LAST_MODIFIED_FIELDS = 'syncMetadata.lastModifiedFields';
+
+/** The dotted path of one field of one collection's state inside a tool document. */
+export function collectionPath(collection: SyncCollectionName, key: CollectionStateKey): string {
+  return `syncMetadata.collections.${collection}.${key}`;
+}
