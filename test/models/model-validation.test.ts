@@ -1,8 +1,8 @@
 import mongoose from 'mongoose';
 import { describe, expect, it } from 'vitest';
-import { LAST_ERROR_MAX_LENGTH, SYNC_ERROR_CODES, ToolModel } from '../src/index.js';
-import { useTestDatabase } from './helpers/database.js';
-import { rawTool, toolInput } from './helpers/tools.js';
+import { LAST_ERROR_MAX_LENGTH, SYNC_ERROR_CODES, ToolModel } from '../../src/index.js';
+import { useTestDatabase } from '../helpers/database.js';
+import { rawTool, toolInput } from '../helpers/tools.js';
 
 useTestDatabase(import.meta.url);
 

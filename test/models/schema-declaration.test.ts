@@ -1,7 +1,7 @@
 import { buildSchema } from '@typegoose/typegoose';
 import type mongoose from 'mongoose';
 import { describe, expect, it } from 'vitest';
-import * as source from '../src/index.js';
+import * as source from '../../src/index.js';
 import {
   CollectionSyncStatus,
   PRICING_MODELS,
@@ -11,8 +11,8 @@ import {
   SyncMetadata,
   Tool,
   ToolModel,
-} from '../src/index.js';
-import { describeSchema, type SchemaDescription } from './helpers/describe-schema.js';
+} from '../../src/index.js';
+import { describeSchema, type SchemaDescription } from '../helpers/describe-schema.js';
 
 function nested(description: SchemaDescription, path: string): SchemaDescription {
   const inner = description.paths[path]?.schema;
@@ -71,7 +71,7 @@ describe('what the decorators declare', () => {
 describe('the built package', () => {
   it('has the same schema paths, types, enums, validators and indexes as the source under test', async () => {
     // A path in a variable: dist/ is built by `npm test`'s pretest step, not by the type checker.
-    const builtEntry = '../dist/index.js';
+    const builtEntry = '../../dist/index.js';
     const built = (await import(builtEntry)) as typeof source;
     expect(built.Tool).not.toBe(Tool);
     for (const [builtClass, sourceClass] of [

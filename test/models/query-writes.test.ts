@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { type Tool, aggregateSyncStatus, computeContentHashes, SYNC_COLLECTION_NAMES, ToolModel, type ITool, type SyncStatus } from '../src/index.js';
-import { useTestDatabase } from './helpers/database.js';
-import { createSyncedTool } from './helpers/sync.js';
-import { insertRaw, rawTool, toolInput } from './helpers/tools.js';
+import { type Tool, aggregateSyncStatus, computeContentHashes, SYNC_COLLECTION_NAMES, ToolModel, type ITool, type SyncStatus } from '../../src/index.js';
+import { useTestDatabase } from '../helpers/database.js';
+import { createSyncedTool } from '../helpers/sync.js';
+import { insertRaw, rawTool, toolInput } from '../helpers/tools.js';
 
 useTestDatabase(import.meta.url);
 

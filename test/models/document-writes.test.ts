@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { aggregateSyncStatus, computeContentHashes, SYNC_COLLECTION_NAMES, ToolModel, type ITool } from '../src/index.js';
-import { useTestDatabase } from './helpers/database.js';
-import { createSyncedTool } from './helpers/sync.js';
-import { toolInput } from './helpers/tools.js';
+import { aggregateSyncStatus, computeContentHashes, SYNC_COLLECTION_NAMES, ToolModel, type ITool } from '../../src/index.js';
+import { useTestDatabase } from '../helpers/database.js';
+import { createSyncedTool } from '../helpers/sync.js';
+import { toolInput } from '../helpers/tools.js';
 
 useTestDatabase(import.meta.url);
 

@@ -1,9 +1,9 @@
 import type mongoose from 'mongoose';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { retryDelayMs, SyncArgumentError, ToolModel } from '../src/index.js';
-import { useTestDatabase } from './helpers/database.js';
-import { createSyncedTool } from './helpers/sync.js';
-import { insertRaw, toolInput } from './helpers/tools.js';
+import { retryDelayMs, SyncArgumentError, ToolModel } from '../../src/index.js';
+import { useTestDatabase } from '../helpers/database.js';
+import { createSyncedTool } from '../helpers/sync.js';
+import { insertRaw, toolInput } from '../helpers/tools.js';
 
 useTestDatabase(import.meta.url);
 

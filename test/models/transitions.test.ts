@@ -7,10 +7,10 @@ import {
   ToolModel,
   ToolNotFoundError,
   type ITool,
-} from '../src/index.js';
-import { useTestDatabase } from './helpers/database.js';
-import { createSyncedTool } from './helpers/sync.js';
-import { insertRaw, toolInput } from './helpers/tools.js';
+} from '../../src/index.js';
+import { useTestDatabase } from '../helpers/database.js';
+import { createSyncedTool } from '../helpers/sync.js';
+import { insertRaw, toolInput } from '../helpers/tools.js';
 
 useTestDatabase(import.meta.url);
 

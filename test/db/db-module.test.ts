@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import mongoose from 'mongoose';
 import { describe, expect, inject, it } from 'vitest';
-import { DEFAULT_POSTGRESQL_URL, ferretDbBinaryPath, FERRETDB_VERSION, postgresqlReachable, redactUri, resolveDatabase } from '../src/db/index.js';
+import { DEFAULT_POSTGRESQL_URL, ferretDbBinaryPath, FERRETDB_VERSION, postgresqlReachable, redactUri, resolveDatabase } from '../../src/db/index.js';
 
 const execFileAsync = promisify(execFile);
 

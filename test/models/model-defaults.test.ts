@@ -6,9 +6,9 @@ import {
   SYNC_COLLECTION_NAMES,
   ToolModel,
   type ITool,
-} from '../src/index.js';
-import { useTestDatabase } from './helpers/database.js';
-import { rawTool, toolInput } from './helpers/tools.js';
+} from '../../src/index.js';
+import { useTestDatabase } from '../helpers/database.js';
+import { rawTool, toolInput } from '../helpers/tools.js';
 
 useTestDatabase(import.meta.url);
 

@@ -9,7 +9,7 @@ import {
   CONTENT_FIELDS,
   SYNC_COLLECTION_NAMES,
   type ToolContent,
-} from '../src/index.js';
+} from '../../src/index.js';
 
 const tool: ToolContent = {
   name: 'Visual Studio Code',

@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { existsSync } from 'node:fs';
 import mongoose from 'mongoose';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { ferretDbBinaryPath, startFerretDb } from '../src/db/index.js';
-import { computeContentHashes, SYNC_COLLECTION_NAMES, ToolModel, type SyncStats } from '../src/index.js';
-import { generateTools, seededRandom } from '../src/cli/seed-data.js';
-import { hasStackTrace, runCli, startCli, uriWithDatabase } from './helpers/cli.js';
-import { useTestDatabase } from './helpers/database.js';
+import { ferretDbBinaryPath, startFerretDb } from '../../src/db/index.js';
+import { computeContentHashes, SYNC_COLLECTION_NAMES, ToolModel, type SyncStats } from '../../src/index.js';
+import { generateTools, seededRandom } from '../../src/cli/seed-data.js';
+import { hasStackTrace, runCli, startCli, uriWithDatabase } from '../helpers/cli.js';
+import { useTestDatabase } from '../helpers/database.js';
 
 const database = useTestDatabase(import.meta.url);
 
@@ -23,7 +23,7 @@ const uri = (): string => uriWithDatabase(inject('mongoUri'), database.name);
 describe('the bin', () => {
   it('runs as `npx tool-sync`, as the README says', async () => {
     const result = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
-      const child = spawn('npx', ['--no-install', 'tool-sync', '--help'], { cwd: new URL('..', import.meta.url).pathname });
+      const child = spawn('npx', ['--no-install', 'tool-sync', '--help'], { cwd: new URL('../..', import.meta.url).pathname });
       let stdout = '';
       child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
       child.once('close', (code) => { resolve({ code, stdout }); });

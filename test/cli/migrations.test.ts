@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import mongoose from 'mongoose';
 import { beforeEach, describe, expect, inject, it } from 'vitest';
-import { aggregateSyncStatus, computeContentHashes, SYNC_COLLECTION_NAMES, ToolModel, type ToolContent } from '../src/index.js';
-import { CHECKPOINT_COLLECTION } from '../src/migrations/batch-migration.js';
-import { generateTools, seededRandom } from '../src/cli/seed-data.js';
-import { CLI_PATH, hasStackTrace, runCli, startCli, uriWithDatabase } from './helpers/cli.js';
-import { useTestDatabase } from './helpers/database.js';
-import { specBackfillShape } from './helpers/legacy.js';
+import { aggregateSyncStatus, computeContentHashes, SYNC_COLLECTION_NAMES, ToolModel, type ToolContent } from '../../src/index.js';
+import { CHECKPOINT_COLLECTION } from '../../src/migrations/batch-migration.js';
+import { generateTools, seededRandom } from '../../src/cli/seed-data.js';
+import { CLI_PATH, hasStackTrace, runCli, startCli, uriWithDatabase } from '../helpers/cli.js';
+import { useTestDatabase } from '../helpers/database.js';
+import { specBackfillShape } from '../helpers/legacy.js';
 
 const database = useTestDatabase(import.meta.url);
 const uri = (): string => uriWithDatabase(inject('mongoUri'), database.name);
@@ -131,7 +131,7 @@ describe('tool-sync backfill', () => {
     await insertLegacy(1, 5);
     const doc = await raw().findOne({});
     if (doc === null) throw new Error('no document');
-    const { backfillPlan } = await import('../src/migrations/backfill.js');
+    const { backfillPlan } = await import('../../src/migrations/backfill.js');
     const plan = backfillPlan(doc as never, new Date());
     await raw().updateOne({ _id: doc._id }, { $set: { name: 'Edited meanwhile' } });
     if (plan.kind !== 'write') throw new Error('expected a write');

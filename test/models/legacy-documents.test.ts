@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { computeContentHashes, SYNC_COLLECTION_NAMES, ToolModel } from '../src/index.js';
-import { useTestDatabase } from './helpers/database.js';
-import { specBackfillShape as specShapeAt } from './helpers/legacy.js';
-import { insertRaw, rawTool } from './helpers/tools.js';
+import { computeContentHashes, SYNC_COLLECTION_NAMES, ToolModel } from '../../src/index.js';
+import { useTestDatabase } from '../helpers/database.js';
+import { specBackfillShape as specShapeAt } from '../helpers/legacy.js';
+import { insertRaw, rawTool } from '../helpers/tools.js';
 
 useTestDatabase(import.meta.url);
 

@@ -1,9 +1,9 @@
 import mongoose from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
-import { computeContentHashes, ToolModel } from '../src/index.js';
-import { uniqueDatabaseName } from './helpers/database.js';
-import { createSyncedTool } from './helpers/sync.js';
+import { computeContentHashes, ToolModel } from '../../src/index.js';
+import { uniqueDatabaseName } from '../helpers/database.js';
+import { createSyncedTool } from '../helpers/sync.js';
 
 // The hot path's cost counted in commands, not timed: what each write sends to the server.
 const dbName = uniqueDatabaseName(import.meta.url);

@@ -8,11 +8,11 @@ import {
   type SyncCollectionName,
   type ITool,
   type SyncStage,
-} from '../src/index.js';
-import { seededRandom } from '../src/cli/seed-data.js';
-import { useTestDatabase } from './helpers/database.js';
-import { createSyncedTool } from './helpers/sync.js';
-import { toolInput } from './helpers/tools.js';
+} from '../../src/index.js';
+import { seededRandom } from '../../src/cli/seed-data.js';
+import { useTestDatabase } from '../helpers/database.js';
+import { createSyncedTool } from '../helpers/sync.js';
+import { toolInput } from '../helpers/tools.js';
 
 const database = useTestDatabase(import.meta.url);
 

@@ -1,8 +1,8 @@
 import { buildSchema } from '@typegoose/typegoose';
 import mongoose from 'mongoose';
 import { describe, expect, it } from 'vitest';
-import { Tool, ToolModel } from '../src/index.js';
-import { useTestDatabase } from './helpers/database.js';
+import { Tool, ToolModel } from '../../src/index.js';
+import { useTestDatabase } from '../helpers/database.js';
 
 const database = useTestDatabase(import.meta.url);
 

@@ -1,10 +1,10 @@
 import mongoose from 'mongoose';
 import { describe, expect, it } from 'vitest';
-import { maxRetryDelayMs, RETRY_POLICY, retryDelayMs } from '../src/sync/backoff.js';
-import { classifySyncError, errorMessage } from '../src/sync/error-classification.js';
-import { aggregateSyncStatus, SYNC_STATUS_ORDER } from '../src/sync/status-order.js';
-import { afterContentChange, afterRequeue } from '../src/sync/transitions.js';
-import { type SyncStatus } from '../src/index.js';
+import { maxRetryDelayMs, RETRY_POLICY, retryDelayMs } from '../../src/sync/backoff.js';
+import { classifySyncError, errorMessage } from '../../src/sync/error-classification.js';
+import { aggregateSyncStatus, SYNC_STATUS_ORDER } from '../../src/sync/status-order.js';
+import { afterContentChange, afterRequeue } from '../../src/sync/transitions.js';
+import { type SyncStatus } from '../../src/index.js';
 
 describe('aggregateSyncStatus', () => {
   it('orders synced < stale < pending < failed', () => {
