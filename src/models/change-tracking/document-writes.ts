@@ -62,7 +62,8 @@ export function beforeDocumentWrite(this: ToolDocument): void {
   }
   if (settleAfterSave.has(this)) return;
   // Metadata written before this package (no hashes yet) is completed once the save lands.
-  if (SYNC_COLLECTION_NAMES.some((name) => this.syncMetadata.collections[name].contentHash === '')) settleAfterSave.add(this);
+  const legacy = this.isSelected(SYNC_METADATA) && SYNC_COLLECTION_NAMES.some((name) => this.syncMetadata.collections[name].contentHash === '');
+  if (legacy) settleAfterSave.add(this);
   const changed = BUSINESS_FIELDS.filter((field) => this.isModified(field));
   if (changed.length === 0) return;
   this.set(LAST_MODIFIED_FIELDS, changed);

@@ -79,13 +79,16 @@ function showSettled(result: unknown) {
   };
 }
 
+interface ReturnOptions { new?: boolean; returnDocument?: 'before' | 'after'; returnOriginal?: boolean }
+
 /** After the write (landed, or failed part way through an updateMany): settle the tools it marked. */
 export async function afterQueryWrite(this: ToolQuery, result: unknown): Promise<void> {
   const token = pendingChecks.get(this);
   if (token === undefined) return;
   pendingChecks.delete(this);
-  const session = (this.getOptions() as { session?: mongoose.mongo.ClientSession | null }).session;
-  await settleAfterWrite(modelOf(this), { [PENDING_HASH_CHECK]: token }, session, showSettled(result));
+  const options = this.getOptions() as ReturnOptions & { session?: mongoose.mongo.ClientSession | null };
+  const returnsAfter = options.new === true || options.returnDocument === 'after' || options.returnOriginal === false;
+  await settleAfterWrite(modelOf(this), { [PENDING_HASH_CHECK]: token }, options.session, returnsAfter ? showSettled(result) : undefined);
 }
 
 export async function afterQueryWriteError(this: ToolQuery, error: unknown): Promise<void> {
