@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { type Tool, aggregateSyncStatus, computeContentHashes, SYNC_COLLECTION_NAMES, ToolModel, type ITool, type SyncStatus } from '../../src/index.js';
-import { useTestDatabase } from '../helpers/database.js';
+import { type Tool, aggregateSyncStatus, BUSINESS_FIELDS, computeContentHashes, SYNC_COLLECTION_NAMES, ToolModel, type ITool, type SyncStatus } from '../../src/index.js';
+import { rawUpdateWorks, skipReason } from '../helpers/capabilities.js';
+import { engine, useTestDatabase } from '../helpers/database.js';
 import { createSyncedTool } from '../helpers/sync.js';
 import { insertRaw, rawTool, toolInput } from '../helpers/tools.js';
 
@@ -59,10 +60,11 @@ describe('change detection on every query write path', () => {
 
   it('findByIdAndUpdate with $pull returns the original by default', async () => {
     const tool = await createSyncedTool({ tags: ['a', 'b', 'c'] });
-    const original = await ToolModel.findByIdAndUpdate(tool._id, { $pull: { tags: { $in: ['a', 'c'] } } });
+    const original = await ToolModel.findByIdAndUpdate(tool._id, { $pull: { tags: 'a' } });
     expect(original?.tags).toEqual(['a', 'b', 'c']);
+    expect(original?.syncMetadata.collections.tools.status).toBe('synced');
     const after = await reload(tool);
-    expect([...after.tags]).toEqual(['b']);
+    expect([...after.tags]).toEqual(['b', 'c']);
     expectOnlyStale(after, ['tools'], ['tags']);
   });
 
@@ -70,7 +72,8 @@ describe('change detection on every query write path', () => {
     const tool = await createSyncedTool();
     const replacement = { ...toolInput({ id: tool.id, useCases: ['replace things'] }), functionality: [...tool.functionality], interface: [...tool.interface], name: tool.name, description: tool.description, category: tool.category, tags: [...tool.tags], url: tool.url, pricing: tool.pricing };
     await ToolModel.replaceOne({ _id: tool._id }, replacement);
-    expectOnlyStale(await reload(tool), ['usecases'], ['useCases']);
+    // A replacement writes every business field: it names them all.
+    expectOnlyStale(await reload(tool), ['usecases'], [...BUSINESS_FIELDS]);
   });
 
   it('findOneAndReplace', async () => {
@@ -78,7 +81,7 @@ describe('change detection on every query write path', () => {
     const replaced = await ToolModel.findOneAndReplace({ _id: tool._id }, Object.assign(tool.toObject(), { name: 'Brand New Name', syncMetadata: undefined }), { returnDocument: 'after' });
     expect(replaced?.name).toBe('Brand New Name');
     const after = await reload(tool);
-    expectOnlyStale(after, ['tools', 'functionality', 'usecases', 'interface'], ['name']);
+    expectOnlyStale(after, ['tools', 'functionality', 'usecases', 'interface'], [...BUSINESS_FIELDS]);
     expect(after.syncMetadata.collections.tools.vectorVersion).toBe(1);
   });
 
@@ -90,12 +93,12 @@ describe('change detection on every query write path', () => {
       { updateOne: { filter: { _id: a._id }, update: { $set: { useCases: ['bulk use'] } } } },
       { updateMany: { filter: { category: 'bulk' }, update: { $addToSet: { tags: 'bulk-tag' } } } },
       { replaceOne: { filter: { _id: c._id }, replacement: Object.assign(c.toObject(), { syncMetadata: undefined, interface: ['mobile'] }) } },
-      { insertOne: { document: new ToolModel(toolInput({ id: 'bulk-inserted' })).toObject() } },
+      { insertOne: { document: toolInput({ id: 'bulk-inserted' }) } },
     ]);
     expect(result).toMatchObject({ matchedCount: 4, modifiedCount: 4, insertedCount: 1 });
     expectOnlyStale(await reload(a), ['tools', 'usecases'], ['tags']);
     expectOnlyStale(await reload(b), ['tools'], ['tags']);
-    expectOnlyStale(await reload(c), ['interface'], ['interface']);
+    expectOnlyStale(await reload(c), ['interface'], [...BUSINESS_FIELDS]);
     const inserted = await ToolModel.findOne({ id: 'bulk-inserted' }).orFail();
     expect(inserted.syncMetadata.collections.tools.contentHash).toBe(computeContentHashes(inserted).tools);
   });
@@ -150,13 +153,31 @@ describe('invalid writes store nothing', () => {
     const before = await rawTool({ _id: tool._id });
     await expect(ToolModel.updateOne({ _id: tool._id }, { $set: { interface: ['Not Kebab'] } })).rejects.toThrow(/interface.*not kebab/);
     await expect(ToolModel.updateOne({ _id: tool._id }, { $set: { url: 'ftp://example.org' } })).rejects.toThrow(/url.*ftp:\/\/example\.org/);
-    await expect(ToolModel.updateOne({ _id: tool._id }, { $set: { 'syncMetadata.collections.tools.status': 'done' } })).rejects.toThrow(/done/);
+    await expect(ToolModel.updateOne({ _id: tool._id }, { $set: { 'syncMetadata.collections.tools.status': 'done' } }))
+      .rejects.toThrow(/syncMetadata\.collections\.tools\.status/);
     expect(await rawTool({ _id: tool._id })).toEqual(before);
   });
 
-  it('refuses positional operators on tools with a clear error', async () => {
+  it('refuses a write the server refuses, and stores nothing', async () => {
     const tool = await createSyncedTool();
-    await expect(ToolModel.updateOne({ _id: tool._id, tags: 'example' }, { $set: { 'tags.$': 'changed' } })).rejects.toThrow(/positional operators/);
+    const before = await rawTool({ _id: tool._id });
+    await expect(ToolModel.updateOne({ _id: tool._id }, { $inc: { name: 1 } })).rejects.toThrow();
+    expect(await rawTool({ _id: tool._id })).toEqual(before);
+  });
+});
+
+describe('positional paths', () => {
+  it('`tags.$` updates the matched item and transitions the collection it feeds', async (context) => {
+    const positional = await rawUpdateWorks({ tags: ['a'] }, { tags: 'a' }, { $set: { 'tags.$': 'b' } }, (stored) => JSON.stringify(stored?.tags) === '["b"]');
+    if (!positional) {
+      skipReason('the positional `$` operator', engine());
+      context.skip();
+    }
+    const tool = await createSyncedTool({ tags: ['example', 'demo'] });
+    await ToolModel.updateOne({ _id: tool._id, tags: 'example' }, { $set: { 'tags.$': 'changed' } });
+    const after = await reload(tool);
+    expect([...after.tags]).toEqual(['changed', 'demo']);
+    expectOnlyStale(after, ['tools'], ['tags']);
   });
 });
 

@@ -108,7 +108,8 @@ export function analyzeUpdate(update: unknown, where = 'update'): UpdateAnalysis
 /** Reads a replacement document; refuses one that carries `syncMetadata`. */
 export function analyzeReplacement(replacement: unknown, where = 'replacement'): UpdateAnalysis {
   const document = isPlainObject(replacement) ? replacement : {};
-  for (const key of Object.keys(document)) refuseSyncPath(`${where}.${key}`, key);
+  // A field given as undefined is absent (Mongoose and the driver leave it out).
+  for (const [key, value] of Object.entries(document)) if (value !== undefined) refuseSyncPath(`${where}.${key}`, key);
   return finish('replacement', new Set([...Object.keys(document), ...BUSINESS_FIELDS]));
 }
 
