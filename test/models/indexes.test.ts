@@ -6,7 +6,7 @@ import { useTestDatabase } from '../helpers/database.js';
 
 const database = useTestDatabase(import.meta.url);
 
-/** Spec 1.5's seven indexes, by name and exact key, plus the unique index on `id`. */
+/** Spec 1.5's seven indexes, by name and exact key, the unique index on `id`, and the settle's index. */
 const EXPECTED_INDEXES: Record<string, Record<string, number>> = {
   sync_overall_status_idx: { 'syncMetadata.overallStatus': 1 },
   sync_tools_status_idx: { 'syncMetadata.collections.tools.status': 1 },
@@ -22,6 +22,7 @@ const EXPECTED_INDEXES: Record<string, Record<string, number>> = {
     'syncMetadata.collections.interface.retryCount': 1,
   },
   tool_id_unique: { id: 1 },
+  sync_pending_hash_check_idx: { 'syncMetadata.pendingHashCheck': 1 },
 };
 
 interface ServerIndex { name?: string; key: Record<string, number>; unique?: boolean }

@@ -6,6 +6,7 @@ import {
   SYNC_COLLECTION_NAMES,
   ToolModel,
   type ITool,
+  SyncArgumentError,
 } from '../../src/index.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { rawTool, toolInput } from '../helpers/tools.js';
@@ -68,10 +69,10 @@ describe('a new tool carries complete default sync metadata', () => {
     for (const [i, doc] of docs.entries()) expectCompleteDefaults(await rawTool({ _id: doc._id }), inputs[i] ?? {});
   });
 
-  it('never stores an empty content hash for a new tool, even one given in the input', async () => {
+  it('refuses sync metadata in the input (tool-sync writes it), and stores nothing', async () => {
     const input = toolInput({ syncMetadata: { collections: { tools: { contentHash: '' } } } });
-    const doc = await ToolModel.create(input);
-    expectCompleteDefaults(await rawTool({ _id: doc._id }), input);
+    await expect(ToolModel.create(input)).rejects.toThrow(SyncArgumentError);
+    expect(await rawTool({ id: input.id })).toBeNull();
   });
 });
 
@@ -86,7 +87,9 @@ describe('nested defaults are fresh objects', () => {
     expect(b.syncMetadata.collections.tools.retryCount).toBe(0);
     expect(b.syncMetadata.lastModifiedFields).toEqual([]);
     expect(a.syncMetadata.collections.functionality.status).toBe('pending');
-    await Promise.all([a.save(), b.save()]);
+    // Saving `a` is refused (a user cannot set sync state); `b` saves with its own defaults.
+    await expect(a.save()).rejects.toThrow(SyncArgumentError);
+    await b.save();
     const storedB = (await rawTool({ _id: b._id })) as { syncMetadata: { collections: { tools: { status: string } } } };
     expect(storedB.syncMetadata.collections.tools.status).toBe('pending');
   });

@@ -1,6 +1,6 @@
 import mongoose from 'mongoose';
 import { describe, expect, it } from 'vitest';
-import { LAST_ERROR_MAX_LENGTH, SYNC_ERROR_CODES, ToolModel } from '../../src/index.js';
+import { LAST_ERROR_MAX_LENGTH, SYNC_ERROR_CODES, SyncArgumentError, ToolModel } from '../../src/index.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { rawTool, toolInput } from '../helpers/tools.js';
 
@@ -58,48 +58,65 @@ function assign(doc: object, path: string, value: unknown): void {
   target[last] = value;
 }
 
-describe.each(Object.entries(ways))('sync metadata validation, by %s', (_way, prepare) => {
-  it.each([
-    [statusPath, 'bogus'],
-    [statusPath, null],
-    ['syncMetadata.overallStatus', 'done'],
-    ['syncMetadata.overallStatus', null],
-    ['syncMetadata.collections.tools.errorCode', 'OOPS'],
-    ...invalidNumbers.map(([, n]) => ['syncMetadata.collections.usecases.retryCount', n] as [string, number]),
-    ...invalidNumbers.map(([, n]) => ['syncMetadata.collections.interface.vectorVersion', n] as [string, number]),
-  ])('rejects %s = %s, and stores nothing', async (path, value) => {
+const invalidValues: [string, unknown][] = [
+  [statusPath, 'bogus'],
+  [statusPath, null],
+  ['syncMetadata.overallStatus', 'done'],
+  ['syncMetadata.overallStatus', null],
+  ['syncMetadata.collections.tools.errorCode', 'OOPS'],
+  ...invalidNumbers.map(([, n]) => ['syncMetadata.collections.usecases.retryCount', n] as [string, number]),
+  ...invalidNumbers.map(([, n]) => ['syncMetadata.collections.interface.vectorVersion', n] as [string, number]),
+];
+/** Valid values are refused all the same: they would forge sync state. */
+const forgeries: [string, unknown][] = [
+  [statusPath, 'synced'],
+  ['syncMetadata.overallStatus', 'synced'],
+  ['syncMetadata.collections.tools.contentHash', '0123456789abcdef'],
+  ['syncMetadata.collections.tools.vectorVersion', 7],
+];
+
+describe.each(Object.entries(ways))('a user cannot write sync metadata, by %s', (_way, prepare) => {
+  it.each([...invalidValues, ...forgeries])('refuses %s = %s with SyncArgumentError, and stores nothing', async (path, value) => {
     const { save, id } = await prepare(path, value);
     const before = await rawTool({ id });
-    await expectRejected(save, path, String(value));
+    const error: unknown = await save().then(() => null, (e: unknown) => e);
+    expect(error, `${path} = ${String(value)} was accepted`).toBeInstanceOf(SyncArgumentError);
+    // Constructor input names the whole `syncMetadata`; the other ways name the path itself.
+    expect((error as Error).message).toMatch(/syncMetadata/);
+    if (_way !== 'constructor input') expect((error as Error).message).toContain(path);
     expect(await rawTool({ id })).toEqual(before);
   });
 });
 
-describe('accepted sync values', () => {
-  it.each([...SYNC_ERROR_CODES, null])('errorCode accepts %s', async (code) => {
+describe('the schema declares valid sync metadata (what validate() reports)', () => {
+  it.each(invalidValues)('rejects %s = %s, naming the path and the value', (path, value) => {
     const doc = new ToolModel(toolInput());
-    doc.syncMetadata.collections.tools.errorCode = code;
-    await doc.save();
-    const stored = (await rawTool({ _id: doc._id })) as { syncMetadata: { collections: { tools: { errorCode: unknown } } } };
-    expect(stored.syncMetadata.collections.tools.errorCode).toBe(code);
+    doc.set(path, value);
+    const error = doc.validateSync();
+    expect(error, `${path} = ${String(value)} was accepted`).toBeInstanceOf(ValidationError);
+    expect(error?.message).toContain(path);
+    expect(error?.message).toContain(String(value));
   });
 
-  it.each(['synced', 'pending', 'failed', 'stale'] as const)('status and overallStatus accept %s', async (status) => {
+  it.each([...SYNC_ERROR_CODES, null])('errorCode accepts %s', (code) => {
     const doc = new ToolModel(toolInput());
-    doc.syncMetadata.collections.interface.status = status;
-    doc.syncMetadata.overallStatus = status;
-    await expect(doc.validate()).resolves.toBeUndefined();
+    doc.set('syncMetadata.collections.tools.errorCode', code);
+    expect(doc.validateSync()).toBeUndefined();
+  });
+
+  it.each(['synced', 'pending', 'failed', 'stale'] as const)('status and overallStatus accept %s', (status) => {
+    const doc = new ToolModel(toolInput());
+    doc.set('syncMetadata.collections.interface.status', status);
+    doc.set('syncMetadata.overallStatus', status);
+    expect(doc.validateSync()).toBeUndefined();
   });
 });
 
 describe('lastError', () => {
-  it('truncates a 50 KB message to 1,000 characters and the save succeeds', async () => {
+  it('truncates a 50 KB message to 1,000 characters and the failure is recorded', async () => {
     const message = 'Embedding API said: ' + 'x'.repeat(50 * 1024);
     const doc = await ToolModel.create(toolInput());
-    doc.syncMetadata.collections.tools.status = 'failed';
-    doc.syncMetadata.collections.tools.lastError = message;
-    expect(doc.syncMetadata.collections.tools.lastError).toHaveLength(LAST_ERROR_MAX_LENGTH);
-    await doc.save();
+    await ToolModel.markCollectionFailed(doc._id, 'tools', message, 'embedding');
     const stored = (await rawTool({ _id: doc._id })) as { syncMetadata: { collections: { tools: { lastError: string; status: string } } } };
     expect(stored.syncMetadata.collections.tools.status).toBe('failed');
     expect(stored.syncMetadata.collections.tools.lastError).toHaveLength(LAST_ERROR_MAX_LENGTH);

@@ -93,7 +93,7 @@ describe('change detection on every query write path', () => {
       { updateOne: { filter: { _id: a._id }, update: { $set: { useCases: ['bulk use'] } } } },
       { updateMany: { filter: { category: 'bulk' }, update: { $addToSet: { tags: 'bulk-tag' } } } },
       { replaceOne: { filter: { _id: c._id }, replacement: Object.assign(c.toObject(), { syncMetadata: undefined, interface: ['mobile'] }) } },
-      { insertOne: { document: toolInput({ id: 'bulk-inserted' }) } },
+      { insertOne: { document: toolInput({ id: 'bulk-inserted' }) as unknown as Tool } },
     ]);
     expect(result).toMatchObject({ matchedCount: 4, modifiedCount: 4, insertedCount: 1 });
     expectOnlyStale(await reload(a), ['tools', 'usecases'], ['tags']);

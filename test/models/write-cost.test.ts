@@ -29,10 +29,10 @@ async function commandsDuring(run: () => Promise<unknown>): Promise<string[]> {
 }
 
 describe('commands per write', () => {
-  it('a content update by _id reads once and writes once, conditioned on what it read', async () => {
+  it('a content update is the caller\'s write as sent, then one read of what was stored and one conditional write', async () => {
     const tool = await createSyncedTool();
     const commands = await commandsDuring(() => ToolModel.updateOne({ _id: tool._id }, { $set: { description: 'Says what it does, better.' } }));
-    expect(commands).toEqual(['find', 'update']);
+    expect(commands).toEqual(['update', 'find', 'update']);
     const stored = await ToolModel.findById(tool._id).orFail();
     expect(stored.syncMetadata.collections.tools.contentHash).toBe(computeContentHashes(stored).tools);
     expect(stored.syncMetadata.collections.tools.status).toBe('stale');
@@ -43,9 +43,18 @@ describe('commands per write', () => {
     expect(await commandsDuring(() => ToolModel.updateOne({ _id: tool._id }, { $set: { url: 'https://example.org/moved' } }))).toEqual(['update']);
   });
 
-  it('a save of a loaded document that changed content writes, then re-reads to reconcile', async () => {
+  it('a save of a loaded document that changed content writes, then settles (one read, one conditional write)', async () => {
     const tool = await createSyncedTool();
     tool.description = 'Loaded, edited and saved.';
-    expect(await commandsDuring(() => tool.save())).toEqual(['update', 'find']);
+    expect(await commandsDuring(() => tool.save())).toEqual(['update', 'find', 'update']);
+    expect(tool.syncMetadata.collections.tools.status).toBe('stale');
+    expect(tool.syncMetadata.pendingHashCheck).toBeNull();
+  });
+
+  it('updateMany of many tools is one write, one read and one bulk write', async () => {
+    const tools = await Promise.all(Array.from({ length: 30 }, () => createSyncedTool({ category: 'many' })));
+    const commands = await commandsDuring(() => ToolModel.updateMany({ category: 'many' }, { $push: { useCases: 'one more' } }));
+    expect(commands).toEqual(['update', 'find', 'update']);
+    for (const tool of tools) expect((await ToolModel.findById(tool._id).orFail()).syncMetadata.collections.usecases.status).toBe('stale');
   });
 });

@@ -6,13 +6,15 @@ import { type StoredTool } from '../../sync/stored-tool.js';
 import {
   COLLECTION_STATE_KEYS,
   collectionPath,
+  type CollectionStateKey,
   LAST_MODIFIED_FIELDS,
   METADATA_UPDATED_AT,
   PENDING_HASH_CHECK,
   SYNC_METADATA,
 } from '../../sync/sync-state.js';
-import { SYNC_COLLECTION_NAMES } from '../../sync/vocabulary.js';
+import { SYNC_COLLECTION_NAMES, type SyncCollectionName } from '../../sync/vocabulary.js';
 import { SyncArgumentError } from '../errors.js';
+import { defaultSyncMetadata } from '../sync-metadata.js';
 import { type Tool } from '../tool.js';
 import { BUSINESS_FIELDS } from '../tool-vocabulary.js';
 import { settleAfterWrite } from './settle-after-write.js';
@@ -21,28 +23,46 @@ import { rootOf } from './update-analysis.js';
 type ToolDocument = DocumentType<Tool>;
 
 const CONTENT = new Set<string>(CONTENT_FIELDS);
-const HASH_PATHS = SYNC_COLLECTION_NAMES.map((name) => collectionPath(name, 'contentHash'));
 /** Every path of sync metadata a document holds. */
 const SYNC_PATHS = [
   ...['overallStatus', 'createdAt', 'updatedAt', 'lastModifiedFields', 'pendingHashCheck'].map((key) => `${SYNC_METADATA}.${key}`),
   ...SYNC_COLLECTION_NAMES.flatMap((name) => COLLECTION_STATE_KEYS.map((key) => collectionPath(name, key))),
 ];
-/**
- * The paths a user may not change: all of them, but for what this package sets on a document
- * itself (a new tool's hashes; an edit's marks).
- */
-const FORBIDDEN_ON_NEW = SYNC_PATHS.filter((path) => !HASH_PATHS.includes(path));
+/** The paths a user may not change on a loaded tool: all of them, but for an edit's marks. */
 const FORBIDDEN_ON_LOADED = SYNC_PATHS.filter((path) => ![PENDING_HASH_CHECK, LAST_MODIFIED_FIELDS, METADATA_UPDATED_AT].includes(path));
 
 /** Documents whose save is to be settled by their post-save hook (an edit of content, or legacy metadata). */
 const settleAfterSave = new WeakSet<ToolDocument>();
 
+/** A new tool's metadata is the default one: any other value was put there by the user. */
+function changedFromDefault(doc: ToolDocument): string | undefined {
+  const fresh = defaultSyncMetadata();
+  const expected = (path: string): unknown => {
+    const [, key = '', name, field] = path.split('.');
+    if (name === undefined) return fresh[key as keyof typeof fresh];
+    return fresh.collections[name as SyncCollectionName][field as CollectionStateKey];
+  };
+  const hashes = computeContentHashes(doc);
+  const hashOf = new Map(SYNC_COLLECTION_NAMES.map((name) => [collectionPath(name, 'contentHash'), hashes[name]]));
+  return SYNC_PATHS.find((path) => {
+    if (path === 'syncMetadata.createdAt' || path === 'syncMetadata.updatedAt') return false; // the defaults' own time
+    const hash = hashOf.get(path);
+    // Empty until this hook sets it, then the hash of the content: anything else was given.
+    if (hash !== undefined) return doc.get(path) !== '' && doc.get(path) !== hash;
+    const value: unknown = doc.get(path);
+    const wanted = expected(path);
+    return Array.isArray(wanted) ? !Array.isArray(value) || value.length > 0 : value !== wanted;
+  });
+}
+
 function refuseUserSyncMetadata(doc: ToolDocument): void {
   if (doc.isNew && !doc.$isDefault(SYNC_METADATA)) {
     throw new SyncArgumentError(SYNC_METADATA, doc.get(SYNC_METADATA) as unknown, "a new tool without syncMetadata: tool-sync writes it");
   }
-  // isModified, not directModifiedPaths: Mongoose reports arrays inside a subdocument under a doubled prefix.
-  const forged = (doc.isNew ? FORBIDDEN_ON_NEW : FORBIDDEN_ON_LOADED).find((path) => doc.isModified(path));
+  // A new document's subdocuments do not report their changes reliably, so its values are compared
+  // with the defaults; a loaded one's are (isModified, not directModifiedPaths: Mongoose reports
+  // arrays inside a subdocument under a doubled prefix).
+  const forged = doc.isNew ? changedFromDefault(doc) : FORBIDDEN_ON_LOADED.find((path) => doc.isModified(path));
   if (forged !== undefined) {
     throw new SyncArgumentError(forged, doc.get(forged) as unknown, 'a business field: syncMetadata is written by tool-sync alone (its statics and migrations)');
   }
