@@ -41,7 +41,7 @@ export function withSetApplied(tool: StoredTool, set: Record<string, unknown>): 
 const idKey = (tool: StoredTool): string => String(tool._id);
 
 async function reread(collection: ToolCollection, ids: mongo.ObjectId[], context: WriteContext): Promise<StoredTool[]> {
-  return (await collection.find({ _id: { $in: ids } }, { session: context.session }).toArray()) as StoredTool[];
+  return (await collection.find({ _id: { $in: ids } }, { session: context.session }).toArray());
 }
 
 async function writeOne(collection: ToolCollection, write: PlannedWrite, context: WriteContext): Promise<boolean> {
@@ -61,7 +61,7 @@ export async function applyPlan<T>(
 ): Promise<T> {
   const now = context.now ?? (() => new Date());
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
-    const tool = (await collection.findOne({ _id: id }, { session: context.session })) as StoredTool | null;
+    const tool = await collection.findOne<StoredTool>({ _id: id }, { session: context.session });
     if (tool === null) throw new ToolNotFoundError(id.toHexString());
     const decision = decide(tool, now());
     if (decision.kind === 'invalid') throw new SyncStateError(id.toHexString(), decision.reason);

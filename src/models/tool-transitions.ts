@@ -1,5 +1,4 @@
 import { type ReturnModelType } from '@typegoose/typegoose';
-import { type Types } from 'mongoose';
 import { classifySyncError, errorMessage, type SyncStage, SYNC_STAGES } from '../sync/error-classification.js';
 import { planMarkFailed, type MarkFailedResult } from '../sync/plans/mark-failed.js';
 import { planMarkSynced, type MarkSyncedResult } from '../sync/plans/mark-synced.js';
@@ -26,7 +25,7 @@ type ToolModelType = ReturnModelType<typeof Tool>;
 
 export type { MarkFailedResult, MarkSyncedResult };
 
-export function markCollectionSynced(
+export async function markCollectionSynced(
   model: ToolModelType,
   toolId: unknown,
   collectionArg: unknown,
@@ -40,7 +39,7 @@ export function markCollectionSynced(
   });
 }
 
-export function markCollectionFailed(
+export async function markCollectionFailed(
   model: ToolModelType,
   toolId: unknown,
   collectionArg: unknown,
@@ -81,7 +80,7 @@ export async function requeueFailed(model: ToolModelType, options: RequeueOption
   const candidates = await toolCollection(model).find(filter, { projection: { _id: 1 } }).toArray();
   let requeued = 0;
   for (const candidate of candidates) {
-    const id = candidate._id as Types.ObjectId;
+    const id = candidate._id;
     requeued += await applyPlan(toolCollection(model), id, (tool, now) => planRequeue(tool, collections, codes, now), {
       what: `requeueFailed(${id.toHexString()})`,
     });
@@ -90,7 +89,7 @@ export async function requeueFailed(model: ToolModelType, options: RequeueOption
 }
 
 /** Settles one tool; returns whether anything was written. */
-export function settleTool(model: ToolModelType, toolId: unknown): Promise<boolean> {
+export async function settleTool(model: ToolModelType, toolId: unknown): Promise<boolean> {
   const id = toolObjectId(toolId);
   let wrote = false;
   return applyPlan<boolean>(toolCollection(model), id, (tool: StoredTool, now): Decision<boolean> => {

@@ -73,7 +73,9 @@ const isErrorCode = (value: unknown): value is SyncErrorCode | null =>
 
 const describe = (value: unknown): string => {
   try {
-    return JSON.stringify(value) ?? typeof value;
+    // undefined for undefined, functions and symbols, whatever the declared type says.
+    const json = JSON.stringify(value) as string | undefined;
+    return json ?? typeof value;
   } catch {
     return typeof value;
   }
@@ -109,8 +111,19 @@ function parseCollection(name: SyncCollectionName, stored: Record<string, unknow
   };
 }
 
-/** The one parser of stored sync state: never throws, whatever is stored. */
+/** The one parser of stored sync state: never throws, whatever it is given. */
 export function parseSyncState(tool: StoredTool): ParsedSyncState {
+  try {
+    return parse(tool);
+  } catch (error) {
+    // Only hostile objects (a throwing getter, a revoked Proxy) get here; the driver returns none.
+    const collections = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, undefined])) as ParsedSyncState['collections'];
+    const reason = `syncMetadata cannot be read (${error instanceof Error ? error.message : typeof error})`;
+    return { absent: false, invalid: reason, overallStatus: undefined, pendingHashCheck: null, lastModifiedFields: [], missingMetadataKeys: [], collections };
+  }
+}
+
+function parse(tool: StoredTool): ParsedSyncState {
   const meta = tool.syncMetadata;
   const absent = meta === undefined || meta === null;
   const collections = {} as Record<SyncCollectionName, ParsedCollection | undefined>;

@@ -132,7 +132,7 @@ describe('tool-sync backfill', () => {
     const doc = await raw().findOne({});
     if (doc === null) throw new Error('no document');
     const { backfillPlan } = await import('../../src/migrations/backfill.js');
-    const plan = backfillPlan(doc as never, new Date());
+    const plan = backfillPlan(doc, new Date());
     await raw().updateOne({ _id: doc._id }, { $set: { name: 'Edited meanwhile' } });
     if (plan.kind !== 'write') throw new Error('expected a write');
     const result = await raw().updateOne(plan.write.filter, plan.write.update);

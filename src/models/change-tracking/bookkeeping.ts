@@ -26,6 +26,8 @@ export function withBookkeeping(update: unknown, additions: Record<string, unkno
     return [...(update as unknown[]), { $set: stage }];
   }
   const operators = isPlainObject(update) ? { ...update } : {};
+  // A malformed `$set` is left for Mongoose to refuse, as it would without this package.
+  if (operators.$set !== undefined && !isPlainObject(operators.$set)) return update;
   const userSet = isPlainObject(operators.$set) ? operators.$set : {};
   operators.$set = { ...userSet, ...additions };
   return operators;

@@ -12,7 +12,7 @@ type Operation = Record<string, unknown>;
 type BulkOptions = mongoose.mongo.BulkWriteOptions & mongoose.MongooseBulkWriteOptions;
 
 /** Options objects of the bulk writes this hook sends itself: they pass through untouched. */
-const ownBulkWrites = new WeakSet<object>();
+const ownBulkWrites = new WeakSet();
 
 const UPDATE_KINDS = ['updateOne', 'updateMany'] as const;
 /** Per-operation settings of an update that also govern its validation. */
@@ -49,8 +49,7 @@ async function prepare(model: ToolModelType, operation: Operation, index: number
     throw error;
   }
   const marksContent = analysis.mayChangeContent;
-  const { replacement: _replacement, ...rest } = body;
-  void _replacement;
+  const rest = Object.fromEntries(Object.entries(body).filter(([key]) => key !== 'replacement'));
   const decorated = withBookkeeping(update, bookkeepingFor(analysis, marksContent ? token : null, now));
   return { operation: { [updateKind]: { ...rest, update: decorated } }, marksContent };
 }
@@ -73,7 +72,7 @@ export async function beforeBulkWrite(this: ToolModelType, operations: Operation
   const sent = prepared.map(({ operation }) => operation) as unknown as mongoose.AnyBulkWriteOperation<Tool>[];
   let result: unknown;
   try {
-    result = await this.bulkWrite(sent, own as mongoose.MongooseBulkWriteOptions);
+    result = await this.bulkWrite(sent, own);
   } finally {
     if (prepared.some(({ marksContent }) => marksContent)) await settleAfterWrite(this, { [PENDING_HASH_CHECK]: token }, options?.session);
   }

@@ -57,7 +57,7 @@ function changedFromDefault(doc: ToolDocument): string | undefined {
 
 function refuseUserSyncMetadata(doc: ToolDocument): void {
   if (doc.isNew && !doc.$isDefault(SYNC_METADATA)) {
-    throw new SyncArgumentError(SYNC_METADATA, doc.get(SYNC_METADATA) as unknown, "a new tool without syncMetadata: tool-sync writes it");
+    throw new SyncArgumentError(SYNC_METADATA, doc.get(SYNC_METADATA), "a new tool without syncMetadata: tool-sync writes it");
   }
   // A new document's subdocuments do not report their changes reliably, so its values are compared
   // with the defaults; a loaded one's are (isModified, not directModifiedPaths: Mongoose reports

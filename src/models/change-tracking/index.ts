@@ -39,6 +39,6 @@ export function changeTrackingPlugin(schema: mongoose.Schema): void {
   }
   for (const op of REPLACE_OPERATIONS) schema.pre(op, { document: false, query: true }, beforeQueryReplace(op));
   schema.pre('bulkWrite', async function bulkWrite(this: unknown, operations, options) {
-    await beforeBulkWrite.call(this as ToolModelType, operations as unknown as Record<string, unknown>[], options);
+    await beforeBulkWrite.call(this as ToolModelType, operations, options);
   });
 }

@@ -91,8 +91,7 @@ export async function afterQueryWrite(this: ToolQuery, result: unknown): Promise
   await settleAfterWrite(modelOf(this), { [PENDING_HASH_CHECK]: token }, options.session, returnsAfter ? showSettled(result) : undefined);
 }
 
-export async function afterQueryWriteError(this: ToolQuery, error: unknown): Promise<void> {
-  // The error reaches the caller as it is; the tools the write did reach are settled first.
-  void error;
+/** The error reaches the caller as it is; the tools the write did reach (an updateMany part way) are settled first. */
+export async function afterQueryWriteError(this: ToolQuery): Promise<void> {
   await afterQueryWrite.call(this, undefined);
 }

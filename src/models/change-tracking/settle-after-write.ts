@@ -12,7 +12,7 @@ export const SETTLE_FAILED_EVENT = 'tool-sync:settle-failed';
 /** Tools read and settled per batch after a write: one read and one bulk write per this many. */
 export const SETTLE_BATCH_SIZE = 1000;
 
-export const toolCollection = (model: ToolModelType): ToolCollection => model.collection as unknown as ToolCollection;
+export const toolCollection = (model: ToolModelType): ToolCollection => model.collection;
 
 /**
  * Settles the tools a user's write marked. The write itself has landed: a failure here leaves

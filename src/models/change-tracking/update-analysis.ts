@@ -22,7 +22,6 @@ export interface UpdateAnalysis {
 }
 
 const CONTENT = new Set<string>(CONTENT_FIELDS);
-const BUSINESS = new Set<string>(BUSINESS_FIELDS);
 /** Pipeline stages that replace the whole document, `syncMetadata` with it. */
 const REPLACING_STAGES = new Set(['$project', '$replaceRoot', '$replaceWith']);
 
@@ -152,8 +151,9 @@ export function seededByFilter(filter: unknown): Record<string, unknown> {
       continue;
     }
     if (key.startsWith('$') || key.includes('.')) continue;
-    if (!isPlainObject(value)) seeded[key] = value;
-    else if ('$eq' in value) seeded[key] = value.$eq;
+    // A regular expression is a match, not an equality: the server seeds nothing from it.
+    const equal = isPlainObject(value) ? value.$eq : value;
+    if (equal !== undefined && !(equal instanceof RegExp) && !(isPlainObject(value) && !('$eq' in value))) seeded[key] = equal;
   }
   return seeded;
 }

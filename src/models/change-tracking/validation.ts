@@ -1,5 +1,5 @@
 import { type ReturnModelType } from '@typegoose/typegoose';
-import mongoose from 'mongoose';
+import type mongoose from 'mongoose';
 import { SyncArgumentError } from '../errors.js';
 import { type Tool } from '../tool.js';
 import { filterNamesSyncMetadata, seededByFilter, setOnInsertBy } from './update-analysis.js';

@@ -117,6 +117,7 @@ export function planSettle(tool: StoredTool, now: Date): SettlePlan {
   for (const key of parsed.missingMetadataKeys) {
     if (key === 'lastModifiedFields') set[LAST_MODIFIED_FIELDS] = [];
     else if (key === 'createdAt') set['syncMetadata.createdAt'] = now;
+    else if (key === 'updatedAt') set[METADATA_UPDATED_AT] = now;
   }
   if (parsed.pendingHashCheck !== null) {
     set[PENDING_HASH_CHECK] = null;

@@ -1,0 +1,578 @@
+import { Types } from 'mongoose';
+import { describe, expect, it } from 'vitest';
+import { CONTENT_FIELDS } from '../../src/sync/collection-fields.js';
+import { computeContentHashes } from '../../src/sync/content-hash.js';
+import { planMarkFailed } from '../../src/sync/plans/mark-failed.js';
+import { planMarkSynced } from '../../src/sync/plans/mark-synced.js';
+import { type Decision, type PlannedWrite } from '../../src/sync/plans/plan.js';
+import { planRequeue } from '../../src/sync/plans/requeue.js';
+import { planSettle } from '../../src/sync/plans/settle.js';
+import { isSettled, parseSyncState, type StoredTool } from '../../src/sync/stored-tool.js';
+import {
+  collectionPath,
+  LAST_MODIFIED_FIELDS,
+  METADATA_UPDATED_AT,
+  OVERALL_STATUS,
+  PENDING_HASH_CHECK,
+  type CollectionSyncState,
+} from '../../src/sync/sync-state.js';
+import { SYNC_COLLECTION_NAMES, type SyncCollectionName, type SyncStatus } from '../../src/sync/vocabulary.js';
+import { specBackfillShape } from '../helpers/legacy.js';
+
+const NOW = new Date('2026-03-01T12:00:00Z');
+const EARLIER = new Date('2026-01-01T00:00:00Z');
+
+const CONTENT = {
+  name: 'Visual Studio Code',
+  description: 'A code editor.',
+  longDescription: 'Long text.',
+  category: 'editor',
+  tags: ['editor', 'ide'],
+  pricing: 'free',
+  functionality: ['edit code', 'debug'],
+  useCases: ['write software'],
+  interface: ['desktop', 'cli'],
+};
+type Content = typeof CONTENT;
+const HASHES = computeContentHashes(CONTENT);
+
+type States = Partial<Record<SyncCollectionName, Partial<CollectionSyncState>>>;
+
+function collectionState(hash: string, overrides: Partial<CollectionSyncState> = {}): CollectionSyncState {
+  return {
+    status: 'synced',
+    lastSyncedAt: EARLIER,
+    lastSyncAttemptAt: EARLIER,
+    lastError: null,
+    errorCode: null,
+    retryCount: 0,
+    contentHash: hash,
+    vectorVersion: 2,
+    ...overrides,
+  };
+}
+
+/**
+ * A stored tool with complete metadata. The hashes are those of `hashedContent` (the content as
+ * of the last settle), the stored content is `content`: they differ after a write not yet settled.
+ */
+function storedTool(options: {
+  states?: States;
+  overallStatus?: SyncStatus;
+  content?: Partial<Content>;
+  hashedContent?: Partial<Content>;
+  pendingHashCheck?: Types.ObjectId | null;
+} = {}): StoredTool {
+  const content = { ...CONTENT, ...options.content };
+  const hashes = computeContentHashes({ ...CONTENT, ...(options.hashedContent ?? options.content) });
+  const collections = Object.fromEntries(
+    SYNC_COLLECTION_NAMES.map((name) => [name, collectionState(hashes[name], options.states?.[name])]),
+  );
+  return {
+    _id: new Types.ObjectId(),
+    id: 'vscode',
+    url: 'https://code.visualstudio.com',
+    ...content,
+    syncMetadata: {
+      overallStatus: options.overallStatus ?? 'synced',
+      collections,
+      lastModifiedFields: ['name'],
+      createdAt: EARLIER,
+      updatedAt: EARLIER,
+      pendingHashCheck: options.pendingHashCheck ?? null,
+    },
+  };
+}
+
+function legacyTool(syncMetadata?: unknown): StoredTool {
+  const tool: StoredTool = { _id: new Types.ObjectId(), id: 'vscode', ...CONTENT };
+  if (syncMetadata !== undefined) tool.syncMetadata = syncMetadata;
+  return tool;
+}
+
+function metadataOf(tool: StoredTool): Record<string, unknown> {
+  const meta = tool.syncMetadata;
+  if (typeof meta !== 'object' || meta === null) throw new Error('fixture without metadata');
+  return meta as Record<string, unknown>;
+}
+
+/** The expected filter of a plan made from a tool with complete metadata (statuses and hashes as stored). */
+function conditionAsRead(tool: StoredTool, pending: unknown = null): Record<string, unknown> {
+  const filter: Record<string, unknown> = { _id: tool._id, [PENDING_HASH_CHECK]: pending };
+  const collections = metadataOf(tool).collections as Record<string, CollectionSyncState>;
+  for (const name of SYNC_COLLECTION_NAMES) {
+    filter[collectionPath(name, 'status')] = collections[name]?.status;
+    filter[collectionPath(name, 'contentHash')] = collections[name]?.contentHash;
+  }
+  return filter;
+}
+
+function contentConditions(tool: StoredTool): Record<string, unknown> {
+  return Object.fromEntries(CONTENT_FIELDS.map((field) => [field, { $eq: tool[field] ?? null }]));
+}
+
+/**
+ * What the server does with a plan's `$set` (dotted paths only): used to check that a settle's
+ * write, once applied, leaves a settled tool. Plans write nothing but `$set`.
+ */
+function applySet(tool: StoredTool, write: PlannedWrite): StoredTool {
+  const copy: StoredTool = { ...tool, syncMetadata: structuredClone(tool.syncMetadata) };
+  const { $set, ...others } = write.update;
+  expect(Object.keys(others)).toEqual([]);
+  for (const [path, value] of Object.entries($set as Record<string, unknown>)) {
+    const parts = path.split('.');
+    const last = parts.pop();
+    if (last === undefined) throw new Error('empty path');
+    let target = copy as Record<string, unknown>;
+    for (const part of parts) {
+      const next = target[part];
+      if (typeof next !== 'object' || next === null) target[part] = {};
+      target = target[part] as Record<string, unknown>;
+    }
+    target[last] = structuredClone(value);
+  }
+  return copy;
+}
+
+function settleWrite(tool: StoredTool): PlannedWrite {
+  const plan = planSettle(tool, NOW);
+  if (plan.kind !== 'write') throw new Error(`expected a settle write, got ${plan.kind}`);
+  return plan.write;
+}
+
+function doneWrite<T>(decision: Decision<T>): { write: PlannedWrite | null; result: T } {
+  if (decision.kind !== 'done') throw new Error(`expected a done decision, got ${JSON.stringify(decision)}`);
+  return decision;
+}
+
+/** The settle write, once applied, leaves a tool that is settled and that a new settle leaves alone. */
+function expectSettlesIn(tool: StoredTool): void {
+  const settled = applySet(tool, settleWrite(tool));
+  expect(isSettled(parseSyncState(settled))).toBe(true);
+  expect(planSettle(settled, NOW)).toEqual({ kind: 'settled' });
+}
+
+describe('planSettle', () => {
+  it('gives a tool without metadata the full default metadata with the real hashes', () => {
+    for (const tool of [legacyTool(), legacyTool(null)]) {
+      const plan = planSettle(tool, NOW);
+      expect(plan.kind).toBe('write');
+      if (plan.kind !== 'write') return;
+      const collections = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, {
+        status: 'pending', lastSyncedAt: null, lastSyncAttemptAt: null, lastError: null, errorCode: null, retryCount: 0,
+        contentHash: HASHES[name], vectorVersion: 0,
+      }]));
+      expect(plan.write.update).toEqual({
+        $set: {
+          syncMetadata: { overallStatus: 'pending', collections, lastModifiedFields: [], createdAt: NOW, updatedAt: NOW, pendingHashCheck: null },
+        },
+      });
+      for (const name of SYNC_COLLECTION_NAMES) expect(HASHES[name]).toMatch(/^[0-9a-f]{16}$/);
+      expect(new Set(Object.values(HASHES)).size).toBe(SYNC_COLLECTION_NAMES.length);
+      expect(plan.statuses).toEqual({ tools: 'pending', functionality: 'pending', usecases: 'pending', interface: 'pending' });
+      const nothingRead = Object.fromEntries(SYNC_COLLECTION_NAMES.flatMap((name) => [
+        [collectionPath(name, 'status'), null], [collectionPath(name, 'contentHash'), null],
+      ]));
+      expect(plan.write.filter).toEqual({ _id: tool._id, [PENDING_HASH_CHECK]: null, ...nothingRead, ...contentConditions(tool) });
+      expectSettlesIn(tool);
+    }
+  });
+
+  it('hashes the content as stored: a missing content field is null in the filter and in the hash', () => {
+    const tool = legacyTool();
+    delete tool.longDescription;
+    delete tool.tags;
+    const plan = planSettle(tool, NOW);
+    if (plan.kind !== 'write') throw new Error(plan.kind);
+    expect(plan.write.filter.longDescription).toEqual({ $eq: null });
+    expect(plan.write.filter.tags).toEqual({ $eq: null });
+    const written = (plan.write.update.$set as { syncMetadata: { collections: Record<string, { contentHash: string }> } }).syncMetadata;
+    const hashes = computeContentHashes(tool);
+    expect(hashes.tools).not.toBe(HASHES.tools);
+    for (const name of SYNC_COLLECTION_NAMES) expect(written.collections[name]?.contentHash).toBe(hashes[name]);
+  });
+
+  it("fills only what the spec's partial backfill shape lacks: statuses, retry counts and vector versions stay", () => {
+    const tool = legacyTool(specBackfillShape());
+    const plan = planSettle(tool, NOW);
+    if (plan.kind !== 'write') throw new Error(plan.kind);
+    const expected: Record<string, unknown> = {};
+    for (const name of SYNC_COLLECTION_NAMES) {
+      expected[collectionPath(name, 'lastSyncedAt')] = null;
+      expected[collectionPath(name, 'lastSyncAttemptAt')] = null;
+      expected[collectionPath(name, 'lastError')] = null;
+      expected[collectionPath(name, 'errorCode')] = null;
+      expected[collectionPath(name, 'contentHash')] = HASHES[name];
+    }
+    // pending, synced, failed, pending: the aggregate is failed, not the stored pending.
+    expected[OVERALL_STATUS] = 'failed';
+    expected[METADATA_UPDATED_AT] = NOW;
+    expect(plan.write.update).toEqual({ $set: expected });
+    expect(plan.statuses).toEqual({ tools: 'pending', functionality: 'synced', usecases: 'failed', interface: 'pending' });
+    const statuses = { tools: 'pending', functionality: 'synced', usecases: 'failed', interface: 'pending' } as const;
+    const read = Object.fromEntries(SYNC_COLLECTION_NAMES.flatMap((name) => [
+      [collectionPath(name, 'status'), statuses[name]], [collectionPath(name, 'contentHash'), null],
+    ]));
+    expect(plan.write.filter).toEqual({ _id: tool._id, [PENDING_HASH_CHECK]: null, ...read, ...contentConditions(tool) });
+    expectSettlesIn(tool);
+  });
+
+  it('fills missing top-level keys: lastModifiedFields and createdAt', () => {
+    const tool = storedTool();
+    const meta = metadataOf(tool);
+    delete meta.lastModifiedFields;
+    delete meta.createdAt;
+    const plan = planSettle(tool, NOW);
+    if (plan.kind !== 'write') throw new Error(plan.kind);
+    expect(plan.write.update).toEqual({ $set: { [LAST_MODIFIED_FIELDS]: [], 'syncMetadata.createdAt': NOW, [METADATA_UPDATED_AT]: NOW } });
+    expectSettlesIn(tool);
+  });
+
+  it('fills a missing updatedAt (a tool isSettled calls unsettled is never left as it is)', () => {
+    const tool = storedTool();
+    delete metadataOf(tool).updatedAt;
+    expect(isSettled(parseSyncState(tool))).toBe(false);
+    const plan = planSettle(tool, NOW);
+    expect(plan.kind).toBe('write');
+    if (plan.kind !== 'write') return;
+    expect(plan.write.update).toEqual({ $set: { [METADATA_UPDATED_AT]: NOW } });
+  });
+
+  it('sets the overall status when it is missing', () => {
+    const tool = storedTool({ states: { interface: { status: 'stale' } } });
+    delete metadataOf(tool).overallStatus;
+    const plan = planSettle(tool, NOW);
+    if (plan.kind !== 'write') throw new Error(plan.kind);
+    expect(plan.write.update).toEqual({ $set: { [OVERALL_STATUS]: 'stale', [METADATA_UPDATED_AT]: NOW } });
+    expectSettlesIn(tool);
+  });
+
+  it('gives metadata without collections all four, and a missing collection its default state', () => {
+    const noCollections = storedTool();
+    delete metadataOf(noCollections).collections;
+    let plan = planSettle(noCollections, NOW);
+    if (plan.kind !== 'write') throw new Error(plan.kind);
+    const defaults = (hash: string): CollectionSyncState => ({
+      status: 'pending', lastSyncedAt: null, lastSyncAttemptAt: null, lastError: null, errorCode: null, retryCount: 0, contentHash: hash, vectorVersion: 0,
+    });
+    expect(plan.write.update).toEqual({
+      $set: {
+        'syncMetadata.collections': Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, defaults(HASHES[name])])),
+        [OVERALL_STATUS]: 'pending',
+        [METADATA_UPDATED_AT]: NOW,
+      },
+    });
+    expectSettlesIn(noCollections);
+
+    const noInterface = storedTool();
+    delete (metadataOf(noInterface).collections as Record<string, unknown>).interface;
+    plan = planSettle(noInterface, NOW);
+    if (plan.kind !== 'write') throw new Error(plan.kind);
+    expect(plan.write.update).toEqual({
+      $set: { 'syncMetadata.collections.interface': defaults(HASHES.interface), [OVERALL_STATUS]: 'pending', [METADATA_UPDATED_AT]: NOW },
+    });
+    expect(plan.write.filter[collectionPath('interface', 'status')]).toBeNull();
+    expect(plan.write.filter[collectionPath('interface', 'contentHash')]).toBeNull();
+    expectSettlesIn(noInterface);
+  });
+
+  it('transitions every collection whose content changed (afterContentChange)', () => {
+    const token = new Types.ObjectId();
+    const tool = storedTool({
+      content: { name: 'VS Code' },
+      hashedContent: {},
+      pendingHashCheck: token,
+      overallStatus: 'failed',
+      states: {
+        tools: { status: 'synced' },
+        functionality: { status: 'failed', retryCount: 3, errorCode: 'QDRANT_TIMEOUT' },
+        usecases: { status: 'failed', retryCount: 5, lastSyncedAt: null, errorCode: 'UNKNOWN' },
+        interface: { status: 'stale', retryCount: 1 },
+      },
+    });
+    const plan = planSettle(tool, NOW);
+    if (plan.kind !== 'write') throw new Error(plan.kind);
+    const hashes = computeContentHashes({ ...CONTENT, name: 'VS Code' });
+    for (const name of SYNC_COLLECTION_NAMES) expect(hashes[name]).not.toBe(HASHES[name]);
+    expect(plan.write.update).toEqual({
+      $set: {
+        [collectionPath('tools', 'status')]: 'stale',
+        [collectionPath('tools', 'retryCount')]: 0,
+        [collectionPath('tools', 'contentHash')]: hashes.tools,
+        [collectionPath('functionality', 'status')]: 'stale',
+        [collectionPath('functionality', 'retryCount')]: 0,
+        [collectionPath('functionality', 'contentHash')]: hashes.functionality,
+        [collectionPath('usecases', 'status')]: 'pending',
+        [collectionPath('usecases', 'retryCount')]: 0,
+        [collectionPath('usecases', 'contentHash')]: hashes.usecases,
+        [collectionPath('interface', 'status')]: 'stale',
+        [collectionPath('interface', 'retryCount')]: 1,
+        [collectionPath('interface', 'contentHash')]: hashes.interface,
+        [OVERALL_STATUS]: 'pending',
+        [PENDING_HASH_CHECK]: null,
+        [METADATA_UPDATED_AT]: NOW,
+      },
+    });
+    expect(plan.statuses).toEqual({ tools: 'stale', functionality: 'stale', usecases: 'pending', interface: 'stale' });
+    expect(plan.write.filter).toEqual({ ...conditionAsRead(tool, token), ...contentConditions(tool) });
+    expectSettlesIn(tool);
+  });
+
+  it('transitions only the collections whose content changed', () => {
+    const tool = storedTool({
+      content: { functionality: ['edit code', 'debug', 'refactor'] },
+      hashedContent: {},
+      overallStatus: 'failed',
+      states: { functionality: { status: 'synced', vectorVersion: 4 }, tools: { status: 'failed', retryCount: 2, errorCode: 'UNKNOWN' } },
+    });
+    const plan = planSettle(tool, NOW);
+    if (plan.kind !== 'write') throw new Error(plan.kind);
+    const hashes = computeContentHashes({ ...CONTENT, functionality: ['edit code', 'debug', 'refactor'] });
+    expect(hashes.tools).toBe(HASHES.tools);
+    expect(plan.write.update).toEqual({
+      $set: {
+        [collectionPath('functionality', 'status')]: 'stale',
+        [collectionPath('functionality', 'retryCount')]: 0,
+        [collectionPath('functionality', 'contentHash')]: hashes.functionality,
+        [METADATA_UPDATED_AT]: NOW,
+      },
+    });
+    expect(plan.statuses).toEqual({ tools: 'failed', functionality: 'stale', usecases: 'synced', interface: 'synced' });
+    expectSettlesIn(tool);
+  });
+
+  it('takes the hash of a never-hashed collection (contentHash \'\') without a transition', () => {
+    const tool = storedTool({ states: { usecases: { status: 'synced', contentHash: '' } } });
+    const plan = planSettle(tool, NOW);
+    if (plan.kind !== 'write') throw new Error(plan.kind);
+    expect(plan.write.update).toEqual({ $set: { [collectionPath('usecases', 'contentHash')]: HASHES.usecases, [METADATA_UPDATED_AT]: NOW } });
+    expect(plan.write.filter[collectionPath('usecases', 'contentHash')]).toBe('');
+    expect(plan.statuses.usecases).toBe('synced');
+    expectSettlesIn(tool);
+  });
+
+  it('clears a pending hash check whose content did not change, conditioned on that token', () => {
+    const token = new Types.ObjectId();
+    const tool = storedTool({ pendingHashCheck: token });
+    const plan = planSettle(tool, NOW);
+    if (plan.kind !== 'write') throw new Error(plan.kind);
+    expect(plan.write.update).toEqual({ $set: { [PENDING_HASH_CHECK]: null, [METADATA_UPDATED_AT]: NOW } });
+    expect(plan.write.filter[PENDING_HASH_CHECK]).toBe(token);
+    expectSettlesIn(tool);
+  });
+
+  it('leaves a settled tool alone, also when only the order of a set field changed', () => {
+    expect(planSettle(storedTool(), NOW)).toEqual({ kind: 'settled' });
+    expect(planSettle(storedTool({ content: { tags: ['ide', 'editor', 'ide'] }, hashedContent: {} }), NOW)).toEqual({ kind: 'settled' });
+  });
+
+  it('refuses invalid metadata with the reason', () => {
+    const tool = storedTool({ states: { tools: { retryCount: -2 } } });
+    expect(planSettle(tool, NOW)).toEqual({ kind: 'invalid', reason: 'syncMetadata.collections.tools.retryCount is -2' });
+    expect(planSettle(legacyTool('synced'), NOW)).toEqual({ kind: 'invalid', reason: 'syncMetadata is "synced", not an object' });
+  });
+
+  it('conditions its write on _id, the pending check, statuses and hashes as read, and every content field with $eq', () => {
+    const token = new Types.ObjectId();
+    const tool = storedTool({ pendingHashCheck: token, states: { tools: { status: 'stale' } }, overallStatus: 'stale' });
+    // A stored value that would be an operator or a pattern in a filter is compared, not matched against.
+    tool.pricing = { $ne: null };
+    tool.category = /editor/;
+    const write = settleWrite(tool);
+    expect(write.filter).toEqual({ ...conditionAsRead(tool, token), ...contentConditions(tool) });
+    expect(Object.keys(write.filter)).toHaveLength(2 + 2 * SYNC_COLLECTION_NAMES.length + CONTENT_FIELDS.length);
+    expect(write.filter.pricing).toEqual({ $eq: { $ne: null } });
+    expect(write.filter.category).toEqual({ $eq: /editor/ });
+    expect(write.filter[collectionPath('tools', 'status')]).toBe('stale');
+  });
+
+  it('does not modify the tool it plans for', () => {
+    const tool = legacyTool(specBackfillShape());
+    const before = { ...tool, syncMetadata: structuredClone(tool.syncMetadata) };
+    planSettle(tool, NOW);
+    expect(tool).toEqual(before);
+  });
+});
+
+describe('planMarkSynced', () => {
+  it('settles a tool with a pending check, legacy or partial metadata first (kind again)', () => {
+    const pending = storedTool({ pendingHashCheck: new Types.ObjectId() });
+    for (const tool of [pending, legacyTool(), legacyTool(specBackfillShape())]) {
+      expect(planMarkSynced(tool, 'tools', HASHES.tools, NOW)).toEqual({ kind: 'again', write: settleWrite(tool) });
+    }
+  });
+
+  it('settles first a tool whose stored hash no longer describes its content (never marks on an unverified hash)', () => {
+    const tool = storedTool({ content: { name: 'VS Code' }, hashedContent: {} });
+    // The worker read the content hashed before the edit: the hash it holds is the stored one.
+    expect(planMarkSynced(tool, 'tools', HASHES.tools, NOW)).toEqual({ kind: 'again', write: settleWrite(tool) });
+  });
+
+  it('refuses invalid metadata', () => {
+    const tool = storedTool({ states: { usecases: { status: 'bogus' as SyncStatus } } });
+    expect(planMarkSynced(tool, 'tools', HASHES.tools, NOW)).toEqual({ kind: 'invalid', reason: 'syncMetadata.collections.usecases.status is "bogus"' });
+  });
+
+  it('records the attempt and reports content-changed when the hash is not the stored one', () => {
+    const tool = storedTool({ states: { tools: { status: 'stale' } }, overallStatus: 'stale' });
+    const oldHash = computeContentHashes({ ...CONTENT, name: 'Old name' }).tools;
+    const { write, result } = doneWrite(planMarkSynced(tool, 'tools', oldHash, NOW));
+    expect(result).toEqual({ synced: false, reason: 'content-changed', currentContentHash: HASHES.tools });
+    expect(write).toEqual({
+      filter: conditionAsRead(tool),
+      update: { $set: { [collectionPath('tools', 'lastSyncAttemptAt')]: NOW, [METADATA_UPDATED_AT]: NOW } },
+    });
+  });
+
+  it('marks the collection synced, one vector version more, conditioned on the version read', () => {
+    const tool = storedTool({
+      overallStatus: 'failed',
+      states: {
+        tools: { status: 'failed', retryCount: 3, errorCode: 'QDRANT_TIMEOUT', lastError: 'timed out', vectorVersion: 4 },
+        usecases: { status: 'stale' },
+      },
+    });
+    const { write, result } = doneWrite(planMarkSynced(tool, 'tools', HASHES.tools, NOW));
+    expect(result).toEqual({ synced: true, vectorVersion: 5 });
+    expect(write).toEqual({
+      filter: { ...conditionAsRead(tool), [collectionPath('tools', 'vectorVersion')]: 4 },
+      update: {
+        $set: {
+          [collectionPath('tools', 'status')]: 'synced',
+          [collectionPath('tools', 'lastSyncedAt')]: NOW,
+          [collectionPath('tools', 'lastSyncAttemptAt')]: NOW,
+          [collectionPath('tools', 'lastError')]: null,
+          [collectionPath('tools', 'errorCode')]: null,
+          [collectionPath('tools', 'retryCount')]: 0,
+          [collectionPath('tools', 'vectorVersion')]: 5,
+          [OVERALL_STATUS]: 'stale',
+          [METADATA_UPDATED_AT]: NOW,
+        },
+      },
+    });
+  });
+
+  it('aggregates the overall status over all four collections', () => {
+    const lastOne = storedTool({ overallStatus: 'pending', states: { interface: { status: 'pending', vectorVersion: 0, lastSyncedAt: null } } });
+    const marked = doneWrite(planMarkSynced(lastOne, 'interface', HASHES.interface, NOW));
+    expect(marked.result).toEqual({ synced: true, vectorVersion: 1 });
+    expect(marked.write?.update.$set).toMatchObject({ [OVERALL_STATUS]: 'synced' });
+
+    const others = storedTool({ overallStatus: 'failed', states: { tools: { status: 'pending' }, usecases: { status: 'failed' } } });
+    expect(doneWrite(planMarkSynced(others, 'tools', HASHES.tools, NOW)).write?.update.$set).toMatchObject({ [OVERALL_STATUS]: 'failed' });
+  });
+});
+
+describe('planMarkFailed', () => {
+  const failure = { errorCode: 'QDRANT_UNAVAILABLE', lastError: 'connect ECONNREFUSED' } as const;
+
+  it('records the failure, one retry more, conditioned on the retry count read', () => {
+    const tool = storedTool({ overallStatus: 'failed', states: { functionality: { status: 'failed', retryCount: 2, errorCode: 'UNKNOWN' } } });
+    const { write, result } = doneWrite(planMarkFailed(tool, 'functionality', failure, NOW));
+    expect(result).toEqual({ errorCode: 'QDRANT_UNAVAILABLE', retryCount: 3 });
+    expect(write).toEqual({
+      filter: { ...conditionAsRead(tool), [collectionPath('functionality', 'retryCount')]: 2 },
+      update: {
+        $set: {
+          [collectionPath('functionality', 'status')]: 'failed',
+          [collectionPath('functionality', 'lastSyncAttemptAt')]: NOW,
+          [collectionPath('functionality', 'lastError')]: 'connect ECONNREFUSED',
+          [collectionPath('functionality', 'errorCode')]: 'QDRANT_UNAVAILABLE',
+          [collectionPath('functionality', 'retryCount')]: 3,
+          [OVERALL_STATUS]: 'failed',
+          [METADATA_UPDATED_AT]: NOW,
+        },
+      },
+    });
+  });
+
+  it('makes the overall status failed from synced', () => {
+    const tool = storedTool();
+    const { write, result } = doneWrite(planMarkFailed(tool, 'tools', failure, NOW));
+    expect(result.retryCount).toBe(1);
+    expect(write?.filter[collectionPath('tools', 'retryCount')]).toBe(0);
+    expect(write?.update.$set).toMatchObject({ [OVERALL_STATUS]: 'failed', [collectionPath('tools', 'status')]: 'failed' });
+  });
+
+  it('settles first, and refuses invalid metadata', () => {
+    const pending = storedTool({ pendingHashCheck: new Types.ObjectId() });
+    expect(planMarkFailed(pending, 'tools', failure, NOW)).toEqual({ kind: 'again', write: settleWrite(pending) });
+    const legacy = legacyTool();
+    expect(planMarkFailed(legacy, 'tools', failure, NOW)).toEqual({ kind: 'again', write: settleWrite(legacy) });
+    expect(planMarkFailed(storedTool({ overallStatus: 'done' as SyncStatus }), 'tools', failure, NOW))
+      .toEqual({ kind: 'invalid', reason: 'syncMetadata.overallStatus is "done"' });
+  });
+});
+
+describe('planRequeue', () => {
+  const mixed = (): StoredTool => storedTool({
+    overallStatus: 'failed',
+    states: {
+      tools: { status: 'failed', retryCount: 5, errorCode: 'QDRANT_TIMEOUT', lastSyncedAt: EARLIER },
+      functionality: { status: 'failed', retryCount: 5, errorCode: 'EMBEDDING_RATE_LIMIT', lastSyncedAt: null, vectorVersion: 0 },
+      usecases: { status: 'synced' },
+      interface: { status: 'failed', retryCount: 1, errorCode: 'UNKNOWN', lastSyncedAt: null, vectorVersion: 0 },
+    },
+  });
+
+  it('puts failed collections back in line: stale if ever synced, else pending, retries reset', () => {
+    const tool = mixed();
+    const { write, result } = doneWrite(planRequeue(tool, SYNC_COLLECTION_NAMES, undefined, NOW));
+    expect(result).toBe(3);
+    expect(write).toEqual({
+      filter: conditionAsRead(tool),
+      update: {
+        $set: {
+          [collectionPath('tools', 'status')]: 'stale',
+          [collectionPath('tools', 'retryCount')]: 0,
+          [collectionPath('functionality', 'status')]: 'pending',
+          [collectionPath('functionality', 'retryCount')]: 0,
+          [collectionPath('interface', 'status')]: 'pending',
+          [collectionPath('interface', 'retryCount')]: 0,
+          [OVERALL_STATUS]: 'pending',
+          [METADATA_UPDATED_AT]: NOW,
+        },
+      },
+    });
+  });
+
+  it('requeues only the failures with the given error codes, among the given collections', () => {
+    const tool = mixed();
+    const byCode = doneWrite(planRequeue(tool, SYNC_COLLECTION_NAMES, ['QDRANT_TIMEOUT', 'VALIDATION_ERROR'], NOW));
+    expect(byCode.result).toBe(1);
+    expect(byCode.write?.update).toEqual({
+      $set: {
+        [collectionPath('tools', 'status')]: 'stale',
+        [collectionPath('tools', 'retryCount')]: 0,
+        [OVERALL_STATUS]: 'failed',
+        [METADATA_UPDATED_AT]: NOW,
+      },
+    });
+
+    const byCollection = doneWrite(planRequeue(tool, ['interface', 'usecases'], undefined, NOW));
+    expect(byCollection.result).toBe(1);
+    expect(byCollection.write?.update.$set).toEqual({
+      [collectionPath('interface', 'status')]: 'pending',
+      [collectionPath('interface', 'retryCount')]: 0,
+      [OVERALL_STATUS]: 'failed',
+      [METADATA_UPDATED_AT]: NOW,
+    });
+  });
+
+  it('writes nothing when nothing is to be requeued', () => {
+    const tool = mixed();
+    expect(planRequeue(tool, ['usecases'], undefined, NOW)).toEqual({ kind: 'done', write: null, result: 0 });
+    expect(planRequeue(tool, SYNC_COLLECTION_NAMES, [], NOW)).toEqual({ kind: 'done', write: null, result: 0 });
+    expect(planRequeue(tool, SYNC_COLLECTION_NAMES, ['VALIDATION_ERROR'], NOW)).toEqual({ kind: 'done', write: null, result: 0 });
+    expect(planRequeue(storedTool(), SYNC_COLLECTION_NAMES, undefined, NOW)).toEqual({ kind: 'done', write: null, result: 0 });
+  });
+
+  it('settles first, and refuses invalid metadata', () => {
+    const pending = storedTool({ pendingHashCheck: new Types.ObjectId(), overallStatus: 'failed', states: { tools: { status: 'failed' } } });
+    expect(planRequeue(pending, SYNC_COLLECTION_NAMES, undefined, NOW)).toEqual({ kind: 'again', write: settleWrite(pending) });
+    const partial = legacyTool(specBackfillShape());
+    expect(planRequeue(partial, SYNC_COLLECTION_NAMES, undefined, NOW)).toEqual({ kind: 'again', write: settleWrite(partial) });
+    const invalid = legacyTool({ ...specBackfillShape(), collections: 'none' });
+    expect(planRequeue(invalid, SYNC_COLLECTION_NAMES, undefined, NOW)).toEqual({ kind: 'invalid', reason: 'syncMetadata.collections is "none"' });
+  });
+});
