@@ -144,7 +144,7 @@ program
 
 program
   .command('status')
-  .description('the sync dashboard: overall counts, collection × status, failures by error code, oldest wait, legacy count')
+  .description('the sync dashboard: overall counts, collection × status, failures by error code, oldest wait, legacy and unsettled counts')
   .addOption(new Option('--json', 'print the same data as JSON, for scripts'))
   .addOption(uriOption())
   .action(async (flags: ConnectionFlags & { json?: boolean }) => {

@@ -25,5 +25,6 @@ export function formatStatus(stats: SyncStats): string {
     failures.length > 0 ? failures.toString() : 'no failed collections',
     `oldest pending or stale: ${age(stats.oldestPendingAgeMs)}`,
     `legacy tools without sync metadata (counted as pending): ${stats.legacyWithoutMetadata}${stats.legacyWithoutMetadata > 0 ? ' — run `tool-sync backfill`' : ''}`,
+    `unsettled tools (a content write whose hashes are not verified yet): ${stats.unsettled}${stats.unsettled > 0 ? ' — run `tool-sync settle`' : ''}`,
   ].join('\n');
 }

@@ -159,6 +159,42 @@ describe('progress on a terminal', () => {
   });
 });
 
+describe('tool-sync settle', () => {
+  it('finishes the tools a writer left with a pending hash check, and status counts them until then', async () => {
+    const tools = await ToolModel.insertMany(generateTools(4, seededRandom(9)).map((input) => new ToolModel(input)));
+    for (const tool of tools) {
+      for (const name of SYNC_COLLECTION_NAMES) await ToolModel.markCollectionSynced(tool._id, name, { contentHash: tool.syncMetadata.collections[name].contentHash });
+    }
+    const [first, second] = tools;
+    if (first === undefined || second === undefined) throw new Error('no tools');
+    // What a writer that stopped between its write and its settle leaves: new content, the token, old hashes.
+    for (const tool of [first, second]) {
+      await raw().updateOne({ _id: tool._id }, { $set: { name: `${tool.name} renamed`, 'syncMetadata.pendingHashCheck': new mongoose.Types.ObjectId() } });
+    }
+    const status = await runCli(['status', '--uri', uri()]);
+    expect(status.stdout).toMatch(/unsettled tools .*: 2 — run `tool-sync settle`/);
+
+    const dry = await runCli(['settle', '--dry-run', '--uri', uri()]);
+    expect(dry.stdout).toMatch(/settled: +2/);
+    expect(await raw().countDocuments({ 'syncMetadata.pendingHashCheck': { $ne: null } })).toBe(2);
+
+    const result = await runCli(['settle', '--uri', uri()]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/scanned: +2/);
+    expect(result.stdout).toMatch(/settled: +2/);
+    for (const tool of [first, second]) {
+      const after = await ToolModel.findById(tool._id).orFail();
+      expect(after.syncMetadata.pendingHashCheck).toBeNull();
+      for (const name of SYNC_COLLECTION_NAMES) {
+        expect(after.syncMetadata.collections[name].status).toBe('stale');
+        expect(after.syncMetadata.collections[name].contentHash).toBe(computeContentHashes(after)[name]);
+      }
+    }
+    expect((await runCli(['status', '--uri', uri()])).stdout).toMatch(/unsettled tools .*: 0$/m);
+    expect((await runCli(['settle', '--uri', uri()])).stdout).toMatch(/scanned: +0/);
+  });
+});
+
 describe('tool-sync rehash', () => {
   it('flags the collections whose stored hash no longer describes the content; --dry-run writes nothing', async () => {
     const [tool] = await ToolModel.insertMany(generateTools(3, seededRandom(6)).map((input) => new ToolModel(input)));
@@ -199,7 +235,7 @@ describe('errors are one line, never a stack trace', () => {
     expect(hasStackTrace(result.stderr + result.stdout)).toBe(false);
   });
 
-  it.each(['backfill', 'rehash', 'indexes', 'requeue', 'status', 'seed', 'demo'])('%s --help', async (command) => {
+  it.each(['backfill', 'settle', 'rehash', 'indexes', 'requeue', 'status', 'seed', 'demo'])('%s --help', async (command) => {
     const result = await runCli([command, '--help']);
     expect(result.code).toBe(0);
     expect(result.stdout).toContain(`Usage: tool-sync ${command}`);
