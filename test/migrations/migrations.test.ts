@@ -13,7 +13,7 @@ import { insertRaw, rawTool, toolInput } from '../helpers/tools.js';
 useTestDatabase(import.meta.url);
 
 const options = { batchSize: 2, dryRun: false };
-type StoredMeta = { syncMetadata: { pendingHashCheck?: unknown; collections: Record<string, { status: string; contentHash: string }> } };
+interface StoredMeta { syncMetadata: { pendingHashCheck?: unknown; collections: Record<string, { status: string; contentHash: string }> } }
 const meta = async (id: unknown): Promise<StoredMeta['syncMetadata']> => ((await rawTool({ _id: id })) as unknown as StoredMeta).syncMetadata;
 
 /** What a writer that stopped between its write and its settle leaves behind. */
