@@ -7,7 +7,7 @@ import {
   type SyncStatus,
 } from '../sync/vocabulary.js';
 import { CONTENT_HASH_LENGTH } from '../sync/content-hash.js';
-import { type CollectionSyncState } from '../sync/sync-state.js';
+import { newCollectionState, type CollectionSyncState } from '../sync/sync-state.js';
 import { integerValidator, required, truncateLastError } from './validators.js';
 
 /** A stored content hash: 16 hex characters, or '' for a legacy document not hashed yet. */
@@ -53,14 +53,5 @@ export class CollectionSyncStatus implements CollectionSyncState {
 
 /** A fresh, never-synced collection status: a new object on every call. */
 export function defaultCollectionSyncStatus(): CollectionSyncStatus {
-  return {
-    status: INITIAL_SYNC_STATUS,
-    lastSyncedAt: null,
-    lastSyncAttemptAt: null,
-    lastError: null,
-    errorCode: null,
-    retryCount: 0,
-    contentHash: '',
-    vectorVersion: 0,
-  };
+  return newCollectionState('');
 }

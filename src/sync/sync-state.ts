@@ -1,4 +1,4 @@
-import { type SyncErrorCode, type SyncStatus, type SyncCollectionName } from './vocabulary.js';
+import { INITIAL_SYNC_STATUS, type SyncErrorCode, type SyncStatus, type SyncCollectionName } from './vocabulary.js';
 
 /**
  * The shape of sync state, as plain types. The decorated classes in `src/models` implement
@@ -21,6 +21,20 @@ export type CollectionStateKey = keyof CollectionSyncState;
 export const COLLECTION_STATE_KEYS = [
   'status', 'lastSyncedAt', 'lastSyncAttemptAt', 'lastError', 'errorCode', 'retryCount', 'contentHash', 'vectorVersion',
 ] as const satisfies readonly CollectionStateKey[];
+
+/** A never-synced collection's state with the given hash: a new object on every call. */
+export function newCollectionState(contentHash: string): CollectionSyncState {
+  return {
+    status: INITIAL_SYNC_STATUS,
+    lastSyncedAt: null,
+    lastSyncAttemptAt: null,
+    lastError: null,
+    errorCode: null,
+    retryCount: 0,
+    contentHash,
+    vectorVersion: 0,
+  };
+}
 
 /** Where a tool's sync state lives: the package owns every path under it. */
 export const SYNC_METADATA = 'syncMetadata';

@@ -8,6 +8,7 @@ import {
   METADATA_UPDATED_AT,
   OVERALL_STATUS,
   PENDING_HASH_CHECK,
+  newCollectionState,
   type CollectionSyncState,
 } from '../sync-state.js';
 import { afterContentChange } from '../transitions.js';
@@ -18,19 +19,6 @@ export type SettlePlan =
   | { kind: 'settled' }
   | { kind: 'write'; write: PlannedWrite; statuses: Record<SyncCollectionName, SyncStatus> }
   | { kind: 'invalid'; reason: string };
-
-export function newCollectionState(contentHash: string): CollectionSyncState {
-  return {
-    status: INITIAL_SYNC_STATUS,
-    lastSyncedAt: null,
-    lastSyncAttemptAt: null,
-    lastError: null,
-    errorCode: null,
-    retryCount: 0,
-    contentHash,
-    vectorVersion: 0,
-  };
-}
 
 /**
  * The condition under which a plan made from `parsed` still holds: no content write since (every
