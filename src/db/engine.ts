@@ -6,9 +6,19 @@ export interface EngineInfo {
   version: string;
 }
 
-interface BuildInfo {
+export interface BuildInfo {
   version?: string;
+  /** FerretDB 1.x. */
   ferretdbVersion?: string;
+  /** FerretDB 2.x (on PostgreSQL with DocumentDB). */
+  ferretdb?: { version?: string };
+}
+
+/** What `buildInfo` says the server is: FerretDB (1.x or 2.x) answers with its own version beside MongoDB's. */
+export function engineFromBuildInfo(info: BuildInfo | undefined): EngineInfo {
+  const ferretDb = info?.ferretdbVersion ?? info?.ferretdb?.version;
+  if (ferretDb !== undefined) return { name: 'FerretDB', version: ferretDb };
+  return { name: 'MongoDB', version: info?.version ?? 'unknown' };
 }
 
 /** Asks the server what it is: FerretDB answers `buildInfo` with its own version beside MongoDB's. */
@@ -16,9 +26,7 @@ export async function detectEngine(uri: string): Promise<EngineInfo> {
   const connection = mongoose.createConnection(uri, { serverSelectionTimeoutMS: 10_000 });
   try {
     await connection.asPromise();
-    const info = (await connection.db?.admin().command({ buildInfo: 1 })) as BuildInfo | undefined;
-    if (info?.ferretdbVersion !== undefined) return { name: 'FerretDB', version: info.ferretdbVersion };
-    return { name: 'MongoDB', version: info?.version ?? 'unknown' };
+    return engineFromBuildInfo((await connection.db?.admin().command({ buildInfo: 1 })));
   } finally {
     await connection.close();
   }

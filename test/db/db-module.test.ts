@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import mongoose from 'mongoose';
 import { describe, expect, inject, it } from 'vitest';
-import { DEFAULT_POSTGRESQL_URL, ferretDbBinaryPath, FERRETDB_VERSION, postgresqlReachable, redactUri, resolveDatabase } from '../../src/db/index.js';
+import { DEFAULT_POSTGRESQL_URL, engineFromBuildInfo, ferretDbBinaryPath, FERRETDB_VERSION, postgresqlReachable, redactUri, resolveDatabase } from '../../src/db/index.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -141,5 +141,15 @@ describe('redactUri', () => {
   it('hides the password and keeps the rest', () => {
     expect(redactUri('mongodb://admin:s3cret@db.example.org:27017/tools')).toBe('mongodb://admin:***@db.example.org:27017/tools');
     expect(redactUri('mongodb://127.0.0.1:27017/')).toBe('mongodb://127.0.0.1:27017/');
+  });
+});
+
+describe('engineFromBuildInfo', () => {
+  it('tells FerretDB 1.x, FerretDB 2.x and MongoDB apart from what buildInfo answers', () => {
+    expect(engineFromBuildInfo({ version: '7.0.42', ferretdbVersion: 'v1.24.2' })).toEqual({ name: 'FerretDB', version: 'v1.24.2' });
+    // FerretDB 2 on DocumentDB reports a MongoDB version and its own under `ferretdb`.
+    expect(engineFromBuildInfo({ version: '7.0.77', ferretdb: { version: 'v2.7.0' } })).toEqual({ name: 'FerretDB', version: 'v2.7.0' });
+    expect(engineFromBuildInfo({ version: '8.0.4' })).toEqual({ name: 'MongoDB', version: '8.0.4' });
+    expect(engineFromBuildInfo(undefined)).toEqual({ name: 'MongoDB', version: 'unknown' });
   });
 });

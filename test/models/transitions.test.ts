@@ -8,7 +8,9 @@ import {
   ToolNotFoundError,
   type ITool,
 } from '../../src/index.js';
+import mongoose from 'mongoose';
 import { useTestDatabase } from '../helpers/database.js';
+import { specBackfillShape } from '../helpers/legacy.js';
 import { createSyncedTool } from '../helpers/sync.js';
 import { insertRaw, toolInput } from '../helpers/tools.js';
 
@@ -112,6 +114,16 @@ describe('requeueFailed', () => {
     expect(await ToolModel.requeueFailed({ toolIds: [neverSynced._id], errorCodes: ['QDRANT_UNAVAILABLE'] })).toBe(0);
     expect(await ToolModel.requeueFailed({ toolIds: [neverSynced._id], errorCodes: ['VALIDATION_ERROR'] })).toBe(1);
     expect((await reload(neverSynced)).syncMetadata.overallStatus).toBe('pending');
+  });
+
+  it("requeues a tool with the spec's partial metadata (settled first), never a SyncConflictError", async () => {
+    const id = new mongoose.Types.ObjectId();
+    await insertRaw({ _id: id, ...toolInput(), syncMetadata: specBackfillShape() });
+    expect(await ToolModel.requeueFailed({ toolIds: [id] })).toBe(1);
+    const after = await ToolModel.findById(id).orFail();
+    expect(after.syncMetadata.collections.usecases).toMatchObject({ status: 'pending', retryCount: 0 });
+    expect(after.syncMetadata.collections.functionality.status).toBe('synced');
+    expectConsistent(after);
   });
 });
 
