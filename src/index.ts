@@ -23,6 +23,8 @@ export type { ToolContent } from './sync/content-hash.js';
 export { CollectionSyncStatus, defaultCollectionSyncStatus } from './models/collection-sync-status.js';
 export { SyncMetadata, SyncCollections, defaultSyncMetadata, defaultSyncCollections } from './models/sync-metadata.js';
 export { Tool, ToolModel } from './models/tool.js';
+export { createToolModel } from './models/create-tool-model.js';
+export type { ToolModelOptions, ToolModelType } from './models/create-tool-model.js';
 export { BUSINESS_FIELDS, PRICING_MODELS, KNOWN_INTERFACES, TOOL_LIMITS } from './models/tool-vocabulary.js';
 export type { BusinessField, PricingModel } from './models/tool-vocabulary.js';
 export type { ICollectionSyncStatus, ISyncMetadata, ITool } from './models/types.js';

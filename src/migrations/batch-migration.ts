@@ -64,7 +64,9 @@ export async function runBatchMigration(model: ToolModelType, options: Migration
   const now = options.now ?? (() => new Date());
   const tools = model.collection;
   const checkpoints = model.db.collection<Checkpoint>(CHECKPOINT_COLLECTION);
-  const checkpoint = options.dryRun ? null : await checkpoints.findOne({ _id: options.name });
+  // One checkpoint per migration and collection: two tool collections in one database never share one.
+  const checkpointId = `${options.name}:${tools.collectionName}`;
+  const checkpoint = options.dryRun ? null : await checkpoints.findOne({ _id: checkpointId });
   const base = options.filter ?? {};
   const after = (id: mongo.ObjectId | undefined): mongo.Filter<mongo.Document> => (id === undefined ? base : { ...base, _id: { $gt: id } });
   const filter = after(checkpoint?.lastId);
@@ -87,7 +89,7 @@ export async function runBatchMigration(model: ToolModelType, options: Migration
     summary.failed.push(...result.invalid, ...result.conflicted.map((id) => ({ id, reason: 'kept changing during the migration; run it again' })));
     const last = batch[batch.length - 1];
     if (!options.dryRun && last !== undefined) {
-      await checkpoints.updateOne({ _id: options.name }, { $set: { lastId: last._id, updatedAt: new Date() } }, { upsert: true });
+      await checkpoints.updateOne({ _id: checkpointId }, { $set: { lastId: last._id, updatedAt: new Date() } }, { upsert: true });
     }
     summary.scanned += batch.length;
     options.progress?.update(summary.scanned, summary);
@@ -106,7 +108,7 @@ export async function runBatchMigration(model: ToolModelType, options: Migration
   } finally {
     options.progress?.stop();
   }
-  if (!options.dryRun) await checkpoints.deleteOne({ _id: options.name });
+  if (!options.dryRun) await checkpoints.deleteOne({ _id: checkpointId });
   summary.elapsedMs = Date.now() - started;
   return summary;
 }

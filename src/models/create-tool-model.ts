@@ -1,0 +1,46 @@
+import { getModelForClass, type ReturnModelType } from '@typegoose/typegoose';
+import type mongoose from 'mongoose';
+import { Tool, ToolModel } from './tool.js';
+
+export type ToolModelType = ReturnModelType<typeof Tool>;
+
+export interface ToolModelOptions {
+  /** The model's name on its connection (default `Tool`). */
+  modelName?: string;
+  /** The collection it reads and writes (default `tools`). */
+  collection?: string;
+}
+
+/** The models this function made, per connection: asked again, it returns the same one. */
+const made = new WeakMap<mongoose.Connection, Map<string, ToolModelType>>();
+
+/**
+ * A `Tool` model with every static, hook and index of `ToolModel`, on any Mongoose connection
+ * (`mongoose.createConnection()`, `connection.useDb()`) and collection. Models on different
+ * connections or collections are independent; the same name and collection on the same
+ * connection give the same model. A name the connection already uses for another model is an
+ * error naming it.
+ */
+export function createToolModel(connection: mongoose.Connection, options: ToolModelOptions = {}): ToolModelType {
+  const modelName = options.modelName ?? 'Tool';
+  const collection = options.collection ?? 'tools';
+  const own = made.get(connection) ?? new Map<string, ToolModelType>();
+  made.set(connection, own);
+  const previous = own.get(modelName);
+  if (previous !== undefined) {
+    if (previous.collection.collectionName === collection) return previous;
+    throw new Error(`createToolModel: model "${modelName}" already exists on this connection for collection "${previous.collection.collectionName}", not "${collection}"; pass another modelName`);
+  }
+  // The default connection's ToolModel, created when this package is imported.
+  if (connection.models[modelName] === ToolModel && ToolModel.collection.collectionName === collection) return ToolModel;
+  if (connection.modelNames().includes(modelName)) {
+    throw new Error(`createToolModel: this connection already has a model named "${modelName}"; pass another modelName`);
+  }
+  const model = getModelForClass(Tool, {
+    existingConnection: connection,
+    schemaOptions: { collection },
+    options: { customName: modelName, disableCaching: true },
+  });
+  own.set(modelName, model);
+  return model;
+}
