@@ -19,6 +19,8 @@ describe('the package entry', () => {
       'SYNC_STATUSES', 'SYNC_ERROR_CODES', 'SYNC_COLLECTION_NAMES', 'COLLECTION_FIELDS',
       'CollectionSyncStatus', 'SyncMetadata', 'Tool', 'ToolModel',
       'defaultCollectionSyncStatus', 'defaultSyncMetadata', 'computeContentHash', 'computeContentHashes',
+      'createToolModel', 'backfill', 'rehash', 'settle', 'checkIndexes', 'parseSyncState', 'SETTLE_FAILED_EVENT',
+      'SyncArgumentError', 'SyncStateError', 'SyncConflictError', 'ToolNotFoundError',
     ]) {
       expect(api, name).toHaveProperty(name);
     }

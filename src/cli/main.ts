@@ -3,7 +3,7 @@ import 'reflect-metadata';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { type BatchOptions } from '../migrations/backfill.js';
 import { backfill } from '../migrations/backfill.js';
-import { compareIndexes, createMissingIndexes, type IndexSpec } from '../migrations/index-check.js';
+import { checkIndexes, type IndexSpec } from '../migrations/index-check.js';
 import { rehash } from '../migrations/rehash.js';
 import { settle } from '../migrations/settle.js';
 import { type MigrationSummary } from '../migrations/batch-migration.js';
@@ -49,8 +49,22 @@ async function withDatabase<T>(
 
 function finishMigration(summary: MigrationSummary): void {
   print(formatSummary(summary));
-  // Some documents could not be migrated: the run is not a success, though nothing was lost.
-  if (summary.failed.length > 0) process.exitCode = 2;
+  // Some documents could not be migrated, or the run was stopped: not a success, though nothing was lost.
+  if (summary.failed.length > 0 || summary.aborted) process.exitCode = 2;
+}
+
+/**
+ * A migration's options from the command line: Ctrl-C (SIGINT) stops it after the batch in
+ * progress, keeping its checkpoint; a second Ctrl-C ends the process at once.
+ */
+function migrationOptions(label: string, flags: { dryRun?: boolean; batchSize: number }): BatchOptions {
+  const controller = new AbortController();
+  process.once('SIGINT', () => {
+    process.stderr.write(`${label}: stopping after this batch (Ctrl-C again to stop now)\n`);
+    controller.abort();
+    process.once('SIGINT', () => process.exit(130));
+  });
+  return { batchSize: flags.batchSize, dryRun: flags.dryRun === true, progress: migrationProgress(label), signal: controller.signal };
 }
 
 function indexLine(index: IndexSpec): string {
@@ -75,8 +89,7 @@ program
   .addOption(uriOption())
   .action(async (flags: ConnectionFlags & { dryRun?: boolean; batchSize: number }) => {
     await withDatabase(flags, async () => {
-      const options: BatchOptions = { batchSize: flags.batchSize, dryRun: flags.dryRun === true, progress: migrationProgress('backfill') };
-      finishMigration(await backfill(ToolModel, options));
+      finishMigration(await backfill(ToolModel, migrationOptions('backfill', flags)));
     });
   });
 
@@ -88,7 +101,7 @@ program
   .addOption(uriOption())
   .action(async (flags: ConnectionFlags & { dryRun?: boolean; batchSize: number }) => {
     await withDatabase(flags, async () => {
-      finishMigration(await rehash(ToolModel, { batchSize: flags.batchSize, dryRun: flags.dryRun === true, progress: migrationProgress('rehash') }));
+      finishMigration(await rehash(ToolModel, migrationOptions('rehash', flags)));
     });
   });
 
@@ -100,7 +113,7 @@ program
   .addOption(uriOption())
   .action(async (flags: ConnectionFlags & { dryRun?: boolean; batchSize: number }) => {
     await withDatabase(flags, async () => {
-      finishMigration(await settle(ToolModel, { batchSize: flags.batchSize, dryRun: flags.dryRun === true, progress: migrationProgress('settle') }));
+      finishMigration(await settle(ToolModel, migrationOptions('settle', flags)));
     });
   });
 
@@ -111,14 +124,14 @@ program
   .addOption(uriOption())
   .action(async (flags: ConnectionFlags & { apply?: boolean }) => {
     await withDatabase(flags, async () => {
-      const comparison = await compareIndexes(ToolModel);
+      const comparison = await checkIndexes(ToolModel, { apply: flags.apply === true });
       print(`matching: ${comparison.matching.length}`);
       for (const index of comparison.matching) print(`  ok       ${indexLine(index)}`);
       for (const index of comparison.missing) print(`  MISSING  ${indexLine(index)}`);
       for (const { expected, actual } of comparison.different) print(`  DIFFERENT ${expected.name}: model ${indexLine(expected)}, server ${indexLine(actual)}`);
       for (const index of comparison.extra) print(`  extra    ${indexLine(index)} (not the model's; left alone)`);
       if (flags.apply === true && comparison.missing.length > 0) {
-        for (const name of await createMissingIndexes(ToolModel, comparison.missing)) print(`created ${name}`);
+        for (const name of comparison.created) print(`created ${name}`);
       } else if (comparison.missing.length > 0 || comparison.different.length > 0) {
         print(`${comparison.missing.length} missing, ${comparison.different.length} different${comparison.missing.length > 0 ? ': run with --apply to create the missing ones' : ''}`);
         process.exitCode = 2;

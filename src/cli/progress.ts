@@ -53,6 +53,7 @@ export function formatSummary(summary: MigrationSummary): string {
     `  failed:           ${summary.failed.length}`,
     ...summary.failed.slice(0, 50).map(({ id, reason }) => `    ${id}: ${reason}`),
     ...(summary.failed.length > 50 ? [`    … and ${summary.failed.length - 50} more`] : []),
+    ...(summary.aborted ? ['  stopped:          after a batch, on request; run it again to resume'] : []),
     `  elapsed:          ${(summary.elapsedMs / 1000).toFixed(1)}s`,
   ];
   return lines.join('\n');

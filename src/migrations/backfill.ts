@@ -25,11 +25,22 @@ export function backfillPlan(tool: StoredTool, now: Date): IdempotentPlan {
 }
 
 export interface BatchOptions {
-  batchSize: number;
-  dryRun: boolean;
+  /** Documents read and written per batch (default 1000). */
+  batchSize?: number;
+  /** Write nothing; count what would change (default false). */
+  dryRun?: boolean;
   progress?: MigrationProgress;
+  /** Told the summary so far after every batch. */
+  onProgress?: (summary: MigrationSummary) => void;
+  /** Stops the run after the batch in progress; the next run resumes where it stopped. */
+  signal?: AbortSignal;
 }
 
-export function backfill(model: ToolModelType, options: BatchOptions): Promise<MigrationSummary> {
-  return runBatchMigration(model, { name: 'backfill', plan: backfillPlan, ...options });
+/** The options of a migration run, with the defaults filled in. */
+export function batchOptions(options: BatchOptions = {}): BatchOptions & { batchSize: number; dryRun: boolean } {
+  return { ...options, batchSize: options.batchSize ?? 1000, dryRun: options.dryRun ?? false };
+}
+
+export function backfill(model: ToolModelType, options: BatchOptions = {}): Promise<MigrationSummary> {
+  return runBatchMigration(model, { name: 'backfill', plan: backfillPlan, ...batchOptions(options) });
 }

@@ -17,6 +17,8 @@ export interface MigrationSummary {
   /** Writes that a concurrent edit invalidated, planned again from what is stored now. */
   replanned: number;
   failed: { id: string; reason: string }[];
+  /** The run was stopped by its AbortSignal after a batch: its checkpoint is kept, a next run resumes. */
+  aborted: boolean;
   elapsedMs: number;
 }
 
@@ -36,6 +38,10 @@ export interface MigrationOptions {
   batchSize: number;
   dryRun: boolean;
   progress?: MigrationProgress;
+  /** Told the summary so far after every batch. */
+  onProgress?: (summary: MigrationSummary) => void;
+  /** Stops the run after the batch in progress (nothing is left half-written). */
+  signal?: AbortSignal;
   now?: () => Date;
 }
 
@@ -78,6 +84,7 @@ export async function runBatchMigration(model: ToolModelType, options: Migration
     outcomes: {},
     replanned: 0,
     failed: [],
+    aborted: false,
     elapsedMs: 0,
   };
   options.progress?.start(await tools.countDocuments(filter));
@@ -93,6 +100,7 @@ export async function runBatchMigration(model: ToolModelType, options: Migration
     }
     summary.scanned += batch.length;
     options.progress?.update(summary.scanned, summary);
+    options.onProgress?.({ ...summary, elapsedMs: Date.now() - started });
   };
 
   // Keyset pagination: each batch is its own query, read whole before anything is written. No
@@ -100,6 +108,10 @@ export async function runBatchMigration(model: ToolModelType, options: Migration
   let last = checkpoint?.lastId;
   try {
     for (;;) {
+      if (options.signal?.aborted === true) {
+        summary.aborted = true;
+        break;
+      }
       const batch = (await tools.find(after(last), { sort: { _id: 1 }, limit: options.batchSize }).toArray()) as StoredTool[];
       if (batch.length === 0) break;
       await migrate(batch);
@@ -108,7 +120,7 @@ export async function runBatchMigration(model: ToolModelType, options: Migration
   } finally {
     options.progress?.stop();
   }
-  if (!options.dryRun) await checkpoints.deleteOne({ _id: checkpointId });
+  if (!options.dryRun && !summary.aborted) await checkpoints.deleteOne({ _id: checkpointId });
   summary.elapsedMs = Date.now() - started;
   return summary;
 }

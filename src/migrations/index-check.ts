@@ -67,3 +67,18 @@ export async function createMissingIndexes(model: ToolModelType, missing: IndexS
   }
   return created;
 }
+
+export interface IndexCheck extends IndexComparison {
+  /** The indexes `apply` created. */
+  created: string[];
+}
+
+/**
+ * Compares the server's indexes on the model's collection with the model's; with `apply`, creates
+ * the missing ones. Never drops anything: a different or extra index is the operator's call.
+ */
+export async function checkIndexes(model: ToolModelType, options: { apply?: boolean } = {}): Promise<IndexCheck> {
+  const comparison = await compareIndexes(model);
+  const created = options.apply === true ? await createMissingIndexes(model, comparison.missing) : [];
+  return { ...comparison, created };
+}

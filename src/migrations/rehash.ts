@@ -3,7 +3,7 @@ import { type IdempotentPlan } from '../models/conditional-write.js';
 import { type Tool } from '../models/tool.js';
 import { planSettle } from '../sync/plans/settle.js';
 import { isSettled, parseSyncState, type StoredTool } from '../sync/stored-tool.js';
-import { type BatchOptions } from './backfill.js';
+import { batchOptions, type BatchOptions } from './backfill.js';
 import { runBatchMigration, type MigrationSummary } from './batch-migration.js';
 
 type ToolModelType = ReturnModelType<typeof Tool>;
@@ -23,6 +23,6 @@ export function rehashPlan(tool: StoredTool, now: Date): IdempotentPlan {
   return { kind: 'write', outcome: REHASH_OUTCOMES.flagged, write: plan.write };
 }
 
-export function rehash(model: ToolModelType, options: BatchOptions): Promise<MigrationSummary> {
-  return runBatchMigration(model, { name: 'rehash', plan: rehashPlan, ...options });
+export function rehash(model: ToolModelType, options: BatchOptions = {}): Promise<MigrationSummary> {
+  return runBatchMigration(model, { name: 'rehash', plan: rehashPlan, ...batchOptions(options) });
 }

@@ -1,6 +1,7 @@
 import mongoose from 'mongoose';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { computeContentHashes, SYNC_COLLECTION_NAMES, ToolModel } from '../../src/index.js';
+import * as pkg from '../../src/index.js';
 import { backfill } from '../../src/migrations/backfill.js';
 import { CHECKPOINT_COLLECTION } from '../../src/migrations/batch-migration.js';
 import { rehash } from '../../src/migrations/rehash.js';
@@ -87,5 +88,38 @@ describe('rehash(model, options)', () => {
     expect(after.collections.usecases?.status).toBe('stale');
     expect(after.collections.tools?.status).toBe('synced');
     expect((await meta(interrupted._id)).pendingHashCheck).not.toBeNull();
+  });
+});
+
+describe('migrations from code', () => {
+  it('are exported, report progress after every batch, and stop on an AbortSignal; the next run resumes', async () => {
+    for (let i = 0; i < 5; i += 1) await insertRaw({ ...toolInput() });
+    const controller = new AbortController();
+    const seen: number[] = [];
+    const stopped = await pkg.backfill(ToolModel, {
+      batchSize: 2,
+      signal: controller.signal,
+      onProgress: (summary) => {
+        seen.push(summary.scanned);
+        controller.abort();
+      },
+    });
+    expect(stopped).toMatchObject({ aborted: true, scanned: 2, outcomes: { updated: 2 } });
+    expect(seen).toEqual([2]);
+    const resumed = await pkg.backfill(ToolModel, { batchSize: 2 });
+    expect(resumed.resumedAfter).not.toBeNull();
+    expect(resumed).toMatchObject({ aborted: false, scanned: 3, outcomes: { updated: 3 } });
+    expect(await ToolModel.countDocuments({ 'syncMetadata.overallStatus': 'pending' })).toBe(5);
+  });
+
+  it('checkIndexes compares, and with apply creates what is missing (never drops)', async () => {
+    await ToolModel.init();
+    await ToolModel.collection.dropIndex('sync_pending_hash_check_idx');
+    const found = await pkg.checkIndexes(ToolModel);
+    expect(found.missing.map((index) => index.name)).toEqual(['sync_pending_hash_check_idx']);
+    expect(found.created).toEqual([]);
+    const applied = await pkg.checkIndexes(ToolModel, { apply: true });
+    expect(applied.created).toEqual(['sync_pending_hash_check_idx']);
+    expect((await pkg.checkIndexes(ToolModel)).missing).toEqual([]);
   });
 });
