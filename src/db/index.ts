@@ -3,3 +3,4 @@ export type { DatabaseSource, FerretDbBackend, ResolvedDatabase, ResolveOptions 
 export { detectEngine, engineFromBuildInfo, redactUri } from './engine.js';
 export type { EngineInfo } from './engine.js';
 export { ensureFerretDbBinary, startFerretDb, postgresqlReachable, ferretDbBinaryPath, FERRETDB_VERSION } from './ferretdb.js';
+export { projectCacheDir } from './paths.js';

@@ -1,19 +1,13 @@
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 
-/** The package's root: the nearest folder above this file holding a package.json. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('cannot find the package root above ' + fileURLToPath(import.meta.url));
-    dir = parent;
-  }
-  return dir;
-}
-
-/** Where built tools (FerretDB) are kept between runs; `TOOL_SYNC_CACHE_DIR` overrides it. */
-export function projectCacheDir(): string {
-  return process.env.TOOL_SYNC_CACHE_DIR ?? join(packageRoot(), '.cache');
+/**
+ * Where built tools (FerretDB) are kept between runs: `TOOL_SYNC_CACHE_DIR`, else
+ * `$XDG_CACHE_HOME/tool-sync`, else `~/.cache/tool-sync`. A user cache, never the package's own
+ * folder: an install in node_modules may be read-only, and is no place for a 45 MB binary.
+ */
+export function projectCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.TOOL_SYNC_CACHE_DIR !== undefined && env.TOOL_SYNC_CACHE_DIR !== '') return env.TOOL_SYNC_CACHE_DIR;
+  const xdg = env.XDG_CACHE_HOME;
+  return join(xdg !== undefined && xdg !== '' ? xdg : join(homedir(), '.cache'), 'tool-sync');
 }

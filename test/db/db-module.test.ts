@@ -1,10 +1,12 @@
 import { execFile, spawn } from 'node:child_process';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
 import { connect } from 'node:net';
 import mongoose from 'mongoose';
 import { describe, expect, inject, it } from 'vitest';
-import { DEFAULT_POSTGRESQL_URL, engineFromBuildInfo, ferretDbBinaryPath, FERRETDB_VERSION, postgresqlReachable, redactUri, resolveDatabase } from '../../src/db/index.js';
+import { DEFAULT_POSTGRESQL_URL, engineFromBuildInfo, ferretDbBinaryPath, projectCacheDir, FERRETDB_VERSION, postgresqlReachable, redactUri, resolveDatabase } from '../../src/db/index.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -151,5 +153,14 @@ describe('engineFromBuildInfo', () => {
     expect(engineFromBuildInfo({ version: '7.0.77', ferretdb: { version: 'v2.7.0' } })).toEqual({ name: 'FerretDB', version: 'v2.7.0' });
     expect(engineFromBuildInfo({ version: '8.0.4' })).toEqual({ name: 'MongoDB', version: '8.0.4' });
     expect(engineFromBuildInfo(undefined)).toEqual({ name: 'MongoDB', version: 'unknown' });
+  });
+});
+
+describe('projectCacheDir', () => {
+  it('is a user cache folder, never the package folder: TOOL_SYNC_CACHE_DIR, else XDG_CACHE_HOME/tool-sync, else ~/.cache/tool-sync', () => {
+    expect(projectCacheDir({ TOOL_SYNC_CACHE_DIR: '/srv/cache' })).toBe('/srv/cache');
+    expect(projectCacheDir({ XDG_CACHE_HOME: '/home/u/.xdg' })).toBe('/home/u/.xdg/tool-sync');
+    expect(projectCacheDir({})).toBe(join(homedir(), '.cache', 'tool-sync'));
+    expect(ferretDbBinaryPath().startsWith(join(process.cwd(), 'node_modules'))).toBe(false);
   });
 });
