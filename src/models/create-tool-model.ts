@@ -9,6 +9,11 @@ export interface ToolModelOptions {
   modelName?: string;
   /** The collection it reads and writes (default `tools`). */
   collection?: string;
+  /**
+   * Build the indexes when the model initializes (default false: on a production collection an
+   * index build is the operator's decision; `checkIndexes(model, { apply: true })` builds them).
+   */
+  autoIndex?: boolean;
 }
 
 /** The models this function made, per connection: asked again, it returns the same one. */
@@ -38,7 +43,7 @@ export function createToolModel(connection: mongoose.Connection, options: ToolMo
   }
   const model = getModelForClass(Tool, {
     existingConnection: connection,
-    schemaOptions: { collection },
+    schemaOptions: { collection, autoIndex: options.autoIndex ?? false },
     options: { customName: modelName, disableCaching: true },
   });
   own.set(modelName, model);

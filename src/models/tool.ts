@@ -47,7 +47,8 @@ import { eachItem, isHttpUrl, lowercaseTokens, required, trimmedStrings } from '
 // The settle after a write (`find({ pendingHashCheck: token })`), findNeedingSync and `tool-sync settle`.
 @index({ 'syncMetadata.pendingHashCheck': 1 }, { name: 'sync_pending_hash_check_idx' })
 @modelOptions({
-  schemaOptions: { collection: 'tools', timestamps: true },
+  // Index builds are the operator's decision (`tool-sync indexes --apply`, `checkIndexes(model, { apply: true })`).
+  schemaOptions: { collection: 'tools', timestamps: true, autoIndex: false },
   options: { customName: 'Tool', allowMixed: Severity.ERROR },
 })
 export class Tool {

@@ -44,7 +44,7 @@ describe('the connection', () => {
 
 describe('tool-sync indexes', () => {
   it('detects a dropped index, and --apply restores it without dropping anything', async () => {
-    await ToolModel.init();
+    await ToolModel.createIndexes();
     await ToolModel.collection.dropIndex('sync_usecases_status_idx');
     await ToolModel.collection.createIndex({ category: 1 }, { name: 'by_category' });
 

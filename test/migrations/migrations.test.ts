@@ -113,7 +113,7 @@ describe('migrations from code', () => {
   });
 
   it('checkIndexes compares, and with apply creates what is missing (never drops)', async () => {
-    await ToolModel.init();
+    await ToolModel.createIndexes();
     await ToolModel.collection.dropIndex('sync_pending_hash_check_idx');
     const found = await pkg.checkIndexes(ToolModel);
     expect(found.missing.map((index) => index.name)).toEqual(['sync_pending_hash_check_idx']);

@@ -60,7 +60,7 @@ describe('createToolModel(connection, { modelName, collection })', () => {
   });
 
   it('declares the same indexes as ToolModel on its collection', async () => {
-    const model = createToolModel(second, { modelName: 'IndexedTool', collection: 'indexed_tools' });
+    const model = createToolModel(second, { modelName: 'IndexedTool', collection: 'indexed_tools', autoIndex: true });
     await model.init();
     const listed = (await model.collection.listIndexes().toArray()) as { name?: string }[];
     const names = listed.map((index) => String(index.name)).sort();

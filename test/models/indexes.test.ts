@@ -54,13 +54,26 @@ async function startApplication(dbName: string): Promise<{ model: () => mongoose
 }
 
 describe('indexes on the server', () => {
-  it('are all created when the model initializes against an empty database, and again after a restart', async () => {
+  it('are not built as a side effect: initializing the model builds none (the operator decides)', async () => {
+    const app = await startApplication(`${database.name}_no_auto`);
+    try {
+      const model = app.model();
+      await model.init();
+      await model.create({ id: 'one', name: 'One', description: 'd', category: 'c' });
+      expect([...(await serverIndexes(app.db)).keys()]).toEqual(['_id_']);
+    } finally {
+      await app.db.dropDatabase();
+      await app.stop();
+    }
+  });
+
+  it('are all created on request (createIndexes) against an empty database, and again after a restart', async () => {
     const dbName = `${database.name}_restart`;
     const first = await startApplication(dbName);
     try {
       expect(await first.db.listCollections().toArray()).toHaveLength(0);
       const model = first.model();
-      await model.init();
+      await model.createIndexes();
       expectSpecIndexes(await serverIndexes(first.db));
       await model.create({ id: 'existing', name: 'Existing', description: 'Was here before the restart.', category: 'x' });
       await first.db.collection('tools').dropIndex('sync_worker_query_idx');
@@ -71,7 +84,7 @@ describe('indexes on the server', () => {
     const restarted = await startApplication(dbName);
     try {
       const model = restarted.model();
-      await model.init();
+      await model.createIndexes();
       expectSpecIndexes(await serverIndexes(restarted.db));
       expect(await model.countDocuments()).toBe(1);
     } finally {
@@ -80,15 +93,15 @@ describe('indexes on the server', () => {
     }
   });
 
-  it('exist for ToolModel on the test database', async () => {
-    await ToolModel.init();
+  it('exist for ToolModel on the test database once created', async () => {
+    await ToolModel.createIndexes();
     const db = mongoose.connection.db;
     if (db === undefined) throw new Error('not connected');
     expectSpecIndexes(await serverIndexes(db));
   });
 
   it('enforce a unique id', async () => {
-    await ToolModel.init();
+    await ToolModel.createIndexes();
     await ToolModel.create({ id: 'only-once', name: 'A', description: 'd', category: 'c' });
     await expect(ToolModel.create({ id: 'only-once', name: 'B', description: 'd', category: 'c' })).rejects.toThrow(/duplicate key/);
   });
