@@ -167,15 +167,16 @@ export function settlePlan(tool: StoredTool, now: Date): IdempotentPlan {
 export async function settleMatching(
   collection: ToolCollection,
   filter: mongo.Filter<mongo.Document>,
-  context: WriteContext & { batchSize: number },
+  context: WriteContext & { batchSize: number; bulkSize: number },
 ): Promise<PlansSummary> {
   const summary = emptyPlansSummary();
   let after: mongo.ObjectId | undefined;
   for (;;) {
     const page = after === undefined ? filter : { $and: [filter, { _id: { $gt: after } }] };
-    const batch = (await collection.find(page, { session: context.session, sort: { _id: 1 }, limit: context.batchSize }).toArray()) as StoredTool[];
+    const options = { session: context.session, sort: { _id: 1 }, limit: context.batchSize, batchSize: context.batchSize } as const;
+    const batch = (await collection.find(page, options).toArray()) as StoredTool[];
     if (batch.length === 0) break;
-    await applyIdempotentPlans(collection, batch, settlePlan, { ...context, bulkSize: context.batchSize }, summary);
+    await applyIdempotentPlans(collection, batch, settlePlan, context, summary);
     if (batch.length < context.batchSize) break;
     after = batch[batch.length - 1]?._id;
   }

@@ -48,7 +48,9 @@ import { eachItem, isHttpUrl, lowercaseTokens, required, trimmedStrings } from '
 @index({ 'syncMetadata.pendingHashCheck': 1 }, { name: 'sync_pending_hash_check_idx' })
 @modelOptions({
   // Index builds are the operator's decision (`tool-sync indexes --apply`, `checkIndexes(model, { apply: true })`).
-  schemaOptions: { collection: 'tools', timestamps: true, autoIndex: false },
+  // The package's own bookkeeping array is no reason for Mongoose to version a save: two saves of
+  // different fields must not conflict because each records what it changed.
+  schemaOptions: { collection: 'tools', timestamps: true, autoIndex: false, skipVersioning: { 'syncMetadata.lastModifiedFields': true } },
   options: { customName: 'Tool', allowMixed: Severity.ERROR },
 })
 export class Tool {
@@ -123,7 +125,8 @@ export class Tool {
   public interface!: string[];
 
   /** Sync infrastructure metadata, isolated from business data. */
-  @prop({ type: () => SyncMetadata, required, default: () => defaultSyncMetadata() })
+  // Not required: a tool loaded without it (a projection) saves its business fields as they are.
+  @prop({ type: () => SyncMetadata, default: () => defaultSyncMetadata() })
   public syncMetadata!: SyncMetadata;
 
   /** Set by `timestamps: true`: business edits only (sync transitions move `syncMetadata.updatedAt`). */

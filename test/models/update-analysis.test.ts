@@ -375,7 +375,7 @@ describe('withBookkeeping', () => {
 });
 
 describe('replacementAsUpdate', () => {
-  it('sets every field but _id and unsets every business field the replacement lacks or leaves undefined', () => {
+  it('sets every field (`_id` too: the server refuses another one) and unsets every business field it lacks or leaves undefined', () => {
     const replacement = {
       _id: new Types.ObjectId(),
       id: 'vscode',
@@ -389,7 +389,7 @@ describe('replacementAsUpdate', () => {
     };
     const snapshot = { ...replacement };
     expect(replacementAsUpdate(replacement)).toEqual({
-      $set: { id: 'vscode', name: 'VS Code', description: 'd', category: 'editor', tags: [], pricing: null, extra: 1 },
+      $set: { _id: replacement._id, id: 'vscode', name: 'VS Code', description: 'd', category: 'editor', tags: [], pricing: null, extra: 1 },
       $unset: { longDescription: '', url: '', functionality: '', useCases: '', interface: '' },
     });
     expect(replacement).toEqual(snapshot);

@@ -314,7 +314,8 @@ describe('planSettle', () => {
       },
     });
     expect(plan.statuses).toEqual({ tools: 'stale', functionality: 'stale', usecases: 'pending', interface: 'stale' });
-    expect(plan.write.filter).toEqual({ ...conditionAsRead(tool, token), ...contentConditions(tool) });
+    // A pending check guards the content (every write through the package sets a new one): no content condition.
+    expect(plan.write.filter).toEqual(conditionAsRead(tool, token));
     expectSettlesIn(tool);
   });
 
@@ -372,9 +373,9 @@ describe('planSettle', () => {
     expect(planSettle(legacyTool('synced'), NOW)).toEqual({ kind: 'invalid', reason: 'syncMetadata is "synced", not an object' });
   });
 
-  it('conditions its write on _id, the pending check, statuses and hashes as read, and every content field with $eq', () => {
-    const token = new Types.ObjectId();
-    const tool = storedTool({ pendingHashCheck: token, states: { tools: { status: 'stale' } }, overallStatus: 'stale' });
+  it('without a pending check, conditions its write on _id, statuses and hashes as read, and every content field with $eq', () => {
+    const token = null;
+    const tool = storedTool({ states: { tools: { status: 'stale', contentHash: '' } }, overallStatus: 'stale' });
     // A stored value that would be an operator or a pattern in a filter is compared, not matched against.
     tool.pricing = { $ne: null };
     tool.category = /editor/;

@@ -1,7 +1,7 @@
 import { type Types } from 'mongoose';
 import { LAST_MODIFIED_FIELDS, METADATA_UPDATED_AT, PENDING_HASH_CHECK } from '../../sync/sync-state.js';
 import { BUSINESS_FIELDS } from '../tool-vocabulary.js';
-import { isPlainObject, type UpdateAnalysis } from './update-analysis.js';
+import { asPaths, isPlainObject, type UpdateAnalysis } from './update-analysis.js';
 
 /**
  * The package's additions to a user's write: `syncMetadata.updatedAt`, the business fields it
@@ -40,9 +40,12 @@ export function withBookkeeping(update: unknown, additions: Record<string, unkno
  * edit's.
  */
 export function replacementAsUpdate(replacement: unknown): Record<string, unknown> {
-  const document = isPlainObject(replacement) ? replacement : {};
+  const document = asPaths(replacement);
   const $set: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(document)) if (key !== '_id' && value !== undefined) $set[key] = value;
+  // `_id` stays: the server refuses a different one on a match, and an upsert inserts with it.
+  for (const [key, value] of Object.entries(isPlainObject(document) ? document : {})) {
+    if (value !== undefined) Object.defineProperty($set, key, { value, enumerable: true, writable: true, configurable: true });
+  }
   const $unset: Record<string, ''> = {};
   for (const field of BUSINESS_FIELDS) if (!(field in $set)) $unset[field] = '';
   return Object.keys($unset).length === 0 ? { $set } : { $set, $unset };

@@ -4,7 +4,8 @@ import { PENDING_HASH_CHECK } from '../../sync/sync-state.js';
 import { type Tool } from '../tool.js';
 import { bookkeepingFor, replacementAsUpdate, withBookkeeping } from './bookkeeping.js';
 import { settleAfterWrite } from './settle-after-write.js';
-import { analyzeReplacement, analyzeUpdate, isPlainObject, refuseSyncMetadataInput } from './update-analysis.js';
+import { analyzeReplacement, analyzeUpdate, isPlainObject, plainUpdate, refuseSyncMetadataInput } from './update-analysis.js';
+import { SyncArgumentError } from '../errors.js';
 import { checkUpsert, validateUpdate } from './validation.js';
 
 export type ToolModelType = ReturnModelType<typeof Tool>;
@@ -27,11 +28,15 @@ interface Prepared { operation: Operation; marksContent: boolean }
  * pass as they are. Malformed operations pass as they are too, for Mongoose and the server to refuse.
  */
 async function prepare(model: ToolModelType, operation: Operation, index: number, token: Types.ObjectId, now: Date): Promise<Prepared> {
+  const kinds = Object.keys(operation);
+  if (kinds.length !== 1) {
+    throw new SyncArgumentError(`operations[${index}]`, kinds, 'exactly one of insertOne, updateOne, updateMany, replaceOne, deleteOne, deleteMany');
+  }
   const [kind, body] = Object.entries(operation)[0] ?? [];
   const at = `operations[${index}].${String(kind)}`;
   if (kind === 'insertOne' && isPlainObject(body)) refuseSyncMetadataInput(body.document, `${at}.document`);
   let updateKind: (typeof UPDATE_KINDS)[number] | undefined = UPDATE_KINDS.find((candidate) => candidate === kind);
-  let update: unknown = isPlainObject(body) ? body.update : undefined;
+  let update: unknown = isPlainObject(body) ? plainUpdate(body.update) : undefined;
   if (kind === 'replaceOne' && isPlainObject(body) && body.replacement !== undefined) {
     analyzeReplacement(body.replacement, `${at}.replacement`);
     updateKind = 'updateOne';
@@ -48,7 +53,7 @@ async function prepare(model: ToolModelType, operation: Operation, index: number
     if (error instanceof Error) error.message = `${at}: ${error.message}`;
     throw error;
   }
-  const marksContent = analysis.mayChangeContent;
+  const marksContent = analysis.mayChangeContent || body.upsert === true;
   const rest = Object.fromEntries(Object.entries(body).filter(([key]) => key !== 'replacement'));
   const decorated = withBookkeeping(update, bookkeepingFor(analysis, marksContent ? token : null, now));
   return { operation: { [updateKind]: { ...rest, update: decorated } }, marksContent };

@@ -17,7 +17,7 @@ import { SyncArgumentError } from '../errors.js';
 import { defaultSyncMetadata } from '../sync-metadata.js';
 import { type Tool } from '../tool.js';
 import { BUSINESS_FIELDS } from '../tool-vocabulary.js';
-import { settleAfterWrite } from './settle-after-write.js';
+import { settleAfterWrite, toolCollection } from './settle-after-write.js';
 import { rootOf } from './update-analysis.js';
 
 type ToolDocument = DocumentType<Tool>;
@@ -42,18 +42,24 @@ function changedFromDefault(doc: ToolDocument): string | undefined {
     if (name === undefined) return fresh[key as keyof typeof fresh];
     return fresh.collections[name as SyncCollectionName][field as CollectionStateKey];
   };
-  const hashes = computeContentHashes(doc);
-  const hashOf = new Map(SYNC_COLLECTION_NAMES.map((name) => [collectionPath(name, 'contentHash'), hashes[name]]));
+  let hashes: Record<SyncCollectionName, string> | undefined;
   return SYNC_PATHS.find((path) => {
     if (path === 'syncMetadata.createdAt' || path === 'syncMetadata.updatedAt') return false; // the defaults' own time
-    const hash = hashOf.get(path);
-    // Empty until this hook sets it, then the hash of the content: anything else was given.
-    if (hash !== undefined) return doc.get(path) !== '' && doc.get(path) !== hash;
     const value: unknown = doc.get(path);
+    const [, , name, field] = path.split('.');
+    if (field === 'contentHash') {
+      // Empty until this hook sets it, then the hash of the content: anything else was given.
+      if (value === '') return false;
+      hashes ??= computeContentHashes(doc);
+      return value !== hashes[name as SyncCollectionName];
+    }
     const wanted = expected(path);
     return Array.isArray(wanted) ? !Array.isArray(value) || value.length > 0 : value !== wanted;
   });
 }
+
+/** Whether the document holds its whole `syncMetadata` (not loaded with a projection that leaves some out). */
+const holdsSyncMetadata = (doc: ToolDocument): boolean => SYNC_PATHS.every((path) => doc.isSelected(path));
 
 function refuseUserSyncMetadata(doc: ToolDocument): void {
   if (doc.isNew && !doc.$isDefault(SYNC_METADATA)) {
@@ -68,28 +74,56 @@ function refuseUserSyncMetadata(doc: ToolDocument): void {
   }
 }
 
+/** A new tool takes the hashes of the content it is inserted with. */
+function hashNewTool(doc: ToolDocument): void {
+  const hashes = computeContentHashes(doc);
+  for (const name of SYNC_COLLECTION_NAMES) doc.syncMetadata.collections[name].contentHash = hashes[name];
+}
+
 /**
- * Before a document is validated or saved: a user's change to `syncMetadata` is refused; a new
- * tool takes the hashes of the content it is inserted with; a loaded tool whose content changed
- * is marked (a pending hash check, `lastModifiedFields`), to be settled once the save has landed.
+ * Before a document is validated (also by `insertMany`, which saves nothing): a user's change to
+ * `syncMetadata` is refused, and a new tool is hashed. Validating marks nothing.
  */
-export function beforeDocumentWrite(this: ToolDocument): void {
+export function beforeDocumentValidate(this: ToolDocument): void {
+  refuseUserSyncMetadata(this);
+  if (this.isNew) hashNewTool(this);
+}
+
+/**
+ * Before a document is saved: as before validation; and a loaded tool whose business fields
+ * changed carries the package's marks in the same save (`lastModifiedFields`,
+ * `syncMetadata.updatedAt`, and a pending hash check if content changed), to be settled once it
+ * has landed. A tool loaded without (all of) its `syncMetadata` cannot carry them in its own save
+ * (Mongoose would write the defaults it shows over the stored state): its marks are written just
+ * before the save, with the raw driver, on the stored metadata.
+ */
+export async function beforeDocumentSave(this: ToolDocument): Promise<void> {
   refuseUserSyncMetadata(this);
   if (this.isNew) {
-    const hashes = computeContentHashes(this);
-    for (const name of SYNC_COLLECTION_NAMES) this.syncMetadata.collections[name].contentHash = hashes[name];
+    hashNewTool(this);
     return;
   }
   if (settleAfterSave.has(this)) return;
+  const whole = holdsSyncMetadata(this);
   // Metadata written before this package (no hashes yet) is completed once the save lands.
-  const legacy = this.isSelected(SYNC_METADATA) && SYNC_COLLECTION_NAMES.some((name) => this.syncMetadata.collections[name].contentHash === '');
-  if (legacy) settleAfterSave.add(this);
+  if (whole && SYNC_COLLECTION_NAMES.some((name) => this.syncMetadata.collections[name].contentHash === '')) settleAfterSave.add(this);
   const changed = BUSINESS_FIELDS.filter((field) => this.isModified(field));
   if (changed.length === 0) return;
-  this.set(LAST_MODIFIED_FIELDS, changed);
-  this.set(METADATA_UPDATED_AT, new Date());
-  if (!changed.some((field) => CONTENT.has(field))) return;
-  this.set(PENDING_HASH_CHECK, new Types.ObjectId());
+  const marks: Record<string, unknown> = { [LAST_MODIFIED_FIELDS]: changed, [METADATA_UPDATED_AT]: new Date() };
+  if (changed.some((field) => CONTENT.has(field))) {
+    marks[PENDING_HASH_CHECK] = new Types.ObjectId();
+    settleAfterSave.add(this);
+  }
+  if (whole) {
+    // Set on the subdocument: set through the tool, Mongoose also sends a stray `$unset` for the array.
+    const meta = this.syncMetadata;
+    meta.lastModifiedFields = changed;
+    meta.updatedAt = marks[METADATA_UPDATED_AT] as Date;
+    if (marks[PENDING_HASH_CHECK] !== undefined) meta.pendingHashCheck = marks[PENDING_HASH_CHECK] as Types.ObjectId;
+    return;
+  }
+  const model = this.constructor as ReturnModelType<typeof Tool>;
+  await toolCollection(model).updateOne({ _id: this._id }, { $set: marks }, { session: this.$session() ?? undefined });
   settleAfterSave.add(this);
 }
 
@@ -110,7 +144,7 @@ export function unmarkSyncMetadata(doc: Document): void {
 
 /** The document shows what is stored once settled, without marking anything to save. */
 function showStoredSyncMetadata(doc: ToolDocument, stored: StoredTool): void {
-  if (String(stored._id) !== String(doc._id) || stored.syncMetadata === undefined) return;
+  if (String(stored._id) !== String(doc._id) || stored.syncMetadata === undefined || !holdsSyncMetadata(doc)) return;
   doc.set(SYNC_METADATA, stored.syncMetadata);
   unmarkSyncMetadata(doc);
 }

@@ -1,7 +1,7 @@
 import type mongoose from 'mongoose';
 import { type ToolModelType } from './bulk-write.js';
 import { beforeBulkWrite } from './bulk-write.js';
-import { afterDocumentInit, afterDocumentSave, afterDocumentSaveError, beforeDocumentWrite } from './document-writes.js';
+import { afterDocumentInit, afterDocumentSave, afterDocumentSaveError, beforeDocumentSave, beforeDocumentValidate } from './document-writes.js';
 import {
   afterQueryWrite,
   afterQueryWriteError,
@@ -18,7 +18,8 @@ import {
  *
  * Registered:
  * - document `init` (post): a loaded tool's defaults are not changes to save
- * - document `validate`, `save` (pre): refuse `syncMetadata` input; hash a new tool; mark an edit
+ * - document `validate` (pre): refuse `syncMetadata` input; hash a new tool
+ * - document `save` (pre): the same; mark an edit of a loaded tool
  * - document `save` (post, post error): settle the edited tool; forget a failed save's mark
  * - query `updateOne`, `updateMany`, `findOneAndUpdate` (pre): refuse `syncMetadata` paths,
  *   check upserts, add bookkeeping, validators on
@@ -28,8 +29,8 @@ import {
  */
 export function changeTrackingPlugin(schema: mongoose.Schema): void {
   schema.post('init', afterDocumentInit);
-  schema.pre('validate', beforeDocumentWrite);
-  schema.pre('save', beforeDocumentWrite);
+  schema.pre('validate', beforeDocumentValidate);
+  schema.pre('save', beforeDocumentSave);
   schema.post('save', afterDocumentSave);
   schema.post('save', { errorHandler: true }, afterDocumentSaveError);
   for (const op of UPDATE_OPERATIONS) {

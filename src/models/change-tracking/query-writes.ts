@@ -6,7 +6,7 @@ import { type Tool } from '../tool.js';
 import { bookkeepingFor, replacementAsUpdate, withBookkeeping } from './bookkeeping.js';
 import { unmarkSyncMetadata } from './document-writes.js';
 import { settleAfterWrite } from './settle-after-write.js';
-import { analyzeReplacement, analyzeUpdate, isPlainObject } from './update-analysis.js';
+import { analyzeReplacement, analyzeUpdate, isPlainObject, plainUpdate } from './update-analysis.js';
 import { checkUpsert } from './validation.js';
 
 type ToolModelType = ReturnModelType<typeof Tool>;
@@ -26,11 +26,13 @@ const modelOf = (query: ToolQuery): ToolModelType => query.model as unknown as T
  * the update's own operators or stages, and every option reach the server as they were given.
  */
 export async function beforeQueryUpdate(this: ToolQuery): Promise<void> {
-  const update = this.getUpdate() as unknown;
+  const update = plainUpdate(this.getUpdate());
   const analysis = analyzeUpdate(update);
   const options = this.getOptions() as Record<string, unknown>;
-  if (options.upsert === true) await checkUpsert(modelOf(this), this.getFilter(), update, options);
-  const token = analysis.mayChangeContent ? new Types.ObjectId() : null;
+  const upsert = options.upsert === true;
+  if (upsert) await checkUpsert(modelOf(this), this.getFilter(), update, options);
+  // An upsert may insert a tool, whose metadata the settle completes.
+  const token = analysis.mayChangeContent || upsert ? new Types.ObjectId() : null;
   this.setUpdate(withBookkeeping(update, bookkeepingFor(analysis, token, new Date())) as mongoose.UpdateQuery<unknown>);
   if (options.runValidators === undefined) this.setOptions({ runValidators: true });
   if (token !== null) pendingChecks.set(this, token);
@@ -86,9 +88,12 @@ export async function afterQueryWrite(this: ToolQuery, result: unknown): Promise
   const token = pendingChecks.get(this);
   if (token === undefined) return;
   pendingChecks.delete(this);
+  // A filter naming its `_id` names the only tool the write can have reached: the read is by `_id` too.
+  const id = (this.getFilter() as { _id?: unknown })._id;
+  const named = id instanceof Types.ObjectId ? { _id: id } : typeof id === 'string' && /^[0-9a-f]{24}$/i.test(id) ? { _id: new Types.ObjectId(id) } : {};
   const options = this.getOptions() as ReturnOptions & { session?: mongoose.mongo.ClientSession | null };
   const returnsAfter = options.new === true || options.returnDocument === 'after' || options.returnOriginal === false;
-  await settleAfterWrite(modelOf(this), { [PENDING_HASH_CHECK]: token }, options.session, returnsAfter ? showSettled(result) : undefined);
+  await settleAfterWrite(modelOf(this), { ...named, [PENDING_HASH_CHECK]: token }, options.session, returnsAfter ? showSettled(result) : undefined);
 }
 
 /** The error reaches the caller as it is; the tools the write did reach (an updateMany part way) are settled first. */

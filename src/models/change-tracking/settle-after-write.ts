@@ -9,8 +9,16 @@ type ToolModelType = ReturnModelType<typeof Tool>;
 /** Emitted on `Model.events` when a user's write landed but settling its tools failed. */
 export const SETTLE_FAILED_EVENT = 'tool-sync:settle-failed';
 
-/** Tools read and settled per batch after a write: one read and one bulk write per this many. */
+/** Tools read per batch after a write: one read per this many. */
 export const SETTLE_BATCH_SIZE = 1000;
+
+/**
+ * Conditional updates per bulk command. MongoDB takes 100,000; FerretDB v1 never answers an
+ * update command whose matching statements outnumber its connection pool (100 with SQLite, 50
+ * with PostgreSQL: each holds a pooled connection until the command ends), so a settle stays
+ * well below that on every engine: one bulk per 25 tools a write changed.
+ */
+export const SETTLE_WRITES_PER_BULK = 25;
 
 export const toolCollection = (model: ToolModelType): ToolCollection => model.collection;
 
@@ -26,7 +34,7 @@ export async function settleAfterWrite(
   onSettled?: (tool: StoredTool) => void,
 ): Promise<PlansSummary | undefined> {
   try {
-    return await settleMatching(toolCollection(model), filter, { session: session ?? undefined, batchSize: SETTLE_BATCH_SIZE, onSettled });
+    return await settleMatching(toolCollection(model), filter, { session: session ?? undefined, batchSize: SETTLE_BATCH_SIZE, bulkSize: SETTLE_WRITES_PER_BULK, onSettled });
   } catch (error) {
     model.events.emit(SETTLE_FAILED_EVENT, { error, filter });
     return undefined;

@@ -33,6 +33,37 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 
 export const rootOf = (path: string): string => path.split('.')[0] ?? path;
 
+interface HasToObject { toObject(options?: Record<string, unknown>): unknown }
+const hasToObject = (value: object): value is HasToObject => typeof (value as Partial<HasToObject>).toObject === 'function';
+
+/**
+ * A container of paths as the plain object Mongoose will cast it to: a class instance (a DTO), a
+ * Map or a Mongoose document gives its own entries. `__proto__` is never a path: it is dropped.
+ * Values (dates, ObjectIds, arrays) are left as they are.
+ */
+export function asPaths(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Date || value instanceof RegExp) return value;
+  let entries: [string, unknown][];
+  if (value instanceof Map) entries = [...(value as Map<unknown, unknown>).entries()].map(([key, item]) => [String(key), item]);
+  else if (hasToObject(value) && !isPlainObject(value)) entries = Object.entries(value.toObject({ depopulate: true }) as object);
+  else entries = Object.entries(value);
+  const paths: Record<string, unknown> = {};
+  for (const [key, item] of entries) {
+    if (key !== '__proto__') Object.defineProperty(paths, key, { value: item, enumerable: true, writable: true, configurable: true });
+  }
+  return paths;
+}
+
+/** An update as Mongoose will read it: its operators' path containers made plain (see `asPaths`). */
+export function plainUpdate(update: unknown): unknown {
+  if (Array.isArray(update)) return update;
+  const top = asPaths(update);
+  if (!isPlainObject(top)) return update;
+  const plain: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(top)) plain[key] = key.startsWith('$') ? asPaths(value) : value;
+  return plain;
+}
+
 function refuseSyncPath(where: string, path: string): void {
   if (rootOf(path) === SYNC_METADATA) {
     throw new SyncArgumentError(where, path, 'a business field: syncMetadata is written by tool-sync alone (its statics and migrations)');
@@ -106,7 +137,8 @@ export function analyzeUpdate(update: unknown, where = 'update'): UpdateAnalysis
 
 /** Reads a replacement document; refuses one that carries `syncMetadata`. */
 export function analyzeReplacement(replacement: unknown, where = 'replacement'): UpdateAnalysis {
-  const document = isPlainObject(replacement) ? replacement : {};
+  const paths = asPaths(replacement);
+  const document = isPlainObject(paths) ? paths : {};
   // A field given as undefined is absent (Mongoose and the driver leave it out).
   for (const [key, value] of Object.entries(document)) if (value !== undefined) refuseSyncPath(`${where}.${key}`, key);
   return finish('replacement', new Set([...Object.keys(document), ...BUSINESS_FIELDS]));
@@ -172,9 +204,13 @@ export function setOnInsertBy(update: unknown): Set<string> {
     return fields;
   }
   if (!isPlainObject(update)) return fields;
+  const given = (value: unknown): boolean => value !== undefined && value !== null;
   for (const [key, value] of Object.entries(update)) {
-    if (!key.startsWith('$')) fields.add(rootOf(key));
-    else if ((key === '$set' || key === '$setOnInsert') && isPlainObject(value)) for (const path of Object.keys(value)) fields.add(rootOf(path));
+    if (!key.startsWith('$')) {
+      if (given(value)) fields.add(rootOf(key));
+    } else if ((key === '$set' || key === '$setOnInsert') && isPlainObject(value)) {
+      for (const [path, item] of Object.entries(value)) if (given(item)) fields.add(rootOf(path));
+    }
   }
   return fields;
 }

@@ -2,7 +2,7 @@ import { type ReturnModelType } from '@typegoose/typegoose';
 import type mongoose from 'mongoose';
 import { SyncArgumentError } from '../errors.js';
 import { type Tool } from '../tool.js';
-import { filterNamesSyncMetadata, seededByFilter, setOnInsertBy } from './update-analysis.js';
+import { filterNamesSyncMetadata, isPlainObject, seededByFilter, setOnInsertBy } from './update-analysis.js';
 
 type ToolModelType = ReturnModelType<typeof Tool>;
 
@@ -44,6 +44,10 @@ export async function checkUpsert(model: ToolModelType, filter: unknown, update:
   const syncPath = filterNamesSyncMetadata(filter);
   if (syncPath !== undefined) {
     throw new SyncArgumentError('filter', syncPath, 'no syncMetadata condition in an upsert: the server would seed the new tool with it');
+  }
+  const dotted = Object.keys(isPlainObject(filter) ? filter : {}).find((key) => !key.startsWith('$') && key.includes('.'));
+  if (dotted !== undefined) {
+    throw new SyncArgumentError('filter', dotted, 'no condition on a nested path in an upsert: the server would seed the new tool with it, unvalidated');
   }
   const seeded = seededByFilter(filter);
   const given = new Set([...Object.keys(seeded), ...setOnInsertBy(update)]);

@@ -36,10 +36,15 @@ export function unchangedSince(id: unknown, parsed: ParsedSyncState): Record<str
 }
 
 /**
- * Every content field as read (null matches a missing field too). A settle's hashes are computed
- * from this content, so its write also holds against an edit that went around the package (a
- * legacy application writing with the raw driver), which sets no pending hash check.
+ * Every content field as read (null matches a missing field too), when nothing else guards it. A
+ * write through the package sets a new pending check with its content, so a settle of a tool
+ * carrying one needs no more; a tool without one (legacy, or edited around the package by the raw
+ * driver) is guarded by its content itself, so the settle's hashes are those of what it read.
  */
+function contentGuard(tool: StoredTool, parsed: ParsedSyncState): Record<string, unknown> {
+  return parsed.pendingHashCheck === null ? contentAsRead(tool) : {};
+}
+
 export function contentAsRead(tool: StoredTool): Record<string, unknown> {
   // `$eq`: a stored value that is itself a regular expression or an object is compared, never matched against.
   return Object.fromEntries(CONTENT_FIELDS.map((field) => [field, { $eq: tool[field] ?? null }]));
@@ -68,7 +73,7 @@ export function planSettle(tool: StoredTool, now: Date): SettlePlan {
     set.syncMetadata = {
       overallStatus: INITIAL_SYNC_STATUS, collections, lastModifiedFields: [], createdAt: now, updatedAt: now, pendingHashCheck: null,
     };
-    return { kind: 'write', write: { filter: { ...unchangedSince(tool._id, parsed), ...contentAsRead(tool) }, update: { $set: set } }, statuses };
+    return { kind: 'write', write: { filter: { ...unchangedSince(tool._id, parsed), ...contentGuard(tool, parsed) }, update: { $set: set } }, statuses };
   }
 
   const noCollections = SYNC_COLLECTION_NAMES.every((name) => parsed.collections[name] === undefined);
@@ -84,8 +89,9 @@ export function planSettle(tool: StoredTool, now: Date): SettlePlan {
     for (const key of state.missing) {
       if (key !== 'contentHash') set[collectionPath(name, key)] = newCollectionState('')[key];
     }
-    if (state.contentHash === '') {
-      // Never hashed: what was embedded (if anything) is unknown, so the hash is taken as it is.
+    // Never hashed and not written since: what was embedded (if anything) is unknown, so the hash
+    // is taken as it is. Written since (a pending check): the content changed, whatever it was.
+    if (state.contentHash === '' && parsed.pendingHashCheck === null) {
       set[collectionPath(name, 'contentHash')] = hashes[name];
     } else if (state.contentHash !== hashes[name]) {
       const next = afterContentChange({ status, lastSyncedAt: state.lastSyncedAt, retryCount: state.retryCount });
@@ -112,5 +118,5 @@ export function planSettle(tool: StoredTool, now: Date): SettlePlan {
   }
   if (Object.keys(set).length === 0) return { kind: 'settled' };
   set[METADATA_UPDATED_AT] = now;
-  return { kind: 'write', write: { filter: { ...unchangedSince(tool._id, parsed), ...contentAsRead(tool) }, update: { $set: set } }, statuses };
+  return { kind: 'write', write: { filter: { ...unchangedSince(tool._id, parsed), ...contentGuard(tool, parsed) }, update: { $set: set } }, statuses };
 }
