@@ -1,6 +1,6 @@
 import mongoose from 'mongoose';
 import { describe, expect, it } from 'vitest';
-import { aggregateSyncStatus, computeContentHashes, SYNC_COLLECTION_NAMES, SyncArgumentError, ToolModel, type ITool } from '../../src/index.js';
+import { type Tool, aggregateSyncStatus, computeContentHashes, SYNC_COLLECTION_NAMES, SyncArgumentError, ToolModel, type ITool } from '../../src/index.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { specBackfillShape } from '../helpers/legacy.js';
 import { createSyncedTool } from '../helpers/sync.js';
@@ -14,7 +14,7 @@ const stored = async (id: unknown): Promise<Stored> => (await rawTool({ _id: id 
 /** Every invariant of a settled tool, read from what the server stores. */
 async function expectSettled(id: unknown): Promise<Stored> {
   const tool = await stored(id);
-  const hashes = computeContentHashes(tool);
+  const hashes = computeContentHashes(tool as Record<string, unknown>);
   const meta = tool.syncMetadata;
   expect(meta.pendingHashCheck ?? null).toBeNull();
   for (const name of SYNC_COLLECTION_NAMES) expect(meta.collections[name]?.contentHash, name).toBe(hashes[name]);
@@ -63,7 +63,7 @@ describe('bulkWrite', () => {
 
   it('a replacement body with an own __proto__ key (a JSON PUT) keeps its bookkeeping', async () => {
     const tool = await createSyncedTool();
-    const body = JSON.parse(`{"__proto__":{"x":1},"id":"${tool.id}","name":"${tool.name}","description":"Replaced in bulk.","category":"c"}`) as Record<string, unknown>;
+    const body = JSON.parse(`{"__proto__":{"x":1},"id":"${tool.id}","name":"${tool.name}","description":"Replaced in bulk.","category":"c"}`) as Tool;
     await ToolModel.bulkWrite([{ replaceOne: { filter: { _id: tool._id }, replacement: body } }]);
     const after = await expectSettled(tool._id);
     expect(after.description).toBe('Replaced in bulk.');
