@@ -143,3 +143,20 @@ describe('large writes', () => {
     for (const tool of many.slice(0, 5)) await expectSettled(tool._id);
   });
 });
+
+describe('writes the plain model accepts or refuses, the same', () => {
+  it('insertMany refuses a tool loaded from the database (its sync state would be copied), and inserts nothing', async () => {
+    const tool = await createSyncedTool();
+    const copy = await ToolModel.findById(tool._id).orFail();
+    copy.id = `${tool.id}-copy`;
+    copy._id = new mongoose.Types.ObjectId();
+    await expect(ToolModel.insertMany([copy])).rejects.toThrow(/documents\[0\].*a new tool/);
+    expect(await rawTool({ id: `${tool.id}-copy` })).toBeNull();
+  });
+
+  it('replaceOne(...).orFail() throws when nothing matched, as without the package', async () => {
+    const missing = new mongoose.Types.ObjectId();
+    await expect(ToolModel.replaceOne({ _id: missing }, toolInput()).orFail()).rejects.toThrow(mongoose.Error.DocumentNotFoundError);
+    await expect(ToolModel.findOneAndReplace({ _id: missing }, toolInput()).orFail()).rejects.toThrow(mongoose.Error.DocumentNotFoundError);
+  });
+});

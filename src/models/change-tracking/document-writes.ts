@@ -1,5 +1,5 @@
 import { type DocumentType, type ReturnModelType } from '@typegoose/typegoose';
-import { type Document, Types } from 'mongoose';
+import mongoose, { type Document, Types } from 'mongoose';
 import { CONTENT_FIELDS } from '../../sync/collection-fields.js';
 import { computeContentHashes } from '../../sync/content-hash.js';
 import { type StoredTool } from '../../sync/stored-tool.js';
@@ -159,4 +159,18 @@ export async function afterDocumentSave(this: ToolDocument): Promise<void> {
 /** A save that failed leaves no pending mark on the document (the write did not land). */
 export function afterDocumentSaveError(this: ToolDocument): void {
   settleAfterSave.delete(this);
+}
+
+/**
+ * `insertMany` runs no save hooks: a tool loaded from the database and passed to it would be
+ * inserted with the sync state of the tool it was loaded as (a copy marked synced for content
+ * nobody embedded). Only new tools (plain input or `new ToolModel()`) may be inserted.
+ */
+export function beforeInsertMany(documents: unknown): void {
+  const list: unknown[] = Array.isArray(documents) ? documents : [documents];
+  list.forEach((document, index) => {
+    if (document instanceof mongoose.Document && !document.isNew) {
+      throw new SyncArgumentError(`documents[${index}]`, String(document._id), 'a new tool (plain input or new ToolModel()), not one loaded from the database');
+    }
+  });
 }

@@ -1,7 +1,7 @@
 import type mongoose from 'mongoose';
 import { type ToolModelType } from './bulk-write.js';
 import { beforeBulkWrite } from './bulk-write.js';
-import { afterDocumentInit, afterDocumentSave, afterDocumentSaveError, beforeDocumentSave, beforeDocumentValidate } from './document-writes.js';
+import { afterDocumentInit, afterDocumentSave, afterDocumentSaveError, beforeDocumentSave, beforeDocumentValidate, beforeInsertMany } from './document-writes.js';
 import {
   afterQueryWrite,
   afterQueryWriteError,
@@ -25,6 +25,7 @@ import {
  *   check upserts, add bookkeeping, validators on
  * - query `replaceOne`, `findOneAndReplace` (pre): carried out as the equivalent update
  * - query updates (post, post error): settle the tools the write marked
+ * - model `insertMany` (pre): only new tools (a loaded one would carry its sync state along)
  * - model `bulkWrite` (pre): check and decorate every operation, send them as one bulk, settle
  */
 export function changeTrackingPlugin(schema: mongoose.Schema): void {
@@ -39,6 +40,9 @@ export function changeTrackingPlugin(schema: mongoose.Schema): void {
     schema.post(op, { document: false, query: true, errorHandler: true }, afterQueryWriteError);
   }
   for (const op of REPLACE_OPERATIONS) schema.pre(op, { document: false, query: true }, beforeQueryReplace(op));
+  schema.pre('insertMany', function insertMany(this: unknown, documents: unknown) {
+    beforeInsertMany(documents);
+  });
   schema.pre('bulkWrite', async function bulkWrite(this: unknown, operations, options) {
     await beforeBulkWrite.call(this as ToolModelType, operations, options);
   });

@@ -38,6 +38,14 @@ export async function beforeQueryUpdate(this: ToolQuery): Promise<void> {
   if (token !== null) pendingChecks.set(this, token);
 }
 
+type Transform = (result: unknown) => unknown;
+
+/** The post-processing a query builder queued (`orFail()`, `transform()`), kept by Mongoose on the query. */
+function transformsOf(query: ToolQuery): Transform[] {
+  const queued = (query as unknown as { _transforms?: unknown })._transforms;
+  return Array.isArray(queued) ? queued.filter((item): item is Transform => typeof item === 'function') : [];
+}
+
 /**
  * A replacement would drop the stored sync state with the rest of the document. It is carried
  * out as the update that leaves the same business fields (see `replacementAsUpdate`), through
@@ -50,9 +58,12 @@ export function beforeQueryReplace(op: (typeof REPLACE_OPERATIONS)[number]) {
     const model = modelOf(this);
     const update = replacementAsUpdate(replacement);
     const options = { ...(this.getOptions() as Record<string, unknown>) };
-    const result = op === 'replaceOne'
+    let result: unknown = op === 'replaceOne'
       ? await model.updateOne(this.getFilter(), update, options)
       : await model.findOneAndUpdate(this.getFilter(), update, { ...options, projection: this.projection(), lean: this.mongooseOptions().lean });
+    // What the query builder adds after a result (`orFail()`, `transform()`): Mongoose skips it for a
+    // replaced result, so it is applied here.
+    for (const transform of transformsOf(this)) result = transform(result);
     // Mongoose's documented way for a pre hook to replace the operation with its own result.
     // eslint-disable-next-line @typescript-eslint/only-throw-error
     throw mongoose.skipMiddlewareFunction(result);
