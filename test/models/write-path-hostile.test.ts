@@ -160,3 +160,14 @@ describe('writes the plain model accepts or refuses, the same', () => {
     await expect(ToolModel.findOneAndReplace({ _id: missing }, toolInput()).orFail()).rejects.toThrow(mongoose.Error.DocumentNotFoundError);
   });
 });
+
+describe('legacy tools stored with syncMetadata: null', () => {
+  it('a write that reaches one says to backfill first, and backfill makes it writable', async () => {
+    const id = new mongoose.Types.ObjectId();
+    await insertRaw({ _id: id, ...toolInput(), syncMetadata: null });
+    await expect(ToolModel.updateOne({ _id: id }, { $set: { url: 'https://example.org/null' } })).rejects.toThrow(/tool-sync backfill/);
+    await ToolModel.settleSyncState(id);
+    await ToolModel.updateOne({ _id: id }, { $set: { url: 'https://example.org/null' } });
+    expect((await expectSettled(id)).url).toBe('https://example.org/null');
+  });
+});

@@ -8,6 +8,7 @@ import { unmarkSyncMetadata } from './document-writes.js';
 import { settleAfterWrite } from './settle-after-write.js';
 import { analyzeReplacement, analyzeUpdate, isPlainObject, plainUpdate } from './update-analysis.js';
 import { checkUpsert } from './validation.js';
+import { SyncArgumentError } from '../errors.js';
 
 type ToolModelType = ReturnModelType<typeof Tool>;
 type ToolQuery = Query<unknown, unknown>;
@@ -107,7 +108,16 @@ export async function afterQueryWrite(this: ToolQuery, result: unknown): Promise
   await settleAfterWrite(modelOf(this), { ...named, [PENDING_HASH_CHECK]: token }, options.session, returnsAfter ? showSettled(result) : undefined);
 }
 
-/** The error reaches the caller as it is; the tools the write did reach (an updateMany part way) are settled first. */
-export async function afterQueryWriteError(this: ToolQuery): Promise<void> {
+/**
+ * The error reaches the caller as it is, the tools the write did reach (an updateMany part way)
+ * settled first; but for one: a tool stored with `syncMetadata: null` (legacy data) cannot take
+ * the package's bookkeeping (the server cannot create a field inside null), and the caller is
+ * told what to do about it.
+ */
+export async function afterQueryWriteError(this: ToolQuery, error: unknown): Promise<void> {
   await afterQueryWrite.call(this, undefined);
+  const message = error instanceof Error ? error.message : '';
+  if (message.includes('syncMetadata: null')) {
+    throw new SyncArgumentError('syncMetadata', null, `an object on every tool the write matches (run \`tool-sync backfill\` on legacy data first); the server said: ${message}`);
+  }
 }
