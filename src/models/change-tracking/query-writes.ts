@@ -115,7 +115,10 @@ export async function afterQueryWrite(this: ToolQuery, result: unknown): Promise
  * told what to do about it.
  */
 export async function afterQueryWriteError(this: ToolQuery, error: unknown): Promise<void> {
-  await afterQueryWrite.call(this, undefined);
+  // Refused by Mongoose before anything was sent: nothing to settle.
+  const unsent = error instanceof mongoose.Error.ValidationError || error instanceof mongoose.Error.CastError || error instanceof SyncArgumentError;
+  if (unsent) pendingChecks.delete(this);
+  else await afterQueryWrite.call(this, undefined);
   const message = error instanceof Error ? error.message : '';
   if (message.includes('syncMetadata: null')) {
     throw new SyncArgumentError('syncMetadata', null, `an object on every tool the write matches (run \`tool-sync backfill\` on legacy data first); the server said: ${message}`);
