@@ -1,53 +1,55 @@
 import mongoose from 'mongoose';
-import { redactUri, resolveDatabase } from '../db/index.js';
-import { ToolModel } from '../models/tool.js';
-
-export interface ConnectionOptions {
-  uri?: string;
-  /** Database to use when the URI names none (the embedded database always uses this one). */
-  defaultDbName: string;
-  /** Use `defaultDbName` even when the URI names another database. */
-  forceDbName?: boolean;
-  /** Create the model's indexes. Off by default: on a production collection an index build is the operator's decision (`tool-sync indexes --apply`). */
-  ensureIndexes?: boolean;
-}
+import { engineFromBuildInfo, type BuildInfo } from '../db/engine.js';
+import { createToolModel, type ToolModelType } from '../models/create-tool-model.js';
+import { startEmbedded } from './embedded.js';
+import { describeServer, type Target } from './target.js';
 
 export interface OpenDatabase {
+  /** The Tool model on the command's collection. */
+  model: ToolModelType;
+  /** Which server, database and collection: the line printed before a command does anything. */
   description: string;
   close(): Promise<void>;
 }
 
-function namesDatabase(uri: string): boolean {
-  const path = uri.replace(/^mongodb(\+srv)?:\/\/[^/]*/, '').split('?')[0] ?? '';
-  return path.replace(/^\//, '') !== '';
+const logToStderr = (line: string): void => { process.stderr.write(`[tool-sync db] ${line}\n`); };
+
+async function engineName(): Promise<string | undefined> {
+  try {
+    const info = (await mongoose.connection.db?.admin().command({ buildInfo: 1 })) as BuildInfo | undefined;
+    const engine = engineFromBuildInfo(info);
+    return `${engine.name} ${engine.version}`;
+  } catch {
+    // buildInfo is only for the line printed; a server that refuses it is still used.
+    return undefined;
+  }
 }
 
-/** Connects ToolModel's connection: `--uri`, else MONGODB_URI, else the embedded database of the db module. */
-export async function openDatabase(options: ConnectionOptions): Promise<OpenDatabase> {
-  const explicit = options.uri ?? process.env.MONGODB_URI;
-  const embedded = explicit === undefined || explicit === '' ? await resolveDatabase() : undefined;
-  const uri = embedded?.uri ?? explicit ?? '';
+/**
+ * Connects the default Mongoose connection to the target's server and database (starting the
+ * embedded database if that is the target), and gives the Tool model on `collection`.
+ */
+export async function openDatabase(target: Target, collection: string): Promise<OpenDatabase> {
+  const embedded = target.kind === 'embedded' ? await startEmbedded(target.dataDir, logToStderr) : undefined;
+  const close = async (): Promise<void> => {
+    try {
+      await mongoose.disconnect();
+    } finally {
+      await embedded?.stop();
+    }
+  };
   try {
-    await mongoose.connect(uri, {
-      serverSelectionTimeoutMS: 5_000,
-      autoIndex: false,
-      autoCreate: false,
-      ...(embedded !== undefined || options.forceDbName === true || !namesDatabase(uri) ? { dbName: options.defaultDbName } : {}),
-    });
-    if (options.ensureIndexes === true) await ToolModel.createIndexes();
+    const uri = target.kind === 'server' ? target.uri : embedded?.uri ?? '';
+    await mongoose.connect(uri, { serverSelectionTimeoutMS: 5_000, autoIndex: false, autoCreate: false, dbName: target.dbName });
+    const engine = await engineName();
+    const server = target.kind === 'server'
+      ? `${describeServer(target.uri)} (${engine === undefined ? '' : `${engine}, `}from ${target.from})`
+      : `embedded ${engine ?? 'database'} (${embedded?.where ?? target.dataDir})`;
+    // ToolModel is the default connection's `Tool` on `tools`; another collection gets a model of its own name.
+    const model = createToolModel(mongoose.connection, { collection, modelName: collection === 'tools' ? 'Tool' : `Tool:${collection}` });
+    return { model, description: `server ${server}, database ${mongoose.connection.name}, collection ${collection}`, close };
   } catch (error) {
-    await mongoose.disconnect();
-    await embedded?.stop();
+    await close();
     throw error;
   }
-  const dbName = mongoose.connection.name;
-  return {
-    description: embedded !== undefined
-      ? `embedded ${embedded.engine.name} ${embedded.engine.version}, database ${dbName}`
-      : `${redactUri(uri)}, database ${dbName}`,
-    async close() {
-      await mongoose.disconnect();
-      await embedded?.stop();
-    },
-  };
 }

@@ -2,6 +2,10 @@ import mongoose from 'mongoose';
 
 /** One line that names the problem, for any error a command can end with. */
 export function describeFailure(error: unknown): string {
+  return describe(error).split('\n').map((line) => line.trim()).filter((line) => line !== '').join(' ');
+}
+
+function describe(error: unknown): string {
   if (error instanceof mongoose.Error.ValidationError) return `invalid data: ${error.message}`;
   if (
     error instanceof mongoose.Error.MongooseServerSelectionError ||

@@ -1,26 +1,55 @@
 #!/usr/bin/env node
 import 'reflect-metadata';
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { type BatchOptions } from '../migrations/backfill.js';
-import { backfill } from '../migrations/backfill.js';
+import { backfill, type BatchOptions } from '../migrations/backfill.js';
+import { type MigrationSummary } from '../migrations/batch-migration.js';
 import { checkIndexes, type IndexSpec } from '../migrations/index-check.js';
 import { rehash } from '../migrations/rehash.js';
 import { settle } from '../migrations/settle.js';
-import { type MigrationSummary } from '../migrations/batch-migration.js';
-import { ToolModel } from '../models/tool.js';
+import { type ToolModelType } from '../models/create-tool-model.js';
 import { SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, type SyncCollectionName, type SyncErrorCode } from '../sync/vocabulary.js';
-import { openDatabase } from './connection.js';
+import { openDatabase, type OpenDatabase } from './connection.js';
 import { runDemo } from './demo/run-demo.js';
 import { describeFailure } from './errors.js';
 import { formatSummary, migrationProgress } from './progress.js';
 import { generateTools, seededRandom } from './seed-data.js';
-import { formatStatus } from './status-report.js';
+import { formatStatus, useColour } from './status-report.js';
+import { collectionNameProblem, databaseNameProblem, defaultDataDir, resolveTarget, UsageError, type Target } from './target.js';
 
 const print = (text: string): void => { process.stdout.write(`${text}\n`); };
+const warn = (text: string): void => { process.stderr.write(`tool-sync: ${text}\n`); };
+// A reader that stops early (`tool-sync status | head`) ends the output, not the command, and is no stack trace.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') process.stderr.write(`tool-sync: cannot write the output: ${error.message}\n`);
+});
 
-/** The database when the URI names none, and always for the demo (which starts from an empty one). */
+/** The embedded database's database when there is no `--db`. */
 const DEFAULT_DB = 'tool_sync';
+/** The demo's own database, on any server: it empties it first. */
 const DEMO_DB = 'tool_sync_demo';
+const DEFAULT_COLLECTION = 'tools';
+
+/** Exit codes: 0 done; 1 an error (usage, connection, anything unexpected); 2 done, but the operator has to act. */
+const EXIT_NEEDS_OPERATOR = 2;
+
+const EXIT_CODES = `
+Exit codes:
+  0    done
+  1    an error: a usage error, an empty or invalid connection string, a missing collection,
+       an unreachable server, a failed command
+  2    needs the operator: a migration left documents failed or was stopped (Ctrl-C),
+       indexes missing or different, seed refused a collection that already holds tools
+  130  interrupted (a second Ctrl-C)`;
+
+/** The version in the package.json next to the built file (dist/cli/main.js -> package.json). */
+function packageVersion(): string {
+  try {
+    const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { name?: unknown; version?: unknown };
+    if (manifest.name === 'tool-sync' && typeof manifest.version === 'string') return manifest.version;
+  } catch { /* reported as unknown */ }
+  return 'unknown';
+}
 
 function positiveInteger(max: number) {
   return (value: string): number => {
@@ -30,18 +59,86 @@ function positiveInteger(max: number) {
   };
 }
 
-interface ConnectionFlags { uri?: string }
+function validName(problem: (name: string) => string | undefined) {
+  return (value: string): string => {
+    const found = problem(value);
+    if (found !== undefined) throw new InvalidArgumentError(found);
+    return value;
+  };
+}
 
-/** Runs `work` connected to `--uri`, else MONGODB_URI, else the embedded database. */
-async function withDatabase<T>(
-  flags: ConnectionFlags,
-  work: () => Promise<T>,
-  options: { dbName?: string; forceDbName?: boolean; ensureIndexes?: boolean } = {},
-): Promise<T> {
-  const database = await openDatabase({ uri: flags.uri, defaultDbName: options.dbName ?? DEFAULT_DB, forceDbName: options.forceDbName, ensureIndexes: options.ensureIndexes });
-  process.stderr.write(`database: ${database.description}\n`);
+function nonEmpty(value: string): string {
+  if (value.trim() === '') throw new InvalidArgumentError('cannot be empty');
+  return value;
+}
+
+/** A usage error as one line, with a hint to the command's help; never the whole usage. */
+function usageLine(message: string, commandPath: string): string {
+  const text = message.replace(/^error: /, '').split('\n').map((line) => line.trim()).filter((line) => line !== '').join(' ');
+  return `tool-sync: ${text} (see ${commandPath} --help)`;
+}
+
+function oneLineErrors(command: Command, commandPath: string): Command {
+  return command.configureOutput({ outputError: (message, write) => { write(`${usageLine(message, commandPath)}\n`); } });
+}
+
+interface WhereFlags {
+  uri?: string;
+  db?: string;
+  collection: string;
+  dataDir?: string;
+}
+
+const uriOption = (): Option => new Option('--uri <uri>', 'MongoDB connection string (default: MONGODB_URI; with neither set, the embedded database)');
+const dbOption = (): Option =>
+  new Option('--db <name>', `the database when the connection string names none (embedded database: default ${DEFAULT_DB})`).argParser(validName(databaseNameProblem));
+const collectionOption = (): Option =>
+  new Option('--collection <name>', 'the collection of tools').default(DEFAULT_COLLECTION).argParser(validName(collectionNameProblem));
+const dataDirOption = (): Option =>
+  new Option('--data-dir <dir>', `the embedded database's folder, kept between commands (default: ${defaultDataDir()})`).argParser(nonEmpty);
+const batchOption = (): Option =>
+  new Option('--batch-size <n>', 'documents read and written per batch').argParser(positiveInteger(100_000)).default(1000);
+
+/** The options that say where a command works; the demo has its own database, so no --db. */
+function addWhereOptions(command: Command, options: { db?: boolean } = {}): Command {
+  command.addOption(uriOption());
+  if (options.db !== false) command.addOption(dbOption());
+  return command.addOption(collectionOption()).addOption(dataDirOption());
+}
+
+/** Every command but `seed`, `demo` and `indexes --apply` works on tools that exist: a missing collection is a wrong URI, database or name. */
+async function requireCollection(model: ToolModelType, hint = ''): Promise<void> {
+  const db = model.db.db;
+  if (db === undefined) throw new Error('not connected');
+  const name = model.collection.collectionName;
+  const names = (await db.listCollections({}, { nameOnly: true }).toArray()).map((info) => info.name).filter((found) => !found.startsWith('system.')).sort();
+  if (names.includes(name)) return;
+  const present = names.length === 0 ? 'it has none' : `it has ${names.slice(0, 10).join(', ')}${names.length > 10 ? `, … (${names.length})` : ''}`;
+  throw new Error(`database ${model.db.name} has no collection "${name}" (${present}): check --uri, --db and --collection${hint}`);
+}
+
+/**
+ * Runs `work` on the command's server, database and collection, after saying on stderr which they
+ * are. Usage mistakes in where to work (an empty URI, no database) are one-line usage errors.
+ */
+async function withDatabase(
+  command: Command,
+  flags: WhereFlags,
+  work: (database: OpenDatabase) => Promise<void>,
+  options: { fixedDbName?: string; needsCollection?: boolean; collectionHint?: string } = {},
+): Promise<void> {
+  let target: Target;
   try {
-    return await work();
+    target = resolveTarget(flags, { embeddedDbName: DEFAULT_DB, fixedDbName: options.fixedDbName });
+  } catch (error) {
+    if (error instanceof UsageError) command.error(error.message);
+    throw error;
+  }
+  const database = await openDatabase(target, flags.collection);
+  warn(database.description);
+  try {
+    if (options.needsCollection === true) await requireCollection(database.model, options.collectionHint);
+    await work(database);
   } finally {
     await database.close();
   }
@@ -50,20 +147,22 @@ async function withDatabase<T>(
 function finishMigration(summary: MigrationSummary): void {
   print(formatSummary(summary));
   // Some documents could not be migrated, or the run was stopped: not a success, though nothing was lost.
-  if (summary.failed.length > 0 || summary.aborted) process.exitCode = 2;
+  if (summary.failed.length > 0 || summary.aborted) process.exitCode = EXIT_NEEDS_OPERATOR;
 }
+
+/** Set while a migration runs: the first Ctrl-C stops it after its batch instead of ending the process. */
+let stopMigration: (() => void) | undefined;
 
 /**
  * A migration's options from the command line: Ctrl-C (SIGINT) stops it after the batch in
- * progress, keeping its checkpoint; a second Ctrl-C ends the process at once.
+ * progress, keeping its checkpoint (exit 2); a second Ctrl-C ends the process at once (exit 130).
  */
 function migrationOptions(label: string, flags: { dryRun?: boolean; batchSize: number }): BatchOptions {
   const controller = new AbortController();
-  process.once('SIGINT', () => {
+  stopMigration = () => {
     process.stderr.write(`${label}: stopping after this batch (Ctrl-C again to stop now)\n`);
     controller.abort();
-    process.once('SIGINT', () => process.exit(130));
-  });
+  };
   return { batchSize: flags.batchSize, dryRun: flags.dryRun === true, progress: migrationProgress(label), signal: controller.signal };
 }
 
@@ -71,139 +170,159 @@ function indexLine(index: IndexSpec): string {
   return `${index.name} ${JSON.stringify(index.key)}${index.unique ? ' unique' : ''}`;
 }
 
-const uriOption = (): Option => new Option('--uri <uri>', 'MongoDB connection string (default: MONGODB_URI, else an embedded database)');
-const batchOption = (): Option =>
-  new Option('--batch-size <n>', 'documents read and written per batch').argParser(positiveInteger(100_000)).default(1000);
-
 const program = new Command()
   .name('tool-sync')
   .description('Keep tool records and their four vector collections honestly in sync.')
-  .showHelpAfterError()
+  .version(packageVersion(), '-V, --version', 'print the version')
+  .addHelpText('after', EXIT_CODES)
   .exitOverride();
+oneLineErrors(program, 'tool-sync');
 
-program
-  .command('backfill')
-  .description('give every tool lacking complete sync metadata full defaults with real content hashes; repair partial metadata; resumable')
-  .addOption(new Option('--dry-run', 'write nothing; report what would change'))
-  .addOption(batchOption())
-  .addOption(uriOption())
-  .action(async (flags: ConnectionFlags & { dryRun?: boolean; batchSize: number }) => {
-    await withDatabase(flags, async () => {
-      finishMigration(await backfill(ToolModel, migrationOptions('backfill', flags)));
+/** A subcommand whose usage errors are one line pointing at its own help. */
+function subcommand(name: string): Command {
+  const command = program.command(name);
+  oneLineErrors(command, `tool-sync ${name}`);
+  return command;
+}
+
+type MigrationFlags = WhereFlags & { dryRun?: boolean; batchSize: number };
+const MIGRATIONS = [
+  {
+    name: 'backfill',
+    run: backfill,
+    description: 'give every tool lacking complete sync metadata full defaults with real content hashes; repair partial metadata; resumable',
+  },
+  { name: 'rehash', run: rehash, description: 'recompute every content hash under the current field lists and hashing scheme; flag changed collections stale' },
+  {
+    name: 'settle',
+    run: settle,
+    description: 'finish tools whose last content write was interrupted before its hashes were checked (a pending hash check)',
+  },
+] as const;
+
+for (const migration of MIGRATIONS) {
+  addWhereOptions(
+    subcommand(migration.name)
+      .description(migration.description)
+      .addOption(new Option('--dry-run', 'write nothing; report what would change'))
+      .addOption(batchOption()),
+  ).action(async (flags: MigrationFlags, command: Command) => {
+    await withDatabase(command, flags, async ({ model }) => {
+      finishMigration(await migration.run(model, migrationOptions(migration.name, flags)));
+    }, { needsCollection: true });
+  });
+}
+
+addWhereOptions(
+  subcommand('indexes')
+    .description("compare the server's indexes on the tools collection with the model's; --apply creates the missing ones (never drops)")
+    .addOption(new Option('--apply', 'create the missing indexes (and the collection, if there is none yet)')),
+).action(async (flags: WhereFlags & { apply?: boolean }, command: Command) => {
+  await withDatabase(command, flags, async ({ model }) => {
+    const comparison = await checkIndexes(model, { apply: flags.apply === true });
+    print(`matching: ${comparison.matching.length}`);
+    for (const index of comparison.matching) print(`  ok       ${indexLine(index)}`);
+    for (const index of comparison.missing) print(`  MISSING  ${indexLine(index)}`);
+    for (const { expected, actual } of comparison.different) print(`  DIFFERENT ${expected.name}: model ${indexLine(expected)}, server ${indexLine(actual)}`);
+    for (const index of comparison.extra) print(`  extra    ${indexLine(index)} (not the model's; left alone)`);
+    if (flags.apply === true && comparison.missing.length > 0) {
+      for (const name of comparison.created) print(`created ${name}`);
+    }
+    const unresolved = { missing: flags.apply === true ? 0 : comparison.missing.length, different: comparison.different.length };
+    if (unresolved.missing > 0 || unresolved.different > 0) {
+      print(`${unresolved.missing} missing, ${unresolved.different} different${unresolved.missing > 0 ? ': run with --apply to create the missing ones' : ''}`);
+      process.exitCode = EXIT_NEEDS_OPERATOR;
+    }
+  }, { needsCollection: flags.apply !== true });
+});
+
+addWhereOptions(
+  subcommand('requeue')
+    .description('put failed collections back in line (stale if ever synced, else pending), retries reset')
+    .addOption(new Option('--vector-collection <name>', 'only failures of this vector collection').choices(SYNC_COLLECTION_NAMES))
+    .addOption(new Option('--error-code <code>', 'only failures with this code').choices(SYNC_ERROR_CODES)),
+).action(async (flags: WhereFlags & { vectorCollection?: SyncCollectionName; errorCode?: SyncErrorCode }, command: Command) => {
+  // `--collection usecases` meant the vector collection before there was a --collection for the tools.
+  const meantVector = flags.collection !== DEFAULT_COLLECTION && (SYNC_COLLECTION_NAMES as readonly string[]).includes(flags.collection);
+  await withDatabase(command, flags, async ({ model }) => {
+    const count = await model.requeueFailed({
+      ...(flags.vectorCollection === undefined ? {} : { collections: [flags.vectorCollection] }),
+      ...(flags.errorCode === undefined ? {} : { errorCodes: [flags.errorCode] }),
     });
-  });
+    print(`requeued ${count} failed collection${count === 1 ? '' : 's'}`);
+  }, { needsCollection: true, collectionHint: meantVector ? `; to requeue one vector collection, use --vector-collection ${flags.collection}` : '' });
+});
 
-program
-  .command('rehash')
-  .description('recompute every content hash under the current field lists and hashing scheme; flag changed collections stale')
-  .addOption(new Option('--dry-run', 'write nothing; report what would change'))
-  .addOption(batchOption())
-  .addOption(uriOption())
-  .action(async (flags: ConnectionFlags & { dryRun?: boolean; batchSize: number }) => {
-    await withDatabase(flags, async () => {
-      finishMigration(await rehash(ToolModel, migrationOptions('rehash', flags)));
-    });
-  });
+addWhereOptions(
+  subcommand('status')
+    .description('the sync dashboard: overall counts, collection × status, failures by error code, oldest wait, legacy and unsettled counts')
+    .addOption(new Option('--json', 'print the same data as JSON, for scripts')),
+).action(async (flags: WhereFlags & { json?: boolean }, command: Command) => {
+  await withDatabase(command, flags, async ({ model }) => {
+    const stats = await model.getSyncStats();
+    print(flags.json === true ? JSON.stringify(stats, null, 2) : formatStatus(stats, { colour: useColour() }));
+  }, { needsCollection: true });
+});
 
-program
-  .command('settle')
-  .description('finish tools whose last content write was interrupted before its hashes were checked (a pending hash check)')
-  .addOption(new Option('--dry-run', 'write nothing; report what would change'))
-  .addOption(batchOption())
-  .addOption(uriOption())
-  .action(async (flags: ConnectionFlags & { dryRun?: boolean; batchSize: number }) => {
-    await withDatabase(flags, async () => {
-      finishMigration(await settle(ToolModel, migrationOptions('settle', flags)));
-    });
+addWhereOptions(
+  subcommand('seed')
+    .description('insert realistic, varied fake tools through the model, for demos and benchmarks; only into an empty collection unless --force')
+    .requiredOption('--count <n>', 'how many tools', positiveInteger(10_000_000))
+    .addOption(new Option('--seed <n>', 'random seed, for a repeatable set').argParser(positiveInteger(2 ** 31)))
+    .addOption(new Option('--force', 'add the fake tools even to a collection that already holds tools')),
+).action(async (flags: WhereFlags & { count: number; seed?: number; force?: boolean }, command: Command) => {
+  await withDatabase(command, flags, async ({ model }) => {
+    const held = await model.collection.findOne({}, { projection: { _id: 1 } });
+    if (held !== null && flags.force !== true) {
+      warn(`collection ${model.collection.collectionName} in database ${model.db.name} already holds tools (about ${await model.estimatedDocumentCount()}); `
+        + `seed only fills an empty collection: pass --force to add ${flags.count} fake tools anyway`);
+      process.exitCode = EXIT_NEEDS_OPERATOR;
+      return;
+    }
+    // An empty collection is seed's own: it gets the model's indexes. One that held tools keeps its indexes as they are.
+    if (held === null) await checkIndexes(model, { apply: true });
+    else warn('the collection already held tools: its indexes are left as they are (see tool-sync indexes)');
+    const random = seededRandom(flags.seed ?? Date.now());
+    const prefix = `s${(flags.seed ?? Date.now()).toString(36)}-`;
+    for (let done = 0; done < flags.count; done += 1000) {
+      const inputs = generateTools(Math.min(1000, flags.count - done), random, prefix).map((tool, i) => ({ ...tool, id: `${tool.id}-${done + i + 1}` }));
+      await model.insertMany(inputs.map((input) => new model(input)));
+    }
+    print(`inserted ${flags.count} tools`);
   });
+});
 
-program
-  .command('indexes')
-  .description("compare the server's indexes on the tools collection with the model's; --apply creates the missing ones (never drops)")
-  .addOption(new Option('--apply', 'create the missing indexes'))
-  .addOption(uriOption())
-  .action(async (flags: ConnectionFlags & { apply?: boolean }) => {
-    await withDatabase(flags, async () => {
-      const comparison = await checkIndexes(ToolModel, { apply: flags.apply === true });
-      print(`matching: ${comparison.matching.length}`);
-      for (const index of comparison.matching) print(`  ok       ${indexLine(index)}`);
-      for (const index of comparison.missing) print(`  MISSING  ${indexLine(index)}`);
-      for (const { expected, actual } of comparison.different) print(`  DIFFERENT ${expected.name}: model ${indexLine(expected)}, server ${indexLine(actual)}`);
-      for (const index of comparison.extra) print(`  extra    ${indexLine(index)} (not the model's; left alone)`);
-      if (flags.apply === true && comparison.missing.length > 0) {
-        for (const name of comparison.created) print(`created ${name}`);
-      } else if (comparison.missing.length > 0 || comparison.different.length > 0) {
-        print(`${comparison.missing.length} missing, ${comparison.different.length} different${comparison.missing.length > 0 ? ': run with --apply to create the missing ones' : ''}`);
-        process.exitCode = 2;
-      }
-    });
-  });
-
-program
-  .command('requeue')
-  .description('put failed collections back in line (stale if ever synced, else pending), retries reset')
-  .addOption(new Option('--collection <name>', 'only this collection').choices(SYNC_COLLECTION_NAMES))
-  .addOption(new Option('--error-code <code>', 'only failures with this code').choices(SYNC_ERROR_CODES))
-  .addOption(uriOption())
-  .action(async (flags: ConnectionFlags & { collection?: SyncCollectionName; errorCode?: SyncErrorCode }) => {
-    await withDatabase(flags, async () => {
-      const count = await ToolModel.requeueFailed({
-        ...(flags.collection === undefined ? {} : { collections: [flags.collection] }),
-        ...(flags.errorCode === undefined ? {} : { errorCodes: [flags.errorCode] }),
-      });
-      print(`requeued ${count} failed collection${count === 1 ? '' : 's'}`);
-    });
-  });
-
-program
-  .command('status')
-  .description('the sync dashboard: overall counts, collection × status, failures by error code, oldest wait, legacy and unsettled counts')
-  .addOption(new Option('--json', 'print the same data as JSON, for scripts'))
-  .addOption(uriOption())
-  .action(async (flags: ConnectionFlags & { json?: boolean }) => {
-    await withDatabase(flags, async () => {
-      const stats = await ToolModel.getSyncStats();
-      print(flags.json === true ? JSON.stringify(stats, null, 2) : formatStatus(stats));
-    });
-  });
-
-program
-  .command('seed')
-  .description('insert realistic, varied tools through new ToolModel(), for demos and benchmarks')
-  .requiredOption('--count <n>', 'how many tools', positiveInteger(10_000_000))
-  .addOption(new Option('--seed <n>', 'random seed, for a repeatable set').argParser(positiveInteger(2 ** 31)))
-  .addOption(uriOption())
-  .action(async (flags: ConnectionFlags & { count: number; seed?: number }) => {
-    await withDatabase(flags, async () => {
-      const random = seededRandom(flags.seed ?? Date.now());
-      const prefix = `s${(flags.seed ?? Date.now()).toString(36)}-`;
-      for (let done = 0; done < flags.count; done += 1000) {
-        const inputs = generateTools(Math.min(1000, flags.count - done), random, prefix).map((tool, i) => ({ ...tool, id: `${tool.id}-${done + i + 1}` }));
-        await ToolModel.insertMany(inputs.map((input) => new ToolModel(input)));
-      }
-      print(`inserted ${flags.count} tools`);
-    }, { ensureIndexes: true });
-  });
-
-program
-  .command('demo')
-  .description(`the main job: seed, legacy data, backfill, a sync worker against a simulated embedder, edits; on database ${DEMO_DB}, emptied first`)
-  .addOption(uriOption())
-  .action(async (flags: ConnectionFlags) => {
-    await withDatabase(flags, async () => {
-      await ToolModel.db.dropDatabase();
-      await ToolModel.createIndexes();
-      await runDemo(print);
-    }, { dbName: DEMO_DB, forceDbName: true });
-  });
+addWhereOptions(
+  subcommand('demo').description(
+    `the main job: seed, legacy data, backfill, a sync worker against a simulated embedder, edits; always on database ${DEMO_DB}, emptied first`,
+  ),
+  { db: false },
+).action(async (flags: WhereFlags, command: Command) => {
+  await withDatabase(command, flags, async ({ model }) => {
+    await model.db.dropDatabase();
+    await model.createIndexes();
+    await runDemo({ print, model, format: { colour: useColour() } });
+  }, { fixedDbName: DEMO_DB });
+});
 
 process.on('SIGINT', () => {
+  const stop = stopMigration;
+  stopMigration = undefined;
+  if (stop !== undefined) {
+    stop();
+    return;
+  }
   process.stderr.write('\ntool-sync: interrupted; nothing half-written is left behind — run the same command again to resume\n');
   process.exit(130);
 });
 
 try {
-  await program.parseAsync();
+  if (process.argv.length <= 2) {
+    process.stderr.write(`${usageLine(`no command given: one of ${program.commands.map((command) => command.name()).join(', ')}`, 'tool-sync')}\n`);
+    process.exitCode = 1;
+  } else {
+    await program.parseAsync();
+  }
 } catch (error) {
   if (error instanceof CommanderError) {
     process.exitCode = error.exitCode;

@@ -11,13 +11,28 @@ function age(ms: number | null): string {
   return `${(seconds / 86_400).toFixed(1)}d`;
 }
 
+/**
+ * Whether tables may carry colour codes: only on a terminal, and never when `NO_COLOR` is set to
+ * anything but the empty string (https://no-color.org).
+ */
+export function useColour(stream: { isTTY?: boolean } = process.stdout, env: NodeJS.ProcessEnv = process.env): boolean {
+  return stream.isTTY === true && (env.NO_COLOR === undefined || env.NO_COLOR === '');
+}
+
+export interface StatusFormat {
+  /** Grey borders (on a terminal); without, plain text (default). */
+  colour?: boolean;
+}
+
 /** The dashboard: overall counts, collection × status, failures by error code, the oldest wait. */
-export function formatStatus(stats: SyncStats): string {
-  const overall = new Table({ head: ['tools', ...SYNC_STATUSES, 'total'], style: { head: [] } });
+export function formatStatus(stats: SyncStats, format: StatusFormat = {}): string {
+  // cli-table3 colours its borders grey unless told otherwise; headings stay plain either way.
+  const style = format.colour === true ? { head: [] } : { head: [], border: [] };
+  const overall = new Table({ head: ['tools', ...SYNC_STATUSES, 'total'], style });
   overall.push(['overall', ...SYNC_STATUSES.map((status) => stats.byOverallStatus[status]), stats.total]);
-  const grid = new Table({ head: ['collection', ...SYNC_STATUSES], style: { head: [] } });
+  const grid = new Table({ head: ['collection', ...SYNC_STATUSES], style });
   for (const name of SYNC_COLLECTION_NAMES) grid.push([name, ...SYNC_STATUSES.map((status) => stats.byCollection[name][status])]);
-  const failures = new Table({ head: ['error code', 'failed collections'], style: { head: [] } });
+  const failures = new Table({ head: ['error code', 'failed collections'], style });
   for (const code of SYNC_ERROR_CODES) if (stats.failuresByErrorCode[code] > 0) failures.push([code, stats.failuresByErrorCode[code]]);
   return [
     overall.toString(),

@@ -224,7 +224,7 @@ describe('tool-sync rehash', () => {
 describe('errors are one line, never a stack trace', () => {
   it.each([
     [['backfill', '--batch-size', '0'], /batch-size.*expected a whole number from 1/],
-    [['requeue', '--collection', 'vectors'], /vectors.*Allowed choices are tools, functionality, usecases, interface/],
+    [['requeue', '--vector-collection', 'vectors'], /vectors.*Allowed choices are tools, functionality, usecases, interface/],
     [['status', '--uri', 'mongodb://127.0.0.1:1/nothing-here'], /tool-sync: cannot reach the database server/],
     [['status', '--uri', 'not-a-uri'], /tool-sync: invalid connection string/],
     [['nonsense'], /unknown command 'nonsense'/],

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { ferretDbBinaryPath, startFerretDb } from '../../src/db/index.js';
 import { computeContentHashes, SYNC_COLLECTION_NAMES, ToolModel, type SyncStats } from '../../src/index.js';
 import { generateTools, seededRandom } from '../../src/cli/seed-data.js';
+import { describeServer } from '../../src/cli/target.js';
 import { hasStackTrace, runCli, startCli, uriWithDatabase } from '../helpers/cli.js';
 import { useTestDatabase } from '../helpers/database.js';
 
@@ -19,6 +20,7 @@ if (!ferretDbBuilt) {
   console.log(`[skip reason] the authentication and server-restart tests start FerretDB servers of their own and need ${ferretDbBinaryPath()}; run \`npm run db:prepare\`.`);
 }
 const uri = (): string => uriWithDatabase(inject('mongoUri'), database.name);
+const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('the bin', () => {
   it('runs as `npx tool-sync`, as the README says', async () => {
@@ -35,9 +37,10 @@ describe('the bin', () => {
 
 describe('the connection', () => {
   it('comes from MONGODB_URI when there is no --uri', async () => {
+    await ToolModel.insertMany(generateTools(1, seededRandom(5), 'env-').map((input) => new ToolModel(input)));
     const result = await runCli(['status', '--json'], { MONGODB_URI: uri() });
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stderr).toContain(`database: ${uri()}, database ${database.name}`);
+    expect(result.stderr).toMatch(new RegExp(`^tool-sync: server ${escape(describeServer(uri()))} \\(.*from MONGODB_URI\\), database ${database.name}, collection tools$`, 'm'));
     expect((JSON.parse(result.stdout) as SyncStats).total).toBe(await ToolModel.countDocuments());
   });
 });
@@ -102,7 +105,7 @@ describe('tool-sync seed, status and requeue', () => {
 
     const onlyRateLimits = await runCli(['requeue', '--error-code', 'EMBEDDING_RATE_LIMIT', '--uri', uri()]);
     expect(onlyRateLimits.stdout).toContain('requeued 1 failed collection');
-    const rest = await runCli(['requeue', '--collection', 'usecases', '--uri', uri()]);
+    const rest = await runCli(['requeue', '--vector-collection', 'usecases', '--uri', uri()]);
     expect(rest.stdout).toContain('requeued 1 failed collection');
     expect(await ToolModel.countDocuments({ 'syncMetadata.overallStatus': 'failed' })).toBe(0);
   });
@@ -133,6 +136,9 @@ describe('an authentication failure', () => {
     const server = await startFerretDb(ferretDbBinaryPath(), { extraArgs: credentials });
     try {
       const base = server.uri.replace('mongodb://', '');
+      // The collection exists: status reads tools that are there.
+      const seeded = await runCli(['seed', '--count', '2', '--uri', `mongodb://operator:right-password@${base}tools?authSource=admin`]);
+      expect(seeded.code, seeded.stderr).toBe(0);
       const wrong = await runCli(['status', '--uri', `mongodb://operator:wrong-password@${base}tools?authSource=admin`]);
       expect(wrong.code).toBe(1);
       expect(wrong.stderr).toMatch(/^tool-sync: authentication failed/m);
@@ -141,6 +147,9 @@ describe('an authentication failure', () => {
       const right = await runCli(['status', '--json', '--uri', `mongodb://operator:right-password@${base}tools?authSource=admin`]);
       expect(right.code, right.stderr).toBe(0);
       expect(right.stderr).toContain('operator:***@');
+      expect(right.stderr).not.toContain('right-password');
+      expect(right.stderr).toMatch(/^tool-sync: server mongodb:\/\/operator:\*\*\*@127\.0\.0\.1:\d+ \(FerretDB [^,]+, from --uri\), database tools, collection tools$/m);
+      expect((JSON.parse(right.stdout) as SyncStats).total).toBe(2);
     } finally {
       await server.stop();
     }

@@ -1,22 +1,29 @@
-import { ToolModel } from '../../models/tool.js';
+import { type ToolModelType } from '../../models/create-tool-model.js';
 import { type ITool } from '../../models/types.js';
 import { type SyncStage } from '../../sync/error-classification.js';
 import { SYNC_COLLECTION_NAMES, type SyncCollectionName } from '../../sync/vocabulary.js';
 import { backfill } from '../../migrations/backfill.js';
 import { formatSummary } from '../progress.js';
 import { generateTools, seededRandom } from '../seed-data.js';
-import { formatStatus } from '../status-report.js';
+import { formatStatus, type StatusFormat } from '../status-report.js';
 import { INVALID_MARKER, SimulatedSyncTarget } from './simulated-target.js';
 
 type Print = (text: string) => void;
 
-async function dashboard(print: Print, title: string): Promise<void> {
+/** What the demo runs on: where it prints, the Tool model of its collection, and how tables look. */
+export interface DemoContext {
+  print: Print;
+  model: ToolModelType;
+  format: StatusFormat;
+}
+
+async function dashboard({ print, model, format }: DemoContext, title: string): Promise<void> {
   print(`\n== ${title}`);
-  print(formatStatus(await ToolModel.getSyncStats()));
+  print(formatStatus(await model.getSyncStats(), format));
 }
 
 /** One collection through the simulated pipeline, reported with the real transitions. */
-async function syncCollection(target: SimulatedSyncTarget, tool: ITool, collection: SyncCollectionName): Promise<'synced' | 'failed' | 'changed'> {
+async function syncCollection(model: ToolModelType, target: SimulatedSyncTarget, tool: ITool, collection: SyncCollectionName): Promise<'synced' | 'failed' | 'changed'> {
   const { contentHash } = tool.syncMetadata.collections[collection];
   let stage: SyncStage = 'validation';
   try {
@@ -26,10 +33,10 @@ async function syncCollection(target: SimulatedSyncTarget, tool: ITool, collecti
     const vector = await target.embed(text);
     stage = 'qdrant';
     await target.upsert(collection, tool.id, vector);
-    const result = await ToolModel.markCollectionSynced(tool._id, collection, { contentHash });
+    const result = await model.markCollectionSynced(tool._id, collection, { contentHash });
     return result.synced ? 'synced' : 'changed';
   } catch (error) {
-    await ToolModel.markCollectionFailed(tool._id, collection, error, stage);
+    await model.markCollectionFailed(tool._id, collection, error, stage);
     return 'failed';
   }
 }
@@ -38,24 +45,24 @@ async function syncCollection(target: SimulatedSyncTarget, tool: ITool, collecti
  * The worker loop, against the simulated target: what needs sync, then what may be retried. Time
  * runs on a simulated clock that jumps past each backoff, so the demo does not wait for real.
  */
-async function runWorker(print: Print, target: SimulatedSyncTarget, clock: { now: Date }): Promise<void> {
+async function runWorker({ print, model }: DemoContext, target: SimulatedSyncTarget, clock: { now: Date }): Promise<void> {
   for (let pass = 1; pass <= 25; pass += 1) {
     const counts = { synced: 0, failed: 0, changed: 0 };
     const work: [ITool, SyncCollectionName][] = [];
-    for (const tool of await ToolModel.findNeedingSync({ limit: 1000 })) {
+    for (const tool of await model.findNeedingSync({ limit: 1000 })) {
       for (const name of SYNC_COLLECTION_NAMES) {
         const { status } = tool.syncMetadata.collections[name];
         if (status === 'pending' || status === 'stale') work.push([tool, name]);
       }
     }
-    for (const { tool, collections } of await ToolModel.findRetryable({ now: clock.now, limit: 1000 })) {
+    for (const { tool, collections } of await model.findRetryable({ now: clock.now, limit: 1000 })) {
       for (const name of collections) work.push([tool, name]);
     }
     if (work.length === 0) {
       print(`worker: nothing left to do after ${pass - 1} passes`);
       return;
     }
-    for (const [tool, name] of work) counts[await syncCollection(target, tool, name)] += 1;
+    for (const [tool, name] of work) counts[await syncCollection(model, target, tool, name)] += 1;
     print(`worker pass ${pass}: ${work.length} collections tried: ${counts.synced} synced, ${counts.failed} failed, ${counts.changed} changed meanwhile`);
     clock.now = new Date(clock.now.getTime() + 6 * 60 * 60 * 1000);
   }
@@ -67,20 +74,21 @@ function legacyTools(count: number, random: () => number): Record<string, unknow
 }
 
 /** The main job, on the database it is given: every phase of a tool's sync life, with the dashboard after each. */
-export async function runDemo(print: Print): Promise<void> {
+export async function runDemo(context: DemoContext): Promise<void> {
+  const { print, model } = context;
   const random = seededRandom(20261124);
   const target = new SimulatedSyncTarget(random, { embeddingTimeout: 0.08, rateLimit: 0.06, qdrantOutage: 0.03 });
   const clock = { now: new Date() };
   print('The embedding API and Qdrant below are a SIMULATION (see SimulatedSyncTarget): no network calls are made;');
   print('they fail on purpose with timeouts, rate limits and Qdrant outages so that the real transitions are exercised.');
 
-  const seeded = generateTools(40, random).map((input) => new ToolModel(input));
+  const seeded = generateTools(40, random).map((input) => new model(input));
   seeded[0]?.set('description', `${seeded[0].description}${INVALID_MARKER}`);
-  await ToolModel.insertMany(seeded);
-  await dashboard(print, 'phase 1: 40 tools created with new ToolModel() (one carries text the embedder refuses)');
+  await model.insertMany(seeded);
+  await dashboard(context, 'phase 1: 40 tools created with new ToolModel() (one carries text the embedder refuses)');
 
   const legacy = legacyTools(15, random);
-  await ToolModel.collection.insertMany(legacy);
+  await model.collection.insertMany(legacy);
   const partial = legacyTools(5, random).map((tool, i) => ({
     ...tool,
     id: `partial-${i + 1}`,
@@ -92,28 +100,28 @@ export async function runDemo(print: Print): Promise<void> {
       updatedAt: new Date(),
     },
   }));
-  await ToolModel.collection.insertMany(partial);
-  await dashboard(print, 'phase 2: 15 legacy tools without metadata and 5 with the spec snippet\'s partial metadata inserted raw');
+  await model.collection.insertMany(partial);
+  await dashboard(context, 'phase 2: 15 legacy tools without metadata and 5 with the spec snippet\'s partial metadata inserted raw');
 
   print('\n== phase 3: tool-sync backfill');
-  print(formatSummary(await backfill(ToolModel, { batchSize: 10, dryRun: false })));
-  await dashboard(print, 'after the backfill');
+  print(formatSummary(await backfill(model, { batchSize: 10, dryRun: false })));
+  await dashboard(context, 'after the backfill');
 
   print('\n== phase 4: the sync worker (SIMULATED embedder and Qdrant)');
-  await runWorker(print, target, clock);
-  await dashboard(print, 'after the worker');
+  await runWorker(context, target, clock);
+  await dashboard(context, 'after the worker');
 
-  const edited = await ToolModel.find({ syncMetadata: { $exists: true } }).sort({ id: 1 }).limit(6);
+  const edited = await model.find({ syncMetadata: { $exists: true } }).sort({ id: 1 }).limit(6);
   for (const [i, tool] of edited.entries()) {
-    if (i % 2 === 0) await ToolModel.updateOne({ _id: tool._id }, { $push: { useCases: 'onboard a new team' } });
+    if (i % 2 === 0) await model.updateOne({ _id: tool._id }, { $push: { useCases: 'onboard a new team' } });
     else {
       tool.name = `${tool.name} Pro`;
       await tool.save();
     }
   }
-  await dashboard(print, 'phase 5: 6 tools edited (3 use cases through updateOne, 3 renamed through save)');
+  await dashboard(context, 'phase 5: 6 tools edited (3 use cases through updateOne, 3 renamed through save)');
 
   print('\n== phase 6: the sync worker again');
-  await runWorker(print, target, clock);
-  await dashboard(print, 'final: every recoverable tool is synced; the one with refused text waits for an edit (VALIDATION_ERROR)');
+  await runWorker(context, target, clock);
+  await dashboard(context, 'final: every recoverable tool is synced; the one with refused text waits for an edit (VALIDATION_ERROR)');
 }

@@ -1,0 +1,108 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ferretDbBinaryPath, FERRETDB_VERSION } from '../../src/db/index.js';
+import { type SyncStats } from '../../src/index.js';
+import { runCli } from '../helpers/cli.js';
+
+/**
+ * The embedded database (neither --uri nor MONGODB_URI) kept between commands. It is the engine
+ * the test run itself could start: mongodb-memory-server where global setup used it, else FerretDB.
+ */
+const memoryServer = inject('dbEngine') === 'MongoDB' && (process.env.MONGODB_URI ?? '') === '';
+const ferretDbBuilt = existsSync(ferretDbBinaryPath());
+const engine = memoryServer ? 'mongodb-memory-server' : ferretDbBuilt ? 'ferretdb' : undefined;
+if (engine === undefined) {
+  console.log(`[skip reason] the embedded-database tests need an engine the CLI can start: mongodb-memory-server did not start MongoDB in this run and FerretDB is not built at ${ferretDbBinaryPath()} (npm run db:prepare).`);
+}
+const engineFolder = engine === 'mongodb-memory-server' ? 'mongodb' : 'ferretdb';
+
+/** The CLI with no connection string at all, on the engine above; FerretDB on SQLite, whose files are in the data folder. */
+const embeddedEnv = (extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv => ({
+  MONGODB_URI: undefined,
+  TOOL_SYNC_DB: engine === 'ferretdb' ? 'ferretdb' : undefined,
+  TOOL_SYNC_FERRETDB_BACKEND: undefined,
+  ...extra,
+});
+
+let work = '';
+beforeAll(async () => { work = await mkdtemp(join(tmpdir(), 'tool-sync-embedded-')); });
+afterAll(async () => { if (work !== '') await rm(work, { recursive: true, force: true }); });
+
+const total = (stdout: string): number => (JSON.parse(stdout) as SyncStats).total;
+
+describe.runIf(engine !== undefined)('the embedded database', () => {
+  it('keeps its data in --data-dir: seed then status, in two processes, see the same tools', { timeout: 120_000 }, async () => {
+    const dataDir = join(work, 'kept');
+    const seeded = await runCli(['seed', '--count', '12', '--seed', '5', '--data-dir', dataDir], embeddedEnv());
+    expect(seeded.code, seeded.stderr).toBe(0);
+    expect(seeded.stderr).toMatch(new RegExp(`^tool-sync: server embedded (MongoDB|FerretDB) .*data kept in ${dataDir}/${engineFolder}\\), database tool_sync, collection tools$`, 'm'));
+    expect(readdirSync(join(dataDir, engineFolder)).length).toBeGreaterThan(0);
+
+    const status = await runCli(['status', '--json', '--data-dir', dataDir], embeddedEnv());
+    expect(status.code, status.stderr).toBe(0);
+    expect(total(status.stdout)).toBe(12);
+    // And seed, now, refuses: the collection holds the tools of the first run.
+    const again = await runCli(['seed', '--count', '3', '--data-dir', dataDir], embeddedEnv());
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('already holds tools');
+    // --db and --collection work there too; the lock is gone after each command.
+    const other = await runCli(['seed', '--count', '2', '--db', 'elsewhere', '--collection', 'catalog', '--data-dir', dataDir], embeddedEnv());
+    expect(other.code, other.stderr).toBe(0);
+    expect(other.stderr).toMatch(/database elsewhere, collection catalog$/m);
+    expect(total((await runCli(['status', '--json', '--db', 'elsewhere', '--collection', 'catalog', '--data-dir', dataDir], embeddedEnv())).stdout)).toBe(2);
+    expect(existsSync(join(dataDir, 'tool-sync.lock'))).toBe(false);
+  });
+
+  it('keeps it by default in $XDG_CACHE_HOME/tool-sync/data', { timeout: 120_000 }, async () => {
+    const cache = join(work, 'xdg');
+    if (engine === 'ferretdb') {
+      // The FerretDB build lives in the same user cache: the test's cache gets a link to the one built.
+      const binary = join(cache, 'tool-sync', `ferretdb-${FERRETDB_VERSION}`, 'ferretdb');
+      await mkdir(join(binary, '..'), { recursive: true });
+      await symlink(ferretDbBinaryPath(), binary);
+    }
+    const env = embeddedEnv({ XDG_CACHE_HOME: cache, TOOL_SYNC_CACHE_DIR: undefined });
+    const seeded = await runCli(['seed', '--count', '7', '--seed', '6'], env);
+    expect(seeded.code, seeded.stderr).toBe(0);
+    expect(seeded.stderr).toContain(`data kept in ${join(cache, 'tool-sync', 'data', engineFolder)}`);
+    const status = await runCli(['status', '--json'], env);
+    expect(status.code, status.stderr).toBe(0);
+    expect(total(status.stdout)).toBe(7);
+  });
+
+  it('is used by one command at a time; a lock left by a dead process is taken over', { timeout: 120_000 }, async () => {
+    const dataDir = join(work, 'locked');
+    expect((await runCli(['seed', '--count', '1', '--data-dir', dataDir], embeddedEnv())).code).toBe(0);
+    const lock = join(dataDir, 'tool-sync.lock');
+
+    await writeFile(lock, `${process.pid}\n`);
+    const busy = await runCli(['status', '--data-dir', dataDir], embeddedEnv());
+    expect(busy.code).toBe(1);
+    expect(busy.stderr).toBe(`tool-sync: the embedded database in ${dataDir} is in use by another tool-sync command (process ${process.pid}); wait for it, or pass another --data-dir\n`);
+    expect(await readFile(lock, 'utf8')).toBe(`${process.pid}\n`);
+
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    await writeFile(lock, `${dead}\n`);
+    const status = await runCli(['status', '--json', '--data-dir', dataDir], embeddedEnv());
+    expect(status.code, status.stderr).toBe(0);
+    expect(total(status.stdout)).toBe(1);
+    expect(existsSync(lock)).toBe(false);
+  });
+
+  it('runs the demo end to end, with plain tables in a pipe', { timeout: 180_000 }, async () => {
+    const dataDir = join(work, 'demo');
+    const demo = await runCli(['demo', '--data-dir', dataDir], embeddedEnv());
+    expect(demo.code, demo.stderr).toBe(0);
+    expect(demo.stderr).toMatch(/database tool_sync_demo, collection tools$/m);
+    for (const phase of ['phase 1', 'phase 2', 'phase 3', 'phase 4', 'phase 5', 'phase 6', 'final']) expect(demo.stdout).toContain(`== ${phase}`);
+    expect(demo.stdout).not.toContain('\u001b[');
+    const status = await runCli(['status', '--json', '--db', 'tool_sync_demo', '--data-dir', dataDir], embeddedEnv());
+    expect(status.code, status.stderr).toBe(0);
+    const stats = JSON.parse(status.stdout) as SyncStats;
+    expect(stats.byOverallStatus).toMatchObject({ synced: 59, failed: 1, pending: 0, stale: 0 });
+  });
+});
