@@ -1,85 +1,21 @@
 /**
- * What a user would run without this package: a Typegoose `Tool` with the same business fields,
- * types, setters and validators, the same schema options, and its business index (the unique
- * `id`); no `syncMetadata`, no hooks, no statics. The write-path benchmark compares the package
+ * What a user would run without this package: a Typegoose `Tool` of the same business fields (the
+ * package's own `ToolFields`: types, setters and validators), the same schema options, and its
+ * business index (the unique `id`); no `syncMetadata`, no hooks, no statics. The write-path benchmark compares the package
  * with it side by side, and checks first that the two declare the same business fields.
  */
-import { getModelForClass, index, modelOptions, prop, Severity, type ReturnModelType } from '@typegoose/typegoose';
+import { getModelForClass, index, modelOptions, Severity, type ReturnModelType } from '@typegoose/typegoose';
 import type mongoose from 'mongoose';
 import { ToolModel } from '../src/models/tool.js';
-import { BUSINESS_FIELDS, KEBAB_CASE, PRICING_MODELS, TOOL_LIMITS, type PricingModel } from '../src/models/tool-vocabulary.js';
-import { eachItem, isHttpUrl, lowercaseTokens, required, trimmedStrings } from '../src/models/validators.js';
+import { ToolFields } from '../src/models/tool-fields.js';
+import { BUSINESS_FIELDS } from '../src/models/tool-vocabulary.js';
 
 @index({ id: 1 }, { name: 'tool_id_unique', unique: true })
 @modelOptions({
   schemaOptions: { collection: 'tools_plain', timestamps: true },
   options: { customName: 'PlainTool', allowMixed: Severity.ERROR },
 })
-export class PlainTool {
-  @prop({
-    type: String,
-    required,
-    trim: true,
-    maxlength: TOOL_LIMITS.id,
-    match: [KEBAB_CASE, 'Path `{PATH}` must be lowercase kebab-case (a-z, 0-9, single hyphens), got "{VALUE}".'],
-  })
-  public id!: string;
-
-  @prop({ type: String, required, trim: true, maxlength: TOOL_LIMITS.name })
-  public name!: string;
-
-  @prop({ type: String, required, trim: true, maxlength: TOOL_LIMITS.description })
-  public description!: string;
-
-  @prop({ type: String, trim: true, maxlength: TOOL_LIMITS.longDescription })
-  public longDescription?: string;
-
-  @prop({ type: String, required, trim: true, maxlength: TOOL_LIMITS.category })
-  public category!: string;
-
-  @prop({
-    type: () => [String],
-    default: () => [],
-    set: trimmedStrings,
-    validate: eachItem((tag) => tag.length > 0 && tag.length <= TOOL_LIMITS.tag, `non-empty strings of at most ${TOOL_LIMITS.tag} characters`),
-  })
-  public tags!: string[];
-
-  @prop({
-    type: String,
-    trim: true,
-    maxlength: TOOL_LIMITS.url,
-    validate: { validator: isHttpUrl, message: 'Path `{PATH}` must be an http or https URL, got "{VALUE}".' },
-  })
-  public url?: string;
-
-  @prop({ type: String, enum: PRICING_MODELS })
-  public pricing?: PricingModel;
-
-  @prop({
-    type: () => [String],
-    default: () => [],
-    set: trimmedStrings,
-    validate: eachItem((item) => item.length > 0 && item.length <= TOOL_LIMITS.listItem, `non-empty strings of at most ${TOOL_LIMITS.listItem} characters`),
-  })
-  public functionality!: string[];
-
-  @prop({
-    type: () => [String],
-    default: () => [],
-    set: trimmedStrings,
-    validate: eachItem((item) => item.length > 0 && item.length <= TOOL_LIMITS.listItem, `non-empty strings of at most ${TOOL_LIMITS.listItem} characters`),
-  })
-  public useCases!: string[];
-
-  @prop({
-    type: () => [String],
-    default: () => [],
-    set: lowercaseTokens,
-    validate: eachItem((item) => KEBAB_CASE.test(item) && item.length <= TOOL_LIMITS.interface, 'lowercase kebab-case words such as "web" or "ide-extension"'),
-  })
-  public interface!: string[];
-
+export class PlainTool extends ToolFields {
   public createdAt?: Date;
   public updatedAt?: Date;
 }
