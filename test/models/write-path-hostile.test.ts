@@ -171,3 +171,15 @@ describe('legacy tools stored with syncMetadata: null', () => {
     expect((await expectSettled(id)).url).toBe('https://example.org/null');
   });
 });
+
+describe('save({ validateBeforeSave: false })', () => {
+  it('still hashes a new tool and refuses sync metadata a user set', async () => {
+    const tool = new ToolModel(toolInput());
+    await tool.save({ validateBeforeSave: false });
+    await expectSettled(tool._id);
+    const forged = new ToolModel(toolInput());
+    forged.syncMetadata.collections.tools.status = 'synced';
+    await expect(forged.save({ validateBeforeSave: false })).rejects.toThrow(SyncArgumentError);
+    expect(await rawTool({ _id: forged._id })).toBeNull();
+  });
+});

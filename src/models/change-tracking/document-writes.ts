@@ -97,10 +97,12 @@ export function beforeDocumentValidate(this: ToolDocument): void {
  * (Mongoose would write the defaults it shows over the stored state): its marks are written just
  * before the save, with the raw driver, on the stored metadata.
  */
-export async function beforeDocumentSave(this: ToolDocument): Promise<void> {
-  refuseUserSyncMetadata(this);
+export async function beforeDocumentSave(this: ToolDocument, options?: { validateBeforeSave?: boolean }): Promise<void> {
+  // Mongoose validated the document just before (running the hook above), unless told not to.
+  const validated = options?.validateBeforeSave !== false && this.schema.get('validateBeforeSave') !== false;
+  if (!validated) refuseUserSyncMetadata(this);
   if (this.isNew) {
-    hashNewTool(this);
+    if (!validated) hashNewTool(this);
     return;
   }
   if (settleAfterSave.has(this)) return;
