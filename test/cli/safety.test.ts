@@ -232,7 +232,9 @@ describe('tables', () => {
   it.runIf(hasScript)('are coloured on a terminal only while NO_COLOR is unset or empty', () => {
     const onTerminal = (env: string): string => {
       const command = ['env', ...(env === '' ? [] : [env]), process.execPath, CLI_PATH, 'status', '--uri', uri()].map((part) => `'${part}'`).join(' ');
-      const result = spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', timeout: 60_000, env: { ...process.env, NO_COLOR: undefined } });
+      // Without CI too: colour libraries turn colour off on CI whatever the terminal (as CI=true runs this suite).
+      const childEnv = { ...process.env, NO_COLOR: undefined, CI: undefined, FORCE_COLOR: undefined };
+      const result = spawnSync('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', timeout: 60_000, env: childEnv });
       expect(result.status, result.stdout).toBe(0);
       expect(result.stdout).toMatch(/overall .*3/);
       return result.stdout;
