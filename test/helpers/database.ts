@@ -26,3 +26,19 @@ export function useTestDatabase(testFile: string): { name: string; uri: () => st
   });
   return { name, uri: () => inject('mongoUri') };
 }
+
+/**
+ * Like useTestDatabase, with the driver's command monitoring on: for tests that count the commands
+ * a write sends, or check which session each carries.
+ */
+export function useMonitoredTestDatabase(testFile: string): { name: string } {
+  const name = uniqueDatabaseName(testFile);
+  beforeAll(async () => {
+    await mongoose.connect(inject('mongoUri'), { dbName: name, monitorCommands: true });
+  });
+  afterAll(async () => {
+    await mongoose.connection.dropDatabase();
+    await mongoose.disconnect();
+  });
+  return { name };
+}

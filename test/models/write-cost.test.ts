@@ -1,19 +1,11 @@
 import mongoose from 'mongoose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { computeContentHashes, ToolModel } from '../../src/index.js';
-import { uniqueDatabaseName } from '../helpers/database.js';
+import { useMonitoredTestDatabase } from '../helpers/database.js';
 import { createSyncedTool } from '../helpers/sync.js';
 
 // The hot path's cost counted in commands, not timed: what each write sends to the server.
-const dbName = uniqueDatabaseName(import.meta.url);
-beforeAll(async () => {
-  await mongoose.connect(inject('mongoUri'), { dbName, monitorCommands: true });
-});
-afterAll(async () => {
-  await mongoose.connection.dropDatabase();
-  await mongoose.disconnect();
-});
+useMonitoredTestDatabase(import.meta.url);
 
 async function commandsDuring(run: () => Promise<unknown>): Promise<string[]> {
   const client = mongoose.connection.getClient();

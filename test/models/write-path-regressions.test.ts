@@ -1,5 +1,5 @@
 import mongoose from 'mongoose';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import {
   aggregateSyncStatus,
   BUSINESS_FIELDS,
@@ -14,7 +14,7 @@ import {
   type Tool,
 } from '../../src/index.js';
 import { rawUpdateWorks, skipReason } from '../helpers/capabilities.js';
-import { engine, uniqueDatabaseName } from '../helpers/database.js';
+import { engine, useMonitoredTestDatabase } from '../helpers/database.js';
 import { createSyncedTool } from '../helpers/sync.js';
 import { insertRaw, rawTool, toolInput } from '../helpers/tools.js';
 
@@ -31,14 +31,7 @@ type RawCollection = mongoose.mongo.Collection;
 type BulkOperations = mongoose.AnyBulkWriteOperation<Tool>[];
 
 // Own connection: command monitoring is needed to see which session each command carries.
-const dbName = uniqueDatabaseName(import.meta.url);
-beforeAll(async () => {
-  await mongoose.connect(inject('mongoUri'), { dbName, monitorCommands: true });
-});
-afterAll(async () => {
-  await mongoose.connection.dropDatabase();
-  await mongoose.disconnect();
-});
+const { name: dbName } = useMonitoredTestDatabase(import.meta.url);
 
 function database(): mongoose.mongo.Db {
   const db = mongoose.connection.db;

@@ -17,22 +17,13 @@ import {
   type CollectionSyncState,
 } from '../../src/sync/sync-state.js';
 import { SYNC_COLLECTION_NAMES, type SyncCollectionName, type SyncStatus } from '../../src/sync/vocabulary.js';
+import { EDITOR_CONTENT } from '../helpers/content.js';
 import { specBackfillShape } from '../helpers/legacy.js';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
 const EARLIER = new Date('2026-01-01T00:00:00Z');
 
-const CONTENT = {
-  name: 'Visual Studio Code',
-  description: 'A code editor.',
-  longDescription: 'Long text.',
-  category: 'editor',
-  tags: ['editor', 'ide'],
-  pricing: 'free',
-  functionality: ['edit code', 'debug'],
-  useCases: ['write software'],
-  interface: ['desktop', 'cli'],
-};
+const CONTENT = EDITOR_CONTENT;
 type Content = typeof CONTENT;
 const HASHES = computeContentHashes(CONTENT);
 

@@ -4,19 +4,10 @@ import { computeContentHashes } from '../../src/sync/content-hash.js';
 import { isSettled, METADATA_KEYS, parseSyncState, type StoredTool } from '../../src/sync/stored-tool.js';
 import { COLLECTION_STATE_KEYS, type CollectionSyncState } from '../../src/sync/sync-state.js';
 import { SYNC_COLLECTION_NAMES, type SyncCollectionName } from '../../src/sync/vocabulary.js';
+import { EDITOR_CONTENT } from '../helpers/content.js';
 import { specBackfillShape } from '../helpers/legacy.js';
 
-const CONTENT = {
-  name: 'Visual Studio Code',
-  description: 'A code editor.',
-  longDescription: 'Long text.',
-  category: 'editor',
-  tags: ['editor', 'ide'],
-  pricing: 'free',
-  functionality: ['edit code', 'debug'],
-  useCases: ['write software'],
-  interface: ['desktop', 'cli'],
-};
+const CONTENT = EDITOR_CONTENT;
 
 const SYNCED_AT = new Date('2026-01-01T00:00:00Z');
 
