@@ -1,6 +1,6 @@
 import { type mongo } from 'mongoose';
 import { type Decision, type PlannedWrite } from '../sync/plans/plan.js';
-import { planSettle } from '../sync/plans/settle.js';
+import { planSettle, type SettleOptions } from '../sync/plans/settle.js';
 import { type StoredTool } from '../sync/stored-tool.js';
 import { SyncConflictError, SyncStateError, ToolNotFoundError } from './errors.js';
 
@@ -152,8 +152,8 @@ export async function applyIdempotentPlans(
 export const SETTLE_OUTCOMES = { settled: 'settled', unchanged: 'unchanged' } as const;
 
 /** The settle rule as an idempotent plan. */
-export function settlePlan(tool: StoredTool, now: Date): IdempotentPlan {
-  const plan = planSettle(tool, now);
+export function settlePlan(tool: StoredTool, now: Date, options: SettleOptions = {}): IdempotentPlan {
+  const plan = planSettle(tool, now, options);
   if (plan.kind === 'invalid') return plan;
   if (plan.kind === 'settled') return { kind: 'none', outcome: SETTLE_OUTCOMES.unchanged };
   return { kind: 'write', outcome: SETTLE_OUTCOMES.settled, write: plan.write };

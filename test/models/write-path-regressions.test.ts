@@ -338,7 +338,7 @@ describe('the caller\'s options reach the server', () => {
   it.for<[string, string[], SessionWrite]>([
     [
       'updateOne',
-      ['update', 'find', 'update'],
+      ['findAndModify', 'update'],
       (id, session) => ToolModel.updateOne({ _id: id }, { $set: { description: 'Written in a session.' } }, { session }),
     ],
     [
@@ -353,14 +353,14 @@ describe('the caller\'s options reach the server', () => {
     ],
     [
       'doc.save()',
-      ['find', 'update', 'find', 'update'],
+      ['find', 'update', 'update'],
       async (id, session) => {
         const doc = await ToolModel.findById(id).session(session).orFail();
         doc.description = 'Written in a session.';
         await doc.save();
       },
     ],
-  ])('a session passed to %s reaches the server with the write and with the settle\'s find and update', async ([, expected, write], context) => {
+  ])('a session passed to %s reaches the server with the write and with every command of its settle', async ([, expected, write], context) => {
     const session = await mongoose.connection.startSession();
     try {
       const probe = await commandsDuring(() => tools().findOne({}, { session }));

@@ -378,6 +378,17 @@ describe('planSettle', () => {
     expect(write.filter[collectionPath('tools', 'status')]).toBe('stale');
   });
 
+  it('for a tool not read (a saved document as in memory), conditions on its content too, as well as on the token', () => {
+    const token = new Types.ObjectId();
+    const tool = storedTool({ pendingHashCheck: token, content: { description: 'Edited in memory.' } });
+    const read = planSettle(tool, NOW);
+    const unread = planSettle(tool, NOW, { unread: true });
+    if (read.kind !== 'write' || unread.kind !== 'write') throw new Error(`${read.kind} ${unread.kind}`);
+    expect(read.write.filter).toEqual(conditionAsRead(tool, token));
+    expect(unread.write.filter).toEqual({ ...conditionAsRead(tool, token), ...contentConditions(tool) });
+    expect(unread.write.update).toEqual(read.write.update);
+  });
+
   it('does not modify the tool it plans for', () => {
     const tool = legacyTool(specBackfillShape());
     const before = { ...tool, syncMetadata: structuredClone(tool.syncMetadata) };

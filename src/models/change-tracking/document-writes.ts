@@ -17,7 +17,7 @@ import { SyncArgumentError } from '../errors.js';
 import { defaultSyncMetadata } from '../sync-metadata.js';
 import { type Tool } from '../tool.js';
 import { BUSINESS_FIELDS } from '../tool-vocabulary.js';
-import { settleAfterWrite, toolCollection } from './settle-after-write.js';
+import { settleAfterWrite, settleStoredTools, toolCollection } from './settle-after-write.js';
 import { rootOf } from './update-analysis.js';
 
 type ToolDocument = DocumentType<Tool>;
@@ -151,11 +151,24 @@ function showStoredSyncMetadata(doc: ToolDocument, stored: StoredTool): void {
   unmarkSyncMetadata(doc);
 }
 
-/** After a save that changed content: settle the tool, and show its settled state on the document. */
+/** The tool as its save should have stored it: the document as it is in memory. */
+const asSaved = (doc: ToolDocument): StoredTool => doc.toObject({ depopulate: true, transform: false, virtuals: false, getters: false, minimize: false });
+
+/**
+ * After a save that changed content: settle the tool, and show its settled state on the
+ * document. A document holding all its metadata is planned from memory, on the condition that
+ * what is stored is what it holds (no read, unless someone wrote in between).
+ */
 export async function afterDocumentSave(this: ToolDocument): Promise<void> {
   if (!settleAfterSave.has(this)) return;
   settleAfterSave.delete(this);
-  await settleAfterWrite(this.constructor as ReturnModelType<typeof Tool>, { _id: this._id }, this.$session(), (stored) => { showStoredSyncMetadata(this, stored); });
+  const model = this.constructor as ReturnModelType<typeof Tool>;
+  const show = (stored: StoredTool): void => { showStoredSyncMetadata(this, stored); };
+  if (holdsSyncMetadata(this) && this.syncMetadata.pendingHashCheck != null) {
+    await settleStoredTools(model, [asSaved(this)], this.$session(), show, { unread: true });
+  } else {
+    await settleAfterWrite(model, { _id: this._id }, this.$session(), show);
+  }
 }
 
 /** A save that failed leaves no pending mark on the document (the write did not land). */

@@ -35,7 +35,7 @@ export function changeTrackingPlugin(schema: mongoose.Schema): void {
   schema.post('save', afterDocumentSave);
   schema.post('save', { errorHandler: true }, afterDocumentSaveError);
   for (const op of UPDATE_OPERATIONS) {
-    schema.pre(op, { document: false, query: true }, beforeQueryUpdate);
+    schema.pre(op, { document: false, query: true }, beforeQueryUpdate(op));
     schema.post(op, { document: false, query: true }, afterQueryWrite);
     schema.post(op, { document: false, query: true, errorHandler: true }, afterQueryWriteError);
   }

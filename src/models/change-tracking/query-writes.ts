@@ -5,7 +5,8 @@ import { PENDING_HASH_CHECK, SYNC_METADATA } from '../../sync/sync-state.js';
 import { type Tool } from '../tool.js';
 import { bookkeepingFor, replacementAsUpdate, withBookkeeping } from './bookkeeping.js';
 import { unmarkSyncMetadata } from './document-writes.js';
-import { settleAfterWrite } from './settle-after-write.js';
+import { returnStoredTool, takeReturned } from './returning-write.js';
+import { settleAfterWrite, settleStoredTools } from './settle-after-write.js';
 import { analyzeReplacement, analyzeUpdate, isPlainObject, plainUpdate } from './update-analysis.js';
 import { checkUpsert } from './validation.js';
 import { SyncArgumentError } from '../errors.js';
@@ -26,17 +27,21 @@ const modelOf = (query: ToolQuery): ToolModelType => query.model as unknown as T
  * bookkeeping to the update, and run validators unless the caller said otherwise. The filter,
  * the update's own operators or stages, and every option reach the server as they were given.
  */
-export async function beforeQueryUpdate(this: ToolQuery): Promise<void> {
-  const update = plainUpdate(this.getUpdate());
-  const analysis = analyzeUpdate(update);
-  const options = this.getOptions() as Record<string, unknown>;
-  const upsert = options.upsert === true;
-  if (upsert) await checkUpsert(modelOf(this), this.getFilter(), update, options);
-  // An upsert may insert a tool, whose metadata the settle completes.
-  const token = analysis.mayChangeContent || upsert ? new Types.ObjectId() : null;
-  this.setUpdate(withBookkeeping(update, bookkeepingFor(analysis, token, new Date())) as mongoose.UpdateQuery<unknown>);
-  if (options.runValidators === undefined) this.setOptions({ runValidators: true });
-  if (token !== null) pendingChecks.set(this, token);
+export function beforeQueryUpdate(op: (typeof UPDATE_OPERATIONS)[number]) {
+  return async function addBookkeeping(this: ToolQuery): Promise<void> {
+    const update = plainUpdate(this.getUpdate());
+    const analysis = analyzeUpdate(update);
+    const options = this.getOptions() as Record<string, unknown>;
+    const upsert = options.upsert === true;
+    if (upsert) await checkUpsert(modelOf(this), this.getFilter(), update, options);
+    // An upsert may insert a tool, whose metadata the settle completes.
+    const token = analysis.mayChangeContent || upsert ? new Types.ObjectId() : null;
+    this.setUpdate(withBookkeeping(update, bookkeepingFor(analysis, token, new Date())) as mongoose.UpdateQuery<unknown>);
+    if (options.runValidators === undefined) this.setOptions({ runValidators: true });
+    if (token === null) return;
+    pendingChecks.set(this, token);
+    if (op !== 'updateMany') returnStoredTool(this, op);
+  };
 }
 
 type Transform = (result: unknown) => unknown;
@@ -100,12 +105,19 @@ export async function afterQueryWrite(this: ToolQuery, result: unknown): Promise
   const token = pendingChecks.get(this);
   if (token === undefined) return;
   pendingChecks.delete(this);
+  const options = this.getOptions() as ReturnOptions & { session?: mongoose.mongo.ClientSession | null };
+  const returnsAfter = options.new === true || options.returnDocument === 'after' || options.returnOriginal === false;
+  const onSettled = returnsAfter ? showSettled(result) : undefined;
+  const returned = takeReturned(this);
+  if (returned?.kind === 'none') return;
+  if (returned?.kind === 'stored') {
+    await settleStoredTools(modelOf(this), [returned.tool], options.session, onSettled);
+    return;
+  }
   // A filter naming its `_id` names the only tool the write can have reached: the read is by `_id` too.
   const id = (this.getFilter() as { _id?: unknown })._id;
   const named = id instanceof Types.ObjectId ? { _id: id } : typeof id === 'string' && /^[0-9a-f]{24}$/i.test(id) ? { _id: new Types.ObjectId(id) } : {};
-  const options = this.getOptions() as ReturnOptions & { session?: mongoose.mongo.ClientSession | null };
-  const returnsAfter = options.new === true || options.returnDocument === 'after' || options.returnOriginal === false;
-  await settleAfterWrite(modelOf(this), { ...named, [PENDING_HASH_CHECK]: token }, options.session, returnsAfter ? showSettled(result) : undefined);
+  await settleAfterWrite(modelOf(this), { ...named, [PENDING_HASH_CHECK]: token }, options.session, onSettled);
 }
 
 /**

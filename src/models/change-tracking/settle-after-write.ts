@@ -1,7 +1,8 @@
 import { type ReturnModelType } from '@typegoose/typegoose';
 import { type mongo } from 'mongoose';
 import { type StoredTool } from '../../sync/stored-tool.js';
-import { settleMatching, type PlansSummary, type ToolCollection } from '../conditional-write.js';
+import { type SettleOptions } from '../../sync/plans/settle.js';
+import { applyIdempotentPlans, type IdempotentPlan, settleMatching, settlePlan, type PlansSummary, type ToolCollection } from '../conditional-write.js';
 import { type Tool } from '../tool.js';
 
 type ToolModelType = ReturnModelType<typeof Tool>;
@@ -37,6 +38,28 @@ export async function settleAfterWrite(
     return await settleMatching(toolCollection(model), filter, { session: session ?? undefined, batchSize: SETTLE_BATCH_SIZE, bulkSize: SETTLE_WRITES_PER_BULK, onSettled });
   } catch (error) {
     model.events.emit(SETTLE_FAILED_EVENT, { error, filter });
+    return undefined;
+  }
+}
+
+/**
+ * Settles tools as a write returned them, or as a saved document holds them (`unread`): planned
+ * from them, no read first; a plan that lost a race with a later write, or that was made from
+ * content the server did not store, does not match and is planned again from a fresh read.
+ * Failures as above.
+ */
+export async function settleStoredTools(
+  model: ToolModelType,
+  tools: StoredTool[],
+  session: mongo.ClientSession | null | undefined,
+  onSettled?: (tool: StoredTool) => void,
+  options: SettleOptions = {},
+): Promise<PlansSummary | undefined> {
+  const plan = (tool: StoredTool, now: Date): IdempotentPlan => settlePlan(tool, now, options);
+  try {
+    return await applyIdempotentPlans(toolCollection(model), tools, plan, { session: session ?? undefined, bulkSize: SETTLE_WRITES_PER_BULK, onSettled });
+  } catch (error) {
+    model.events.emit(SETTLE_FAILED_EVENT, { error, filter: { _id: { $in: tools.map((tool) => tool._id) } } });
     return undefined;
   }
 }

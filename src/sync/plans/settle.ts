@@ -41,8 +41,17 @@ export function unchangedSince(id: unknown, parsed: ParsedSyncState): Record<str
  * carrying one needs no more; a tool without one (legacy, or edited around the package by the raw
  * driver) is guarded by its content itself, so the settle's hashes are those of what it read.
  */
-function contentGuard(tool: StoredTool, parsed: ParsedSyncState): Record<string, unknown> {
-  return parsed.pendingHashCheck === null ? contentAsRead(tool) : {};
+function contentGuard(tool: StoredTool, parsed: ParsedSyncState, options: SettleOptions): Record<string, unknown> {
+  return parsed.pendingHashCheck === null || options.unread === true ? contentAsRead(tool) : {};
+}
+
+export interface SettleOptions {
+  /**
+   * The tool was not read: it is what a write should have stored (a saved document as it is in
+   * memory). Its content is a condition too, so hashes are never written for content that is not
+   * the stored one (a concurrent write, or a value the server stores otherwise).
+   */
+  unread?: boolean;
 }
 
 export function contentAsRead(tool: StoredTool): Record<string, unknown> {
@@ -57,7 +66,7 @@ export function contentAsRead(tool: StoredTool): Record<string, unknown> {
  * the overall status becomes the aggregate, and a pending hash check is cleared. Nothing to do
  * for a settled tool whose hashes hold.
  */
-export function planSettle(tool: StoredTool, now: Date): SettlePlan {
+export function planSettle(tool: StoredTool, now: Date, options: SettleOptions = {}): SettlePlan {
   const parsed = parseSyncState(tool);
   if (parsed.invalid !== undefined) return { kind: 'invalid', reason: parsed.invalid };
   const hashes = computeContentHashes(tool);
@@ -73,7 +82,7 @@ export function planSettle(tool: StoredTool, now: Date): SettlePlan {
     set.syncMetadata = {
       overallStatus: INITIAL_SYNC_STATUS, collections, lastModifiedFields: [], createdAt: now, updatedAt: now, pendingHashCheck: null,
     };
-    return { kind: 'write', write: { filter: { ...unchangedSince(tool._id, parsed), ...contentGuard(tool, parsed) }, update: { $set: set } }, statuses };
+    return { kind: 'write', write: { filter: { ...unchangedSince(tool._id, parsed), ...contentGuard(tool, parsed, options) }, update: { $set: set } }, statuses };
   }
 
   const noCollections = SYNC_COLLECTION_NAMES.every((name) => parsed.collections[name] === undefined);
@@ -118,5 +127,5 @@ export function planSettle(tool: StoredTool, now: Date): SettlePlan {
   }
   if (Object.keys(set).length === 0) return { kind: 'settled' };
   set[METADATA_UPDATED_AT] = now;
-  return { kind: 'write', write: { filter: { ...unchangedSince(tool._id, parsed), ...contentGuard(tool, parsed) }, update: { $set: set } }, statuses };
+  return { kind: 'write', write: { filter: { ...unchangedSince(tool._id, parsed), ...contentGuard(tool, parsed, options) }, update: { $set: set } }, statuses };
 }
