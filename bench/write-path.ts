@@ -7,7 +7,7 @@
  * package's tools carry the settled hashes of their stored content.
  */
 import mongoose, { type mongo } from 'mongoose';
-import { SETTLE_WRITES_PER_BULK } from '../src/models/change-tracking/settle-after-write.js';
+import { updatesPerBulk } from '../src/models/updates-per-bulk.js';
 import { ToolModel } from '../src/models/tool.js';
 import { BUSINESS_FIELDS } from '../src/models/tool-vocabulary.js';
 import { computeContentHashes } from '../src/sync/content-hash.js';
@@ -50,6 +50,8 @@ export interface WriteFigure {
 
 export interface WritePathResult {
   tools: number;
+  /** Conditional updates per bulk command of a settle on this engine (see src/models/updates-per-bulk.ts). */
+  settleUpdatesPerBulk: number;
   /** Construct + validate + toObject, no I/O, per document; medians of interleaved rounds. */
   cpuPerDocument: { rounds: number; packageMs: number; plainMs: number; ratio: number; hashingMs: number };
   insertMany: {
@@ -302,6 +304,8 @@ export async function benchWritePath(tools: SeedTool[], budget: WriteBudget, lim
   if (tools.length < MIN_WRITE_TOOLS) throw new Error(`the write path needs at least ${MIN_WRITE_TOOLS} tools; got ${tools.length}`);
   checkPlainModelMatches();
   const collections: Collections = { package: ToolModel.collection, plain: PlainToolModel.collection, raw: db.collection(RAW_COLLECTION) };
+  // Asked of the server once per client, before anything is counted.
+  const settleUpdatesPerBulk = await updatesPerBulk(mongoose.connection, Number.MAX_SAFE_INTEGER);
   const recorder = new CommandRecorder(mongoose.connection.getClient());
   try {
     log('  CPU per document');
@@ -317,8 +321,8 @@ export async function benchWritePath(tools: SeedTool[], budget: WriteBudget, lim
     await collections.raw.insertMany(stored.map((doc) => ({ ...doc })));
     await collections.plain.insertMany(stored.map(plainCopy));
     const skipped: SkippedWrite[] = [];
-    const writes = await writeFigures(recorder, collections, { tools, stored, budget, limit, skipped, log });
-    return { tools: tools.length, cpuPerDocument: cpu, insertMany, writes, skipped };
+    const writes = await writeFigures(recorder, collections, { tools, stored, budget, limit, skipped, log, settleUpdatesPerBulk });
+    return { tools: tools.length, settleUpdatesPerBulk, cpuPerDocument: cpu, insertMany, writes, skipped };
   } finally {
     recorder.detach();
     await dropIfExists(collections.plain);
@@ -334,15 +338,16 @@ interface WriteContext {
   limit: UpdateStatementLimit;
   skipped: SkippedWrite[];
   log: Log;
+  settleUpdatesPerBulk: number;
 }
 
 /**
  * The updateMany sizes to measure: 10, 100 and 1000 where the collection holds them and the
- * engine completes the settle's update commands (of SETTLE_WRITES_PER_BULK statements each);
+ * engine completes the settle's update commands (of settleUpdatesPerBulk statements at most);
  * where it does not, the largest size it completes instead; the rest are skipped with the reason.
  */
 function updateManySizes(context: WriteContext): number[] {
-  const { stored, limit, skipped, log } = context;
+  const { stored, limit, skipped, log, settleUpdatesPerBulk } = context;
   const sizes = new Set<number>();
   const skip = (size: number, reason: string): void => {
     skipped.push({ name: `updateMany of ${size} tools, content`, reason });
@@ -350,8 +355,8 @@ function updateManySizes(context: WriteContext): number[] {
   };
   for (const size of UPDATE_MANY_SIZES) {
     if (size > stored.length) skip(size, `the collection holds ${stored.length} tools`);
-    else if (limit.statements !== null && SETTLE_WRITES_PER_BULK >= limit.statements) {
-      skip(size, `the package's settle sends update commands of ${SETTLE_WRITES_PER_BULK} conditional updates, and ${limit.reason}`);
+    else if (limit.statements !== null && Math.min(size, settleUpdatesPerBulk) >= limit.statements) {
+      skip(size, `the package's settle sends update commands of ${Math.min(size, settleUpdatesPerBulk)} conditional updates, and ${limit.reason}`);
       const largest = Math.min(limit.statements - 1, stored.length);
       if (largest > 0) sizes.add(largest);
     } else sizes.add(size);

@@ -1,5 +1,6 @@
 import { type ReturnModelType } from '@typegoose/typegoose';
 import { type mongo } from 'mongoose';
+import { bulkSizeOf } from '../models/change-tracking/settle-after-write.js';
 import { applyIdempotentPlans, type IdempotentPlan } from '../models/conditional-write.js';
 import { type Tool } from '../models/tool.js';
 import { type StoredTool } from '../sync/stored-tool.js';
@@ -51,13 +52,6 @@ export const CHECKPOINT_COLLECTION = 'tool_sync_checkpoints';
 interface Checkpoint { _id: string; lastId: mongo.ObjectId; updatedAt: Date }
 
 /**
- * Writes per bulk command. MongoDB takes thousands at once, but FerretDB's cost per operation
- * grows with the size of the bulk (measured on v1.24/SQLite: 9 ms each in a bulk of 20, 59 ms each
- * in a bulk of 70); a few more round trips cost MongoDB little.
- */
-const WRITES_PER_BULK = 25;
-
-/**
  * Walks the tools collection in `_id` order, a batch at a time, planning each document and writing
  * a batch with one unordered bulk write. Each write is conditioned on what the plan read, so a
  * concurrent edit is never overwritten: such a document is read and planned again. Memory holds
@@ -90,7 +84,7 @@ export async function runBatchMigration(model: ToolModelType, options: Migration
   options.progress?.start(await tools.countDocuments(filter));
 
   const migrate = async (batch: StoredTool[]): Promise<void> => {
-    const result = await applyIdempotentPlans(tools, batch, options.plan, { bulkSize: WRITES_PER_BULK, dryRun: options.dryRun, now });
+    const result = await applyIdempotentPlans(tools, batch, options.plan, { bulkSize: bulkSizeOf(model), dryRun: options.dryRun, now });
     for (const [outcome, n] of Object.entries(result.outcomes)) summary.outcomes[outcome] = (summary.outcomes[outcome] ?? 0) + n;
     summary.replanned += result.replanned;
     summary.failed.push(...result.invalid, ...result.conflicted.map((id) => ({ id, reason: 'kept changing during the migration; run it again' })));

@@ -91,8 +91,12 @@ export interface PlansSummary {
 
 export const emptyPlansSummary = (): PlansSummary => ({ outcomes: {}, invalid: [], replanned: 0, conflicted: [] });
 
-/** Splits writes into bulks of at most `size` (one command each). */
-async function bulkUpdate(collection: ToolCollection, writes: PlannedWrite[], size: number, context: WriteContext): Promise<number> {
+/** Updates per bulk command for a group of this many (see updates-per-bulk.ts): asked only when needed. */
+export type BulkSize = (writes: number) => Promise<number>;
+
+/** Splits writes into bulks (one command each). */
+async function bulkUpdate(collection: ToolCollection, writes: PlannedWrite[], bulkSize: BulkSize, context: WriteContext): Promise<number> {
+  const size = await bulkSize(writes.length);
   let matched = 0;
   for (let i = 0; i < writes.length; i += size) {
     const chunk = writes.slice(i, i + size).map(({ filter, update }) => ({ updateOne: { filter, update } }));
@@ -103,7 +107,7 @@ async function bulkUpdate(collection: ToolCollection, writes: PlannedWrite[], si
 
 /**
  * Carries out an idempotent plan (planned again on what its own write produced, it writes
- * nothing) for a group of tools: one bulk of conditional writes (in bulks of `bulkSize`). When
+ * nothing) for a group of tools: one bulk of conditional writes (split as `bulkSize` says). When
  * some writes did not match, the group is read again and planned afresh; a tool whose write
  * landed before that read keeps the outcome first planned for it.
  */
@@ -111,7 +115,7 @@ export async function applyIdempotentPlans(
   collection: ToolCollection,
   tools: StoredTool[],
   plan: (tool: StoredTool, now: Date) => IdempotentPlan,
-  context: WriteContext & { bulkSize: number; dryRun?: boolean },
+  context: WriteContext & { bulkSize: BulkSize; dryRun?: boolean },
   summary: PlansSummary = emptyPlansSummary(),
 ): Promise<PlansSummary> {
   const now = context.now ?? (() => new Date());
@@ -167,7 +171,7 @@ export function settlePlan(tool: StoredTool, now: Date, options: SettleOptions =
 export async function settleMatching(
   collection: ToolCollection,
   filter: mongo.Filter<mongo.Document>,
-  context: WriteContext & { batchSize: number; bulkSize: number },
+  context: WriteContext & { batchSize: number; bulkSize: BulkSize },
 ): Promise<PlansSummary> {
   const summary = emptyPlansSummary();
   let after: mongo.ObjectId | undefined;

@@ -4,7 +4,7 @@ import { retryDelayMs, RETRY_POLICY } from '../sync/backoff.js';
 import { isSyncStatus, SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, SYNC_STATUSES, type SyncCollectionName, type SyncErrorCode, type SyncStatus } from '../sync/vocabulary.js';
 import { type StoredTool } from '../sync/stored-tool.js';
 import { collectionPath, PENDING_HASH_CHECK } from '../sync/sync-state.js';
-import { SETTLE_WRITES_PER_BULK, toolCollection } from './change-tracking/settle-after-write.js';
+import { bulkSizeOf, toolCollection } from './change-tracking/settle-after-write.js';
 import { applyIdempotentPlans, settlePlan } from './conditional-write.js';
 import { collectionNames, dateArgument, integerInRange } from './sync-arguments.js';
 import { type Tool } from './tool.js';
@@ -31,7 +31,7 @@ function limitArgument(value: unknown, fallback: number): number {
  */
 async function settledForWorker(model: ToolModelType, found: StoredTool[]): Promise<StoredTool[]> {
   const after = new Map<string, StoredTool>();
-  await applyIdempotentPlans(toolCollection(model), found, settlePlan, { bulkSize: SETTLE_WRITES_PER_BULK, onSettled: (tool) => { after.set(String(tool._id), tool); } });
+  await applyIdempotentPlans(toolCollection(model), found, settlePlan, { bulkSize: bulkSizeOf(model), onSettled: (tool) => { after.set(String(tool._id), tool); } });
   return found.map((tool) => after.get(String(tool._id))).filter((tool): tool is StoredTool => tool !== undefined);
 }
 

@@ -2,8 +2,9 @@ import { type ReturnModelType } from '@typegoose/typegoose';
 import { type mongo } from 'mongoose';
 import { type StoredTool } from '../../sync/stored-tool.js';
 import { type SettleOptions } from '../../sync/plans/settle.js';
-import { applyIdempotentPlans, type IdempotentPlan, settleMatching, settlePlan, type PlansSummary, type ToolCollection } from '../conditional-write.js';
+import { applyIdempotentPlans, type BulkSize, type IdempotentPlan, settleMatching, settlePlan, type PlansSummary, type ToolCollection } from '../conditional-write.js';
 import { type Tool } from '../tool.js';
+import { updatesPerBulk } from '../updates-per-bulk.js';
 
 type ToolModelType = ReturnModelType<typeof Tool>;
 
@@ -13,13 +14,8 @@ export const SETTLE_FAILED_EVENT = 'tool-sync:settle-failed';
 /** Tools read per batch after a write: one read per this many. */
 export const SETTLE_BATCH_SIZE = 1000;
 
-/**
- * Conditional updates per bulk command. MongoDB takes 100,000; FerretDB v1 never answers an
- * update command whose matching statements outnumber its connection pool (100 with SQLite, 50
- * with PostgreSQL: each holds a pooled connection until the command ends), so a settle stays
- * well below that on every engine: one bulk per 25 tools a write changed.
- */
-export const SETTLE_WRITES_PER_BULK = 25;
+/** The bulk size of a settle's updates on the model's server. */
+export const bulkSizeOf = (model: ToolModelType): BulkSize => (writes) => updatesPerBulk(model.db, writes);
 
 export const toolCollection = (model: ToolModelType): ToolCollection => model.collection;
 
@@ -35,7 +31,7 @@ export async function settleAfterWrite(
   onSettled?: (tool: StoredTool) => void,
 ): Promise<PlansSummary | undefined> {
   try {
-    return await settleMatching(toolCollection(model), filter, { session: session ?? undefined, batchSize: SETTLE_BATCH_SIZE, bulkSize: SETTLE_WRITES_PER_BULK, onSettled });
+    return await settleMatching(toolCollection(model), filter, { session: session ?? undefined, batchSize: SETTLE_BATCH_SIZE, bulkSize: bulkSizeOf(model), onSettled });
   } catch (error) {
     model.events.emit(SETTLE_FAILED_EVENT, { error, filter });
     return undefined;
@@ -57,7 +53,7 @@ export async function settleStoredTools(
 ): Promise<PlansSummary | undefined> {
   const plan = (tool: StoredTool, now: Date): IdempotentPlan => settlePlan(tool, now, options);
   try {
-    return await applyIdempotentPlans(toolCollection(model), tools, plan, { session: session ?? undefined, bulkSize: SETTLE_WRITES_PER_BULK, onSettled });
+    return await applyIdempotentPlans(toolCollection(model), tools, plan, { session: session ?? undefined, bulkSize: bulkSizeOf(model), onSettled });
   } catch (error) {
     model.events.emit(SETTLE_FAILED_EVENT, { error, filter: { _id: { $in: tools.map((tool) => tool._id) } } });
     return undefined;
