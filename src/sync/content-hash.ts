@@ -61,28 +61,39 @@ function canonicalValue(field: ContentField, value: unknown): CanonicalValue {
   }
 }
 
+/** Each field's canonical value, read once (a document's fields are read through getters). */
+type CanonicalValues = Partial<Record<ContentField, CanonicalValue>>;
+
+function serialized(tool: ToolContent, collection: SyncCollectionName, cache: CanonicalValues): string {
+  const fields: readonly ContentField[] = COLLECTION_FIELDS[collection];
+  const values = fields.map((field) => {
+    if (!(field in cache)) cache[field] = canonicalValue(field, tool[field]);
+    return cache[field];
+  });
+  return JSON.stringify([CONTENT_HASH_SCHEME_VERSION, collection, fields, values]);
+}
+
+const sha256Prefix = (text: string): string => createHash('sha256').update(text, 'utf8').digest('hex').slice(0, CONTENT_HASH_LENGTH);
+
 /**
  * The exact bytes hashed for one collection: scheme version, collection name, its field list,
  * then each field's canonical value in that fixed order (so object key order never matters).
  */
 export function canonicalContent(tool: ToolContent, collection: SyncCollectionName): string {
-  const fields: readonly ContentField[] = COLLECTION_FIELDS[collection];
-  const values = fields.map((field) => canonicalValue(field, tool[field]));
-  return JSON.stringify([CONTENT_HASH_SCHEME_VERSION, collection, fields, values]);
+  return serialized(tool, collection, {});
 }
 
 /** SHA-256 of the collection's canonical content, hex, truncated to 16 characters. */
 export function computeContentHash(tool: ToolContent, collection: SyncCollectionName): string {
-  return createHash('sha256')
-    .update(canonicalContent(tool, collection), 'utf8')
-    .digest('hex')
-    .slice(0, CONTENT_HASH_LENGTH);
+  return sha256Prefix(canonicalContent(tool, collection));
 }
 
+/** The four hashes; each content field is read and made canonical once. */
 export function computeContentHashes(tool: ToolContent): Record<SyncCollectionName, string> {
+  const cache: CanonicalValues = {};
   const hashes = {} as Record<SyncCollectionName, string>;
   for (const collection of SYNC_COLLECTION_NAMES) {
-    hashes[collection] = computeContentHash(tool, collection);
+    hashes[collection] = sha256Prefix(serialized(tool, collection, cache));
   }
   return hashes;
 }

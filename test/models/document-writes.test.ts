@@ -91,3 +91,18 @@ describe('doc.save() with changed content', () => {
     expect(after.syncMetadata.collections.usecases.contentHash).toBe(computeContentHashes(after).usecases);
   });
 });
+
+describe('validating a new tool', () => {
+  it('keeps the caller\'s validate options: paths to skip are skipped, the rest validated', async () => {
+    const doc = new ToolModel(toolInput({ url: 'javascript:alert(1)', pricing: 'priceless' }));
+    const error = await doc.validate({ pathsToSkip: ['url'] }).then(() => null, (e: unknown) => e as Error);
+    expect(error?.message).toContain('pricing');
+    expect(error?.message).not.toContain('url');
+  });
+
+  it('validates every path, its default sync metadata included, when the caller asks for every path', async () => {
+    const doc = new ToolModel(toolInput());
+    await expect(doc.validate({ validateAllPaths: true })).resolves.toBeUndefined();
+    expect(doc.syncMetadata.collections.tools.contentHash).toBe(computeContentHashes(doc).tools);
+  });
+});

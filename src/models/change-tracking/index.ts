@@ -1,5 +1,6 @@
 import type mongoose from 'mongoose';
 import { type ToolModelType } from './bulk-write.js';
+import { type ToolDocument } from './document-writes.js';
 import { beforeBulkWrite } from './bulk-write.js';
 import { afterDocumentInit, afterDocumentSave, afterDocumentSaveError, beforeDocumentSave, beforeDocumentValidate, beforeInsertMany } from './document-writes.js';
 import {
@@ -30,7 +31,8 @@ import {
  */
 export function changeTrackingPlugin(schema: mongoose.Schema): void {
   schema.post('init', afterDocumentInit);
-  schema.pre('validate', beforeDocumentValidate);
+  // Mongoose's types leave out the documented `overwriteMiddlewareArguments` return of a pre hook.
+  schema.pre('validate', beforeDocumentValidate as (this: ToolDocument, options?: Record<string, unknown>) => void);
   schema.pre('save', beforeDocumentSave);
   schema.post('save', afterDocumentSave);
   schema.post('save', { errorHandler: true }, afterDocumentSaveError);
