@@ -10,10 +10,11 @@ import {
 import { required } from './validators.js';
 import { CollectionSyncStatus, defaultCollectionSyncStatus } from './collection-sync-status.js';
 
+// Defaults `{}` here and below: each field's own default fills them (see Tool.syncMetadata).
 const collectionStatusProp = {
   type: () => CollectionSyncStatus,
   required,
-  default: defaultCollectionSyncStatus,
+  default: () => ({}),
 } as const;
 
 /** One status per vector collection; the property names are SYNC_COLLECTION_NAMES. */
@@ -45,7 +46,7 @@ export class SyncMetadata {
   @prop({ type: String, enum: SYNC_STATUSES, required, default: INITIAL_SYNC_STATUS })
   public overallStatus!: SyncStatus;
 
-  @prop({ type: () => SyncCollections, required, default: defaultSyncCollections })
+  @prop({ type: () => SyncCollections, required, default: () => ({}) })
   public collections!: SyncCollections;
 
   /** Business fields changed by the last content write, for debugging. */

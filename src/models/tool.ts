@@ -14,7 +14,7 @@ import { type MarkFailedResult } from '../sync/plans/mark-failed.js';
 import { type MarkSyncedResult } from '../sync/plans/mark-synced.js';
 import { type SyncCollectionName, type SyncErrorCode } from '../sync/vocabulary.js';
 import { changeTrackingPlugin } from './change-tracking/index.js';
-import { defaultSyncMetadata, SyncMetadata } from './sync-metadata.js';
+import { SyncMetadata } from './sync-metadata.js';
 import { findNeedingSync, findRetryable, getSyncStats, type RetryableTool, type SyncStats } from './tool-queries.js';
 import { markCollectionFailed, markCollectionSynced, requeueFailed, settleTool } from './tool-transitions.js';
 import { ToolFields } from './tool-fields.js';
@@ -55,7 +55,9 @@ import { ToolFields } from './tool-fields.js';
 export class Tool extends ToolFields {
   /** Sync infrastructure metadata, isolated from business data. */
   // Not required: a tool loaded without it (a projection) saves its business fields as they are.
-  @prop({ type: () => SyncMetadata, default: () => defaultSyncMetadata() })
+  // Default {}: the schema fills each field's own default (what defaultSyncMetadata() gives), at
+  // about half the CPU of casting a prebuilt object into its six subdocuments.
+  @prop({ type: () => SyncMetadata, default: () => ({}) })
   public syncMetadata!: SyncMetadata;
 
   /** Set by `timestamps: true`: business edits only (sync transitions move `syncMetadata.updatedAt`). */

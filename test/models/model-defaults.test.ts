@@ -48,6 +48,20 @@ function expectCompleteDefaults(stored: Record<string, unknown> | null, input: R
 }
 
 describe('a new tool carries complete default sync metadata', () => {
+  it('as defaultSyncMetadata() gives it (the schema fills each field\'s own default), hashed once validated', async () => {
+    const input = toolInput();
+    const doc = new ToolModel(input);
+    const withoutTimes = ({ createdAt: _created, updatedAt: _updated, ...rest }: Record<string, unknown>): Record<string, unknown> => rest;
+    const shown = (): Record<string, unknown> => withoutTimes(doc.toObject().syncMetadata as unknown as Record<string, unknown>);
+    const expected = withoutTimes(defaultSyncMetadata() as unknown as Record<string, unknown>);
+    expect(shown()).toEqual(expected);
+    for (const time of [doc.syncMetadata.createdAt, doc.syncMetadata.updatedAt]) expect(Math.abs(Date.now() - time.getTime())).toBeLessThan(5_000);
+    await doc.validate();
+    const hashes = computeContentHashes(input);
+    const collections = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, Object.assign(defaultCollectionSyncStatus(), { contentHash: hashes[name] })]));
+    expect(shown()).toEqual({ ...expected, collections });
+  });
+
   it('through new ToolModel() and save()', async () => {
     const input = toolInput();
     const doc = new ToolModel(input);

@@ -27,6 +27,8 @@ const SYNC_PATHS = [
   ...['overallStatus', 'createdAt', 'updatedAt', 'lastModifiedFields', 'pendingHashCheck'].map((key) => `${SYNC_METADATA}.${key}`),
   ...SYNC_COLLECTION_NAMES.flatMap((name) => COLLECTION_STATE_KEYS.map((key) => collectionPath(name, key))),
 ];
+/** Every path of the metadata's tree, its subdocuments included (what validation would walk). */
+const SYNC_SUBTREE = [SYNC_METADATA, `${SYNC_METADATA}.collections`, ...SYNC_COLLECTION_NAMES.map((name) => `${SYNC_METADATA}.collections.${name}`), ...SYNC_PATHS];
 /** The paths a user may not change on a loaded tool: all of them, but for an edit's marks. */
 const FORBIDDEN_ON_LOADED = SYNC_PATHS.filter((path) => ![PENDING_HASH_CHECK, LAST_MODIFIED_FIELDS, METADATA_UPDATED_AT].includes(path));
 
@@ -118,7 +120,7 @@ interface ValidateOptions { pathsToSkip?: string[] | string; validateAllPaths?: 
 function skipSyncMetadata(options: ValidateOptions | undefined): ReturnType<typeof mongoose.overwriteMiddlewareArguments> | undefined {
   if (options?.validateAllPaths === true) return undefined;
   const given = options?.pathsToSkip;
-  const pathsToSkip = [...(typeof given === 'string' ? given.split(' ') : given ?? []), SYNC_METADATA];
+  const pathsToSkip = [...(typeof given === 'string' ? given.split(' ') : given ?? []), ...SYNC_SUBTREE];
   return mongoose.overwriteMiddlewareArguments({ ...options, pathsToSkip });
 }
 
