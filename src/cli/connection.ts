@@ -1,7 +1,7 @@
 import mongoose from 'mongoose';
 import { engineFromBuildInfo, type BuildInfo } from '../db/engine.js';
+import { resolveDatabase } from '../db/resolve.js';
 import { createToolModel, type ToolModelType } from '../models/create-tool-model.js';
-import { startEmbedded } from './embedded.js';
 import { describeServer, type Target } from './target.js';
 
 export interface OpenDatabase {
@@ -26,11 +26,14 @@ async function engineName(): Promise<string | undefined> {
 }
 
 /**
- * Connects the default Mongoose connection to the target's server and database (starting the
- * embedded database if that is the target), and gives the Tool model on `collection`.
+ * Connects the default Mongoose connection to the target's server and database, and gives the Tool
+ * model on `collection`. The embedded database is the db module's choice of engine (resolveDatabase),
+ * over the target's data folder, which outlives the command.
  */
 export async function openDatabase(target: Target, collection: string): Promise<OpenDatabase> {
-  const embedded = target.kind === 'embedded' ? await startEmbedded(target.dataDir, logToStderr) : undefined;
+  const embedded = target.kind === 'embedded'
+    ? await resolveDatabase({ dataDir: target.dataDir, log: logToStderr, announce: false })
+    : undefined;
   const close = async (): Promise<void> => {
     try {
       await mongoose.disconnect();
@@ -41,10 +44,13 @@ export async function openDatabase(target: Target, collection: string): Promise<
   try {
     const uri = target.kind === 'server' ? target.uri : embedded?.uri ?? '';
     await mongoose.connect(uri, { serverSelectionTimeoutMS: 5_000, autoIndex: false, autoCreate: false, dbName: target.dbName });
-    const engine = await engineName();
-    const server = target.kind === 'server'
-      ? `${describeServer(target.uri)} (${engine === undefined ? '' : `${engine}, `}from ${target.from})`
-      : `embedded ${engine ?? 'database'} (${embedded?.where ?? target.dataDir})`;
+    let server: string;
+    if (target.kind === 'server') {
+      const engine = await engineName();
+      server = `${describeServer(target.uri)} (${engine === undefined ? '' : `${engine}, `}from ${target.from})`;
+    } else {
+      server = embedded === undefined ? `embedded database (${target.dataDir})` : `embedded ${embedded.engine.name} ${embedded.engine.version} (${embedded.where})`;
+    }
     // ToolModel is the default connection's `Tool` on `tools`; another collection gets a model of its own name.
     const model = createToolModel(mongoose.connection, { collection, modelName: collection === 'tools' ? 'Tool' : `Tool:${collection}` });
     return { model, description: `server ${server}, database ${mongoose.connection.name}, collection ${collection}`, close };

@@ -1,4 +1,5 @@
 import mongoose from 'mongoose';
+import { NoDatabaseEngineError } from '../db/resolve.js';
 
 /** One line that names the problem, for any error a command can end with. */
 export function describeFailure(error: unknown): string {
@@ -6,6 +7,11 @@ export function describeFailure(error: unknown): string {
 }
 
 function describe(error: unknown): string {
+  // The CLI only starts an embedded database when neither --uri nor MONGODB_URI is set.
+  if (error instanceof NoDatabaseEngineError) {
+    return 'no database to work on: pass --uri <connection string> or set MONGODB_URI '
+      + `(neither is set, and no embedded database can be started here: ${error.reasons.join('; ')})`;
+  }
   if (error instanceof mongoose.Error.ValidationError) return `invalid data: ${error.message}`;
   if (
     error instanceof mongoose.Error.MongooseServerSelectionError ||

@@ -37,7 +37,8 @@ const EXIT_CODES = `
 Exit codes:
   0    done
   1    an error: a usage error, an empty or invalid connection string, a missing collection,
-       an unreachable server, a failed command
+       an unreachable server, no database (neither --uri/MONGODB_URI nor an embedded engine),
+       a failed command
   2    needs the operator: a migration left documents failed or was stopped (Ctrl-C),
        indexes missing or different, seed refused a collection that already holds tools
   130  interrupted (a second Ctrl-C)`;

@@ -29,6 +29,16 @@ async function go(args: string[], cwd?: string): Promise<string> {
   }
 }
 
+/** Whether a `go` command is on PATH (to build FerretDB with); one that is there but fails is left to the build to report. */
+export async function goAvailable(): Promise<boolean> {
+  try {
+    await execFileAsync('go', ['version']);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ENOENT';
+  }
+}
+
 /**
  * Builds FerretDB from its module through the Go module proxy, once, into the project's cache.
  *

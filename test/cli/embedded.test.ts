@@ -1,12 +1,12 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ferretDbBinaryPath, FERRETDB_VERSION } from '../../src/db/index.js';
 import { type SyncStats } from '../../src/index.js';
-import { runCli } from '../helpers/cli.js';
+import { CLI_PATH, hasStackTrace, runCli, type CliResult } from '../helpers/cli.js';
 
 /**
  * The embedded database (neither --uri nor MONGODB_URI) kept between commands. It is the engine
@@ -104,5 +104,112 @@ describe.runIf(engine !== undefined)('the embedded database', () => {
     expect(status.code, status.stderr).toBe(0);
     const stats = JSON.parse(status.stdout) as SyncStats;
     expect(stats.byOverallStatus).toMatchObject({ synced: 59, failed: 1, pending: 0, stale: 0 });
+  });
+});
+
+/** Prints why a test is skipped (the suite's `[skip reason]` convention: never a silent skip) and gives the reason. */
+function skipBecause(reason: string): string {
+  const line = `[skip reason] ${reason}`;
+  console.log(line);
+  return line;
+}
+
+/** `tool-sync` (the built bin) in `cwd`, with exactly `env` (plus nothing of this process's). */
+function runCliIn(cwd: string, args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
+  const child = spawn(process.execPath, [CLI_PATH, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+  return new Promise((resolve) => { child.once('close', (code, signal) => { resolve({ code, signal, stdout, stderr }); }); });
+}
+
+describe('no embedded engine', () => {
+  /** This PATH without any folder that holds a `go` command: no Go toolchain to build FerretDB with. */
+  const pathWithoutGo = (process.env.PATH ?? '').split(delimiter).filter((dir) => dir !== '' && !existsSync(join(dir, 'go'))).join(delimiter);
+
+  /**
+   * A machine with neither engine: every cache and data folder an empty temporary one (the FerretDB
+   * build cache, mongodb-memory-server's download folder, HOME, and the working folder, where it
+   * also looks), no download at run time (so a machine with internet access cannot fetch one), and
+   * no Go on PATH.
+   */
+  async function bareMachine(name: string): Promise<{ root: string; cwd: string; cache: string; env: NodeJS.ProcessEnv }> {
+    const root = join(work, name);
+    const cwd = join(root, 'cwd');
+    const home = join(root, 'home');
+    const cache = join(root, 'cache');
+    const downloads = join(root, 'mongodb-binaries');
+    for (const dir of [cwd, home, cache, downloads]) await mkdir(dir, { recursive: true });
+    const env: NodeJS.ProcessEnv = {
+      PATH: pathWithoutGo,
+      HOME: home,
+      TOOL_SYNC_CACHE_DIR: cache,
+      XDG_CACHE_HOME: join(home, '.cache'),
+      MONGOMS_DOWNLOAD_DIR: downloads,
+      MONGOMS_RUNTIME_DOWNLOAD: 'false',
+    };
+    return { root, cwd, cache, env };
+  }
+
+  const cases = [
+    { command: 'status', where: '--data-dir (an empty folder)', args: (root: string) => ['status', '--data-dir', join(root, 'data')], dataDir: (root: string) => join(root, 'data') },
+    { command: 'seed', where: 'the default data folder (in the empty cache)', args: () => ['seed', '--count', '3'], dataDir: (root: string) => join(root, 'cache', 'data') },
+  ];
+
+  for (const { command, where, args, dataDir } of cases) it(`${command} with ${where} fails with one line saying to pass --uri or set MONGODB_URI, exit 1`, { timeout: 60_000 }, async () => {
+    const machine = await bareMachine(`bare-${command}`);
+    // The premise: there is no `go` to run here.
+    expect(spawnSync('go', ['version'], { env: machine.env }).error).toMatchObject({ code: 'ENOENT' });
+
+    const result = await runCliIn(machine.cwd, args(machine.root), machine.env);
+    expect(result.code, result.stderr).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(hasStackTrace(result.stderr)).toBe(false);
+    const lines = result.stderr.split('\n').filter((line) => line !== '');
+    expect(lines, result.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/^tool-sync: no database to work on: pass --uri <connection string> or set MONGODB_URI \(neither is set, and no embedded database can be started here: /);
+    // Why, for each engine.
+    expect(lines[0]).toContain('mongodb-memory-server has no MongoDB binary here');
+    expect(lines[0]).toContain(`FerretDB is not built (${join(machine.cache, `ferretdb-${FERRETDB_VERSION}`, 'ferretdb')}) and building it needs Go 1.24 or newer, which is not on PATH`);
+    // Nothing was built, and the data folder is not left locked.
+    expect(existsSync(join(machine.cache, `ferretdb-${FERRETDB_VERSION}`))).toBe(false);
+    expect(existsSync(join(dataDir(machine.root), 'tool-sync.lock'))).toBe(false);
+  });
+});
+
+/** Whether mongodb-memory-server can start MongoDB here (it may download it first); the reason when it cannot. */
+async function memoryServerProblem(): Promise<string | undefined> {
+  try {
+    const { MongoBinary, MongoMemoryServer } = await import('mongodb-memory-server');
+    await MongoBinary.getPath();
+    const server = await MongoMemoryServer.create();
+    await server.stop();
+    return undefined;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return message.split('\n').map((line) => line.trim()).filter((line) => line !== '').join(' ').slice(0, 300);
+  }
+}
+
+describe('the embedded database on mongodb-memory-server', () => {
+  it('keeps its data in --data-dir/mongodb: seed then status, in two processes, see the same tools', { timeout: 300_000 }, async (context) => {
+    const problem = await memoryServerProblem();
+    if (problem !== undefined) {
+      skipBecause(`mongodb-memory-server cannot start MongoDB on this machine (tried: ${problem}); the test needs it (the FerretDB path of --data-dir is tested above)`);
+      context.skip();
+    }
+    const dataDir = join(work, 'memory');
+    const env = { MONGODB_URI: undefined, TOOL_SYNC_DB: undefined };
+    const seeded = await runCli(['seed', '--count', '9', '--seed', '8', '--data-dir', dataDir], env);
+    expect(seeded.code, seeded.stderr).toBe(0);
+    expect(seeded.stderr).toMatch(new RegExp(`^tool-sync: server embedded MongoDB \\S+ \\(mongodb-memory-server, data kept in ${dataDir}/mongodb\\), database tool_sync, collection tools$`, 'm'));
+    expect(readdirSync(join(dataDir, 'mongodb'))).toContain('WiredTiger');
+    expect(existsSync(join(dataDir, 'ferretdb'))).toBe(false);
+
+    const status = await runCli(['status', '--json', '--data-dir', dataDir], env);
+    expect(status.code, status.stderr).toBe(0);
+    expect(total(status.stdout)).toBe(9);
+    expect(existsSync(join(dataDir, 'tool-sync.lock'))).toBe(false);
   });
 });

@@ -1,12 +1,23 @@
 import { execFile, spawn } from 'node:child_process';
-import { homedir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import mongoose from 'mongoose';
 import { describe, expect, inject, it } from 'vitest';
-import { DEFAULT_POSTGRESQL_URL, engineFromBuildInfo, ferretDbBinaryPath, projectCacheDir, FERRETDB_VERSION, postgresqlReachable, redactUri, resolveDatabase } from '../../src/db/index.js';
+import {
+  DATA_DIR_LOCK_FILE,
+  DEFAULT_POSTGRESQL_URL,
+  engineFromBuildInfo,
+  ferretDbBinaryPath,
+  projectCacheDir,
+  FERRETDB_VERSION,
+  postgresqlReachable,
+  redactUri,
+  resolveDatabase,
+} from '../../src/db/index.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -95,6 +106,52 @@ describe('resolveDatabase', () => {
     expect(await roundTrip(database.uri)).toBe(1);
     await database.stop();
     expect(await portIsOpen(database.uri)).toBe(false);
+  });
+
+  it('MONGODB_URI wins over dataDir: nothing is started, created or locked there', async () => {
+    const dataDir = join(tmpdir(), `tool-sync-never-${process.pid}-${Date.now()}`);
+    const database = await resolveDatabase({ env: { MONGODB_URI: inject('mongoUri') }, dataDir, log: () => undefined });
+    expect(database.source).toBe('MONGODB_URI');
+    expect(database.uri).toBe(inject('mongoUri'));
+    expect(database.dataDir).toBeUndefined();
+    expect(existsSync(dataDir)).toBe(false);
+    await database.stop();
+  });
+
+  it.runIf(ferretDbAvailable)('with dataDir, keeps FerretDB\'s data in <dataDir>/ferretdb for the next server, and locks the folder while in use', { timeout: 60_000 }, async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'tool-sync-db-data-'));
+    const lock = join(dataDir, DATA_DIR_LOCK_FILE);
+    try {
+      const first = await resolveDatabase({ env: { TOOL_SYNC_DB: 'ferretdb' }, dataDir, log: () => undefined });
+      try {
+        expect(first.source).toBe('ferretdb');
+        expect(first.dataDir).toBe(join(dataDir, 'ferretdb'));
+        expect(first.where).toBe(`SQLite backend, data kept in ${join(dataDir, 'ferretdb')}`);
+        expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\n`);
+        const connection = await mongoose.createConnection(first.uri, { dbName: 'kept' }).asPromise();
+        await connection.collection('probe').insertOne({ kept: 'yes' });
+        await connection.close();
+      } finally {
+        await first.stop();
+      }
+      expect(existsSync(lock)).toBe(false);
+
+      // No TOOL_SYNC_DB now: a folder holding FerretDB's data (and no MongoDB data) goes straight to FerretDB.
+      const lines: string[] = [];
+      const second = await resolveDatabase({ env: {}, dataDir, log: (line) => lines.push(line) });
+      try {
+        expect(second.source).toBe('ferretdb');
+        expect(second.uri).not.toBe(first.uri);
+        expect(lines.filter((line) => line.includes('mongodb-memory-server'))).toEqual([]);
+        const connection = await mongoose.createConnection(second.uri, { dbName: 'kept' }).asPromise();
+        expect(await connection.collection('probe').findOne({}, { projection: { _id: 0 } })).toEqual({ kept: 'yes' });
+        await connection.close();
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('refuses an unknown FerretDB backend, naming the value', async () => {
