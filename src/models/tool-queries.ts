@@ -2,10 +2,11 @@ import { type DocumentType, type ReturnModelType } from '@typegoose/typegoose';
 import { type Types } from 'mongoose';
 import { retryDelayMs, RETRY_POLICY } from '../sync/backoff.js';
 import { isSyncStatus, SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, SYNC_STATUSES, type SyncCollectionName, type SyncErrorCode, type SyncStatus } from '../sync/vocabulary.js';
-import { type StoredTool } from '../sync/stored-tool.js';
+import { parseSyncState, type StoredTool } from '../sync/stored-tool.js';
+import { planQuarantine } from '../sync/plans/quarantine.js';
 import { collectionPath, PENDING_HASH_CHECK } from '../sync/sync-state.js';
 import { bulkSizeOf, toolCollection } from './change-tracking/settle-after-write.js';
-import { applyIdempotentPlans, settlePlan } from './conditional-write.js';
+import { applyIdempotentPlans, type IdempotentPlan, settlePlan } from './conditional-write.js';
 import { collectionNames, dateArgument, integerInRange } from './sync-arguments.js';
 import { type Tool } from './tool.js';
 
@@ -31,8 +32,20 @@ function limitArgument(value: unknown, fallback: number): number {
  */
 async function settledForWorker(model: ToolModelType, found: StoredTool[]): Promise<StoredTool[]> {
   const after = new Map<string, StoredTool>();
-  await applyIdempotentPlans(toolCollection(model), found, settlePlan, { bulkSize: bulkSizeOf(model), onSettled: (tool) => { after.set(String(tool._id), tool); } });
+  const context = { bulkSize: bulkSizeOf(model), onSettled: (tool: StoredTool) => { after.set(String(tool._id), tool); } };
+  const { invalid } = await applyIdempotentPlans(toolCollection(model), found, settlePlan, context);
+  if (invalid.length > 0) {
+    // Skipped by this call, and quarantined so that no later poll finds them again.
+    const unusable = new Set(invalid.map(({ id }) => id));
+    await applyIdempotentPlans(toolCollection(model), found.filter((tool) => unusable.has(String(tool._id))), quarantinePlan, { bulkSize: bulkSizeOf(model) });
+  }
   return found.map((tool) => after.get(String(tool._id))).filter((tool): tool is StoredTool => tool !== undefined);
+}
+
+/** Quarantines a tool whose stored metadata cannot be used; one repaired meanwhile needs nothing. */
+function quarantinePlan(tool: StoredTool, now: Date): IdempotentPlan {
+  const { invalid } = parseSyncState(tool);
+  return invalid === undefined ? { kind: 'none', outcome: 'usable' } : { kind: 'write', outcome: 'quarantined', write: planQuarantine(tool, invalid, now) };
 }
 
 const waitsIn = (tool: StoredTool, names: readonly SyncCollectionName[]): boolean => {

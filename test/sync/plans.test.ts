@@ -5,6 +5,7 @@ import { computeContentHashes } from '../../src/sync/content-hash.js';
 import { planMarkFailed } from '../../src/sync/plans/mark-failed.js';
 import { planMarkSynced } from '../../src/sync/plans/mark-synced.js';
 import { type Decision, type PlannedWrite } from '../../src/sync/plans/plan.js';
+import { planQuarantine, QUARANTINE_MESSAGE_PREFIX } from '../../src/sync/plans/quarantine.js';
 import { planRequeue } from '../../src/sync/plans/requeue.js';
 import { planSettle } from '../../src/sync/plans/settle.js';
 import { isSettled, parseSyncState, type StoredTool } from '../../src/sync/stored-tool.js';
@@ -497,13 +498,17 @@ describe('planMarkFailed', () => {
     expect(write?.update.$set).toMatchObject({ [OVERALL_STATUS]: 'failed', [collectionPath('tools', 'status')]: 'failed' });
   });
 
-  it('settles first, and refuses invalid metadata', () => {
+  it('settles first, and quarantines metadata it cannot use (the failure is recorded, never refused)', () => {
     const pending = storedTool({ pendingHashCheck: new Types.ObjectId() });
     expect(planMarkFailed(pending, 'tools', failure, NOW)).toEqual({ kind: 'again', write: settleWrite(pending) });
     const legacy = legacyTool();
     expect(planMarkFailed(legacy, 'tools', failure, NOW)).toEqual({ kind: 'again', write: settleWrite(legacy) });
-    expect(planMarkFailed(storedTool({ overallStatus: 'done' as SyncStatus }), 'tools', failure, NOW))
-      .toEqual({ kind: 'invalid', reason: 'syncMetadata.overallStatus is "done"' });
+    const unusable = storedTool({ overallStatus: 'done' as SyncStatus });
+    expect(planMarkFailed(unusable, 'tools', failure, NOW)).toEqual({
+      kind: 'done',
+      write: planQuarantine(unusable, 'syncMetadata.overallStatus is "done"', NOW),
+      result: { errorCode: 'VALIDATION_ERROR', retryCount: 0 },
+    });
   });
 });
 
@@ -570,12 +575,46 @@ describe('planRequeue', () => {
     expect(planRequeue(storedTool(), SYNC_COLLECTION_NAMES, undefined, NOW)).toEqual({ kind: 'done', write: null, result: 0 });
   });
 
-  it('settles first, and refuses invalid metadata', () => {
+  it('settles first, and quarantines metadata it cannot use before requeueing it', () => {
     const pending = storedTool({ pendingHashCheck: new Types.ObjectId(), overallStatus: 'failed', states: { tools: { status: 'failed' } } });
     expect(planRequeue(pending, SYNC_COLLECTION_NAMES, undefined, NOW)).toEqual({ kind: 'again', write: settleWrite(pending) });
     const partial = legacyTool(specBackfillShape());
     expect(planRequeue(partial, SYNC_COLLECTION_NAMES, undefined, NOW)).toEqual({ kind: 'again', write: settleWrite(partial) });
     const invalid = legacyTool({ ...specBackfillShape(), collections: 'none' });
-    expect(planRequeue(invalid, SYNC_COLLECTION_NAMES, undefined, NOW)).toEqual({ kind: 'invalid', reason: 'syncMetadata.collections is "none"' });
+    const quarantine = planQuarantine(invalid, 'syncMetadata.collections is "none"', NOW);
+    expect(planRequeue(invalid, SYNC_COLLECTION_NAMES, undefined, NOW)).toEqual({ kind: 'again', write: quarantine });
+    // Decided again on the quarantined tool: every collection back in line.
+    const requeue = planRequeue(applySet(invalid, quarantine), SYNC_COLLECTION_NAMES, undefined, NOW);
+    expect(requeue).toMatchObject({ kind: 'done', result: SYNC_COLLECTION_NAMES.length });
+  });
+});
+
+describe('planQuarantine', () => {
+  it('replaces unusable metadata with settled metadata in which every collection failed validation, conditioned on what was read', () => {
+    const tool = storedTool({ states: { tools: { retryCount: -2 } } });
+    const reason = 'syncMetadata.collections.tools.retryCount is -2';
+    const write = planQuarantine(tool, reason, NOW);
+    expect(write.filter).toEqual({ _id: tool._id, syncMetadata: { $eq: tool.syncMetadata }, ...contentConditions(tool) });
+    const quarantined = applySet(tool, write);
+    expect(isSettled(parseSyncState(quarantined))).toBe(true);
+    expect(planSettle(quarantined, NOW)).toEqual({ kind: 'settled' });
+    const meta = metadataOf(quarantined);
+    expect(meta.overallStatus).toBe('failed');
+    const collections = meta.collections as Record<string, CollectionSyncState>;
+    for (const name of SYNC_COLLECTION_NAMES) {
+      expect(collections[name]).toMatchObject({ status: 'failed', errorCode: 'VALIDATION_ERROR', lastError: `${QUARANTINE_MESSAGE_PREFIX}${reason}`, retryCount: 0 });
+      // What could be read is kept.
+      expect(collections[name]?.lastSyncedAt).toEqual(EARLIER);
+      expect(collections[name]?.vectorVersion).toBe(2);
+    }
+  });
+
+  it('quarantines metadata that is not an object at all, with the hashes of the content', () => {
+    const tool = legacyTool('synced');
+    const quarantined = applySet(tool, planQuarantine(tool, 'syncMetadata is "synced", not an object', NOW));
+    const collections = metadataOf(quarantined).collections as Record<string, CollectionSyncState>;
+    expect(collections.tools?.contentHash).toBe(HASHES.tools);
+    expect(collections.tools?.lastSyncedAt).toBeNull();
+    expect(planSettle(quarantined, NOW)).toEqual({ kind: 'settled' });
   });
 });

@@ -4,6 +4,7 @@ import { collectionPath, METADATA_UPDATED_AT, OVERALL_STATUS } from '../sync-sta
 import { type SyncCollectionName, type SyncErrorCode } from '../vocabulary.js';
 import { settledStatuses } from './mark-synced.js';
 import { type Decision } from './plan.js';
+import { planQuarantine } from './quarantine.js';
 import { settleFirst } from './settle-first.js';
 import { unchangedSince } from './settle.js';
 
@@ -20,6 +21,9 @@ export function planMarkFailed(
   now: Date,
 ): Decision<MarkFailedResult> {
   const unsettled = settleFirst(tool, now);
+  // Metadata that cannot be used cannot take this failure either: the tool is quarantined (see
+  // planQuarantine), which records the problem and takes it out of the queue.
+  if (unsettled?.kind === 'invalid') return { kind: 'done', write: planQuarantine(tool, unsettled.reason, now), result: { errorCode: 'VALIDATION_ERROR', retryCount: 0 } };
   if (unsettled !== undefined) return unsettled;
   const parsed = parseSyncState(tool);
   const retryCount = (parsed.collections[collection]?.retryCount ?? 0) + 1;

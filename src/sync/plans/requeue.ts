@@ -5,6 +5,7 @@ import { afterRequeue } from '../transitions.js';
 import { type SyncCollectionName, type SyncErrorCode } from '../vocabulary.js';
 import { settledStatuses } from './mark-synced.js';
 import { type Decision } from './plan.js';
+import { planQuarantine } from './quarantine.js';
 import { settleFirst } from './settle-first.js';
 import { unchangedSince } from './settle.js';
 
@@ -19,6 +20,8 @@ export function planRequeue(
   now: Date,
 ): Decision<number> {
   const unsettled = settleFirst(tool, now);
+  // Metadata that cannot be used is quarantined first (every collection failed validation), then requeued.
+  if (unsettled?.kind === 'invalid') return { kind: 'again', write: planQuarantine(tool, unsettled.reason, now) };
   if (unsettled !== undefined) return unsettled;
   const parsed = parseSyncState(tool);
   const statuses = settledStatuses(tool);
