@@ -99,7 +99,8 @@ export async function findRetryable(
     [statusPath(name)]: 'failed',
     [collectionPath(name, 'retryCount')]: { $lt: maxRetries },
     [collectionPath(name, 'errorCode')]: { $ne: 'VALIDATION_ERROR' },
-    [collectionPath(name, 'lastSyncAttemptAt')]: { $lte: earliest },
+    // A failure recorded without an attempt time (the spec's partial backfill shape) is due now.
+    $or: [{ [collectionPath(name, 'lastSyncAttemptAt')]: { $lte: earliest } }, { [collectionPath(name, 'lastSyncAttemptAt')]: null }],
   }));
   const found: RetryableTool[] = [];
   const cursor = model.find({ 'syncMetadata.overallStatus': 'failed', $or: candidates }).sort({ 'syncMetadata.updatedAt': 1, _id: 1 }).cursor();

@@ -95,3 +95,13 @@ describe('requeueFailed over a poisoned tool', () => {
     expect((await stored(other._id)).syncMetadata.collections.usecases?.status).toBe('pending');
   });
 });
+
+describe('findRetryable', () => {
+  it('finds failed collections recorded without an attempt time (the spec\'s partial shape): due now', async () => {
+    const id = await insertPoisoned({ ...specBackfillShape(), overallStatus: 'failed' });
+    await ToolModel.settleSyncState(id);
+    const found = await ToolModel.findRetryable({ limit: 1000 });
+    const mine = found.find(({ tool }) => String(tool._id) === String(id));
+    expect(mine?.collections).toEqual(['usecases']);
+  });
+});
