@@ -51,7 +51,8 @@ export function formatSummary(summary: MigrationSummary): string {
     ...Object.entries(summary.outcomes).map(([outcome, n]) => `  ${`${outcome}:`.padEnd(18)}${n}`),
     ...(summary.replanned > 0 ? [`  re-planned:       ${summary.replanned} (changed by someone else while being migrated)`] : []),
     `  failed:           ${summary.failed.length}`,
-    ...summary.failed.slice(0, 50).map(({ id, reason }) => `    ${id}: ${reason}`),
+    // The _id finds the document; the business id tells the operator which tool it is.
+    ...summary.failed.slice(0, 50).map(({ _id, id, reason }) => `    _id ${_id} (id ${id ?? 'missing'}): ${reason}`),
     ...(summary.failed.length > 50 ? [`    … and ${summary.failed.length - 50} more`] : []),
     ...(summary.aborted ? ['  stopped:          after a batch, on request; run it again to resume'] : []),
     `  elapsed:          ${(summary.elapsedMs / 1000).toFixed(1)}s`,

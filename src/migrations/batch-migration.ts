@@ -17,10 +17,21 @@ export interface MigrationSummary {
   outcomes: Record<string, number>;
   /** Writes that a concurrent edit invalidated, planned again from what is stored now. */
   replanned: number;
-  failed: { id: string; reason: string }[];
+  /**
+   * Documents left as they were, by `_id` (hex) and business `id` (null when it has none), with the
+   * reason: metadata no rule can use, a write the server or the driver refused (such as a document
+   * too close to the 16 MB limit to take its metadata), or one that kept changing.
+   */
+  failed: MigrationFailure[];
   /** The run was stopped by its AbortSignal after a batch: its checkpoint is kept, a next run resumes. */
   aborted: boolean;
   elapsedMs: number;
+}
+
+export interface MigrationFailure {
+  _id: string;
+  id: string | null;
+  reason: string;
 }
 
 export interface MigrationProgress {
@@ -84,10 +95,17 @@ export async function runBatchMigration(model: ToolModelType, options: Migration
   options.progress?.start(await tools.countDocuments(filter));
 
   const migrate = async (batch: StoredTool[]): Promise<void> => {
-    const result = await applyIdempotentPlans(tools, batch, options.plan, { bulkSize: bulkSizeOf(model), dryRun: options.dryRun, now });
+    // A document that cannot be written is recorded and skipped: one bad document never stops the run.
+    const result = await applyIdempotentPlans(tools, batch, options.plan, { bulkSize: bulkSizeOf(model), dryRun: options.dryRun, now, recordRefused: true });
     for (const [outcome, n] of Object.entries(result.outcomes)) summary.outcomes[outcome] = (summary.outcomes[outcome] ?? 0) + n;
     summary.replanned += result.replanned;
-    summary.failed.push(...result.invalid, ...result.conflicted.map((id) => ({ id, reason: 'kept changing during the migration; run it again' })));
+    const businessIds = new Map(batch.map((tool) => [String(tool._id), typeof tool.id === 'string' ? tool.id : null]));
+    const failure = ({ id, reason }: { id: string; reason: string }): MigrationFailure => ({ _id: id, id: businessIds.get(id) ?? null, reason });
+    summary.failed.push(
+      ...result.invalid.map(failure),
+      ...result.refused.map(failure),
+      ...result.conflicted.map((id) => failure({ id, reason: 'kept changing during the migration; run it again' })),
+    );
     const last = batch[batch.length - 1];
     if (!options.dryRun && last !== undefined) {
       await checkpoints.updateOne({ _id: checkpointId }, { $set: { lastId: last._id, updatedAt: new Date() } }, { upsert: true });

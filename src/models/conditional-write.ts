@@ -1,4 +1,4 @@
-import { type mongo } from 'mongoose';
+import mongoose, { type mongo } from 'mongoose';
 import { type Decision, type PlannedWrite } from '../sync/plans/plan.js';
 import { planSettle, type SettleOptions } from '../sync/plans/settle.js';
 import { type StoredTool } from '../sync/stored-tool.js';
@@ -78,6 +78,12 @@ export type IdempotentPlan =
   | { kind: 'none'; outcome: string }
   | { kind: 'invalid'; reason: string };
 
+/** A tool whose write was refused, as `_id` hex, with the reason the server (or the driver) gave. */
+export interface RefusedWrite {
+  id: string;
+  reason: string;
+}
+
 export interface PlansSummary {
   /** Tools per outcome (written, or that would be written in a dry run). */
   outcomes: Record<string, number>;
@@ -87,43 +93,126 @@ export interface PlansSummary {
   replanned: number;
   /** Tools that kept changing under every attempt: a later run finishes them. */
   conflicted: string[];
+  /** Tools whose own write the server or the driver refused (say, too large): left as they were, the rest written. */
+  refused: RefusedWrite[];
 }
 
-export const emptyPlansSummary = (): PlansSummary => ({ outcomes: {}, invalid: [], replanned: 0, conflicted: [] });
+export const emptyPlansSummary = (): PlansSummary => ({ outcomes: {}, invalid: [], replanned: 0, conflicted: [], refused: [] });
+
+/**
+ * Some tools of a group could not be written (see `PlansSummary.refused`); every other tool of the
+ * group was. Thrown after the group unless the caller records refusals instead (a migration).
+ */
+export class WritesRefusedError extends Error {
+  override name = 'WritesRefusedError';
+  constructor(readonly refused: RefusedWrite[]) {
+    const listed = refused.slice(0, 5).map(({ id, reason }) => `${id}: ${reason}`).join('; ');
+    super(`${refused.length} tool${refused.length === 1 ? '' : 's'} could not be written (${listed}${refused.length > 5 ? '; …' : ''})`);
+  }
+}
 
 /** Updates per bulk command for a group of this many (see updates-per-bulk.ts): asked only when needed. */
 export type BulkSize = (writes: number) => Promise<number>;
 
-/** Splits writes into bulks (one command each). */
-async function bulkUpdate(collection: ToolCollection, writes: PlannedWrite[], bulkSize: BulkSize, context: WriteContext): Promise<number> {
-  const size = await bulkSize(writes.length);
-  let matched = 0;
-  for (let i = 0; i < writes.length; i += size) {
-    const chunk = writes.slice(i, i + size).map(({ filter, update }) => ({ updateOne: { filter, update } }));
-    matched += (await collection.bulkWrite(chunk, { ordered: false, session: context.session })).matchedCount;
+/** What a group of writes came to: how many matched, and which (by index) were refused, with why. */
+interface BulkOutcome {
+  matched: number;
+  refused: Map<number, string>;
+  /** Writes of a failed bulk whose fate the error does not tell (not matched, not refused): read again, not a lost race. */
+  unsure: number;
+}
+
+const oneLine = (text: string): string => text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+
+/**
+ * The writes of a failed bulk that may have been refused for their own sake, by index, with the
+ * reason; undefined when the failure is not about particular documents (the server is gone, a
+ * write concern failed, the command as a whole was refused), which the caller must see.
+ */
+function refusalsIn(error: unknown, count: number): Map<number, string> | undefined {
+  // The driver refuses to send a statement it cannot encode or that exceeds the BSON size limit; it then sends none of the bulk.
+  if (error instanceof mongoose.mongo.MongoInvalidArgumentError || error instanceof mongoose.mongo.BSON.BSONError) {
+    const reason = `the driver refused to send the write: ${oneLine(error.message)}`;
+    return new Map(Array.from({ length: count }, (_, index) => [index, reason]));
   }
-  return matched;
+  if (!(error instanceof mongoose.mongo.MongoBulkWriteError)) return undefined;
+  const writeErrors = ([] as mongo.WriteError[]).concat(error.writeErrors);
+  const named = new Map<number, string>();
+  for (const writeError of writeErrors) {
+    if (Number.isInteger(writeError.index) && writeError.index >= 0 && writeError.index < count) {
+      named.set(writeError.index, `the server refused the write: ${oneLine(writeError.errmsg ?? 'no reason given')} (code ${String(writeError.code)})`);
+    }
+  }
+  return named.size === 0 ? undefined : named;
+}
+
+async function sendBulk(collection: ToolCollection, writes: PlannedWrite[], context: WriteContext): Promise<number> {
+  const operations = writes.map(({ filter, update }) => ({ updateOne: { filter, update } }));
+  return (await collection.bulkWrite(operations, { ordered: false, session: context.session })).matchedCount;
+}
+
+/**
+ * Splits writes into bulks (one command each). A bulk that fails for some of its documents does not
+ * stop the others: the writes the failure names are sent again one at a time, and only one refused
+ * on its own is reported as refused (FerretDB 1.x names statement 0 whichever failed, and applies
+ * none after it). What a failed bulk did not apply does not match: it is read and planned again.
+ */
+async function bulkUpdate(collection: ToolCollection, writes: PlannedWrite[], bulkSize: BulkSize, context: WriteContext): Promise<BulkOutcome> {
+  const size = await bulkSize(writes.length);
+  const outcome: BulkOutcome = { matched: 0, refused: new Map(), unsure: 0 };
+  for (let start = 0; start < writes.length; start += size) {
+    const chunk = writes.slice(start, start + size);
+    try {
+      outcome.matched += await sendBulk(collection, chunk, context);
+    } catch (error) {
+      const suspects = refusalsIn(error, chunk.length);
+      if (suspects === undefined) throw error;
+      // The other writes of an unordered bulk were applied: the error's result counts those that matched.
+      const sent = error instanceof mongoose.mongo.MongoBulkWriteError;
+      let matched = sent ? error.result.matchedCount : 0;
+      let refused = 0;
+      for (const index of suspects.keys()) {
+        const write = chunk[index];
+        if (write === undefined) continue;
+        try {
+          matched += await sendBulk(collection, [write], context);
+        } catch (alone) {
+          const reason = refusalsIn(alone, 1)?.get(0);
+          if (reason === undefined) throw alone;
+          outcome.refused.set(start + index, reason);
+          refused += 1;
+        }
+      }
+      outcome.matched += matched;
+      // Unsent (the driver refused the bulk), every write went alone: a miss is a lost race. Sent, a miss may be the engine's.
+      if (sent) outcome.unsure += Math.max(0, chunk.length - matched - refused);
+    }
+  }
+  return outcome;
 }
 
 /**
  * Carries out an idempotent plan (planned again on what its own write produced, it writes
  * nothing) for a group of tools: one bulk of conditional writes (split as `bulkSize` says). When
  * some writes did not match, the group is read again and planned afresh; a tool whose write
- * landed before that read keeps the outcome first planned for it.
+ * landed before that read keeps the outcome first planned for it. A tool whose own write is
+ * refused (see bulkUpdate) is left as it was and the rest of the group is written; the refusals
+ * are then thrown as one WritesRefusedError, or only recorded in the summary with `recordRefused`.
  */
 export async function applyIdempotentPlans(
   collection: ToolCollection,
   tools: StoredTool[],
   plan: (tool: StoredTool, now: Date) => IdempotentPlan,
-  context: WriteContext & { bulkSize: BulkSize; dryRun?: boolean },
+  context: WriteContext & { bulkSize: BulkSize; dryRun?: boolean; recordRefused?: boolean },
   summary: PlansSummary = emptyPlansSummary(),
 ): Promise<PlansSummary> {
   const now = context.now ?? (() => new Date());
   const count = (outcome: string): void => { summary.outcomes[outcome] = (summary.outcomes[outcome] ?? 0) + 1; };
   const earlier = new Map<string, string>();
+  const refused: RefusedWrite[] = [];
   let pending = tools;
   for (let attempt = 0; pending.length > 0; attempt += 1) {
-    const writes: { tool: StoredTool; write: PlannedWrite; outcome: string }[] = [];
+    const planned: { tool: StoredTool; write: PlannedWrite; outcome: string }[] = [];
     for (const tool of pending) {
       const decision = plan(tool, now());
       if (decision.kind === 'invalid') summary.invalid.push({ id: idKey(tool), reason: decision.reason });
@@ -131,11 +220,16 @@ export async function applyIdempotentPlans(
         count(earlier.get(idKey(tool)) ?? decision.outcome);
         context.onSettled?.(tool);
       } else if (context.dryRun === true) count(decision.outcome);
-      else writes.push({ tool, write: decision.write, outcome: decision.outcome });
+      else planned.push({ tool, write: decision.write, outcome: decision.outcome });
     }
-    if (writes.length === 0) break;
-    const matched = await bulkUpdate(collection, writes.map(({ write }) => write), context.bulkSize, context);
-    if (matched === writes.length) {
+    if (planned.length === 0) break;
+    const result = await bulkUpdate(collection, planned.map(({ write }) => write), context.bulkSize, context);
+    for (const [index, reason] of result.refused) {
+      const tool = planned[index]?.tool;
+      if (tool !== undefined) refused.push({ id: idKey(tool), reason });
+    }
+    const writes = planned.filter((_, index) => !result.refused.has(index));
+    if (result.matched >= writes.length) {
       for (const { tool, write, outcome } of writes) {
         count(outcome);
         context.onSettled?.(withSetApplied(tool, (write.update.$set ?? {}) as Record<string, unknown>));
@@ -146,10 +240,12 @@ export async function applyIdempotentPlans(
       summary.conflicted.push(...writes.map(({ tool }) => idKey(tool)));
       break;
     }
-    summary.replanned += writes.length - matched;
+    summary.replanned += Math.max(0, writes.length - result.matched - result.unsure);
     for (const { tool, outcome } of writes) earlier.set(idKey(tool), outcome);
     pending = await reread(collection, writes.map(({ tool }) => tool._id), context);
   }
+  summary.refused.push(...refused);
+  if (refused.length > 0 && context.recordRefused !== true) throw new WritesRefusedError(refused);
   return summary;
 }
 

@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import { type SyncErrorCode } from './vocabulary.js';
 
 /** Where in the sync pipeline an error happened. */
@@ -20,8 +21,17 @@ interface ErrorFacts {
   messages: string[];
 }
 
+/**
+ * `value[key]`, or undefined when reading it throws: what was thrown may be a Proxy whose traps
+ * throw, a revoked Proxy, or an object whose getters throw, and classifying it must not throw.
+ */
 function field(value: unknown, key: string): unknown {
-  return typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[key] : undefined;
+  if (typeof value !== 'object' || value === null) return undefined;
+  try {
+    return (value as Record<string, unknown>)[key];
+  } catch {
+    return undefined;
+  }
 }
 
 function asStatus(value: unknown): number | undefined {
@@ -94,22 +104,94 @@ function isUnreachable(facts: ErrorFacts): boolean {
  * Never throws.
  */
 export function classifySyncError(error: unknown, stage: SyncStage): SyncErrorCode {
-  const facts = factsOf(error);
-  if (stage === 'validation' || [...facts.names].some((name) => VALIDATION_NAMES.has(name))) return 'VALIDATION_ERROR';
-  if (isTimeout(facts)) return stage === 'qdrant' ? 'QDRANT_TIMEOUT' : 'EMBEDDING_TIMEOUT';
-  if (stage === 'qdrant' && (isUnreachable(facts) || isRateLimit(facts))) return 'QDRANT_UNAVAILABLE';
-  if (stage === 'embedding' && isRateLimit(facts)) return 'EMBEDDING_RATE_LIMIT';
-  return 'UNKNOWN';
+  try {
+    const facts = factsOf(error);
+    if (stage === 'validation' || [...facts.names].some((name) => VALIDATION_NAMES.has(name))) return 'VALIDATION_ERROR';
+    if (isTimeout(facts)) return stage === 'qdrant' ? 'QDRANT_TIMEOUT' : 'EMBEDDING_TIMEOUT';
+    if (stage === 'qdrant' && (isUnreachable(facts) || isRateLimit(facts))) return 'QDRANT_UNAVAILABLE';
+    if (stage === 'embedding' && isRateLimit(facts)) return 'EMBEDDING_RATE_LIMIT';
+    return 'UNKNOWN';
+  } catch {
+    // factsOf reads every property defensively; this is the last line, so a failure is still recorded.
+    return stage === 'validation' ? 'VALIDATION_ERROR' : 'UNKNOWN';
+  }
 }
 
-/** A one-line message for `lastError`, from anything thrown. */
-export function errorMessage(error: unknown): string {
-  if (error instanceof Error) return error.message === '' ? error.name : `${error.name}: ${error.message}`;
-  if (typeof error === 'string') return error;
-  if (error === undefined) return 'undefined was thrown';
+/** `read()`, or undefined when it throws (a hostile value's trap or getter). */
+function attempt<T>(read: () => T): T | undefined {
   try {
-    return JSON.stringify(error);
+    return read();
   } catch {
-    return Object.prototype.toString.call(error);
+    return undefined;
   }
+}
+
+const nonEmptyString = (value: unknown): string | undefined => (typeof value === 'string' && value !== '' ? value : undefined);
+
+/** An Error, by its prototype chain or its internal slot (a Proxy's getPrototypeOf trap may throw). */
+function isErrorLike(value: object): boolean {
+  return attempt(() => value instanceof Error) === true || types.isNativeError(value);
+}
+
+/** Text for an object or function whose every readable description failed. */
+function unreadable(value: object): string {
+  if (!types.isProxy(value)) return `[${typeof value} (unreadable)]`;
+  // A revoked Proxy makes the engine throw its own TypeError on every operation; a live one throws only what its traps throw.
+  let revoked = false;
+  try {
+    Reflect.getPrototypeOf(value);
+  } catch (error) {
+    // What a trap threw is as hostile as the rest: read defensively too.
+    revoked = attempt(() => types.isNativeError(error) && error.name === 'TypeError' && error.message.includes('revoked')) === true;
+  }
+  return revoked ? `[${typeof value} (revoked proxy)]` : `[${typeof value} (proxy whose traps throw)]`;
+}
+
+function describeThrown(error: unknown): string | undefined {
+  switch (typeof error) {
+    case 'string':
+      return error === '' ? 'an empty string was thrown' : error;
+    case 'undefined':
+      return 'undefined was thrown';
+    case 'symbol':
+      // String() of a symbol runs no user code; `Symbol(description)`.
+      return String(error);
+    case 'bigint':
+      return `${String(error)}n was thrown`;
+    case 'number':
+    case 'boolean':
+      return `${String(error)} was thrown`;
+    case 'function': {
+      const name = attempt(() => (error as { name?: unknown }).name);
+      if (name === undefined && types.isProxy(error)) return unreadable(error);
+      return `function ${nonEmptyString(name) ?? '(anonymous)'}`;
+    }
+    default:
+      break;
+  }
+  if (typeof error !== 'object') return `a ${typeof error} was thrown`;
+  if (error === null) return 'null was thrown';
+  if (isErrorLike(error)) {
+    const name = nonEmptyString(field(error, 'name')) ?? 'Error';
+    const message = field(error, 'message');
+    if (typeof message !== 'string') return `${name} (its message cannot be read)`;
+    return message === '' ? name : `${name}: ${message}`;
+  }
+  // JSON shows a plain object's fields (an HTTP client's error body); undefined for some values.
+  const json = attempt(() => JSON.stringify(error) as string | undefined);
+  if (json !== undefined) return json;
+  const message = nonEmptyString(field(error, 'message'));
+  if (message !== undefined) return message;
+  return attempt(() => Object.prototype.toString.call(error)) ?? unreadable(error);
+}
+
+/**
+ * A one-line, non-empty message for `lastError`, from anything thrown; never throws (whatever a
+ * Proxy, getter or toJSON does), so the failure being recorded is never lost.
+ */
+export function errorMessage(error: unknown): string {
+  const text = attempt(() => describeThrown(error));
+  const line = text?.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+  if (line !== undefined && line !== '') return line;
+  return typeof error === 'object' && error !== null ? unreadable(error) : `a ${typeof error} was thrown`;
 }

@@ -34,13 +34,14 @@ describe('backfill(model, options)', () => {
     const invalidId = new mongoose.Types.ObjectId();
     await insertRaw({ _id: legacyId, ...toolInput() });
     await insertRaw({ _id: partialId, ...toolInput(), syncMetadata: specBackfillShape() });
-    await insertRaw({ _id: invalidId, ...toolInput(), syncMetadata: { overallStatus: 'done' } });
+    const invalid = toolInput();
+    await insertRaw({ _id: invalidId, ...invalid, syncMetadata: { overallStatus: 'done' } });
     const synced = await createSyncedTool();
     await interruptedEdit(synced._id, 'Renamed while nobody settled it');
 
     const summary = await backfill(ToolModel, options);
     expect(summary.outcomes).toEqual({ updated: 1, repaired: 2 });
-    expect(summary.failed).toEqual([{ id: invalidId.toHexString(), reason: 'syncMetadata.overallStatus is "done"' }]);
+    expect(summary.failed).toEqual([{ _id: invalidId.toHexString(), id: invalid.id, reason: 'syncMetadata.overallStatus is "done"' }]);
     const settled = await ToolModel.findById(synced._id).orFail();
     expect(settled.syncMetadata.pendingHashCheck).toBeNull();
     expect(SYNC_COLLECTION_NAMES.map((name) => settled.syncMetadata.collections[name].status)).toEqual(['stale', 'stale', 'stale', 'stale']);
