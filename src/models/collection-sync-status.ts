@@ -38,6 +38,10 @@ export class CollectionSyncStatus implements CollectionSyncState {
   @prop({ type: Number, default: 0, min: 0, validate: integerValidator })
   public retryCount!: number;
 
+  /** When a failed collection is due for its next retry; null when not failed, or never by itself (VALIDATION_ERROR). */
+  @prop({ type: Date, default: null })
+  public nextRetryAt!: Date | null;
+
   /** Hash of exactly the fields that feed this collection (see COLLECTION_FIELDS). */
   @prop({
     type: String,

@@ -1,6 +1,5 @@
 import { type DocumentType, type ReturnModelType } from '@typegoose/typegoose';
 import { type Types } from 'mongoose';
-import { retryDelayMs, RETRY_POLICY } from '../sync/backoff.js';
 import { isSyncStatus, SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, SYNC_STATUSES, type SyncCollectionName, type SyncErrorCode, type SyncStatus } from '../sync/vocabulary.js';
 import { parseSyncState, type StoredTool } from '../sync/stored-tool.js';
 import { planQuarantine } from '../sync/plans/quarantine.js';
@@ -32,12 +31,13 @@ function limitArgument(value: unknown, fallback: number): number {
  */
 async function settledForWorker(model: ToolModelType, found: StoredTool[]): Promise<StoredTool[]> {
   const after = new Map<string, StoredTool>();
-  const context = { bulkSize: bulkSizeOf(model), onSettled: (tool: StoredTool) => { after.set(String(tool._id), tool); } };
+  // A tool whose settle the server refuses (near the 16 MB limit) is left out of this call, never a reason to throw.
+  const context = { bulkSize: bulkSizeOf(model), recordRefused: true, onSettled: (tool: StoredTool) => { after.set(String(tool._id), tool); } };
   const { invalid } = await applyIdempotentPlans(toolCollection(model), found, settlePlan, context);
   if (invalid.length > 0) {
     // Skipped by this call, and quarantined so that no later poll finds them again.
     const unusable = new Set(invalid.map(({ id }) => id));
-    await applyIdempotentPlans(toolCollection(model), found.filter((tool) => unusable.has(String(tool._id))), quarantinePlan, { bulkSize: bulkSizeOf(model) });
+    await applyIdempotentPlans(toolCollection(model), found.filter((tool) => unusable.has(String(tool._id))), quarantinePlan, { bulkSize: bulkSizeOf(model), recordRefused: true });
   }
   return found.map((tool) => after.get(String(tool._id))).filter((tool): tool is StoredTool => tool !== undefined);
 }
@@ -81,10 +81,29 @@ export interface RetryableTool {
   collections: SyncCollectionName[];
 }
 
+/** A failed collection under `maxRetries` whose stored retry time has come (never a validation error). */
+function dueIn(tool: StoredTool, maxRetries: number, now: Date): SyncCollectionName[] {
+  const parsed = parseSyncState(tool);
+  return SYNC_COLLECTION_NAMES.filter((name) => {
+    const state = parsed.collections[name];
+    return state?.status === 'failed' && state.errorCode !== 'VALIDATION_ERROR' && state.retryCount < maxRetries
+      && state.nextRetryAt !== null && state.nextRetryAt.getTime() <= now.getTime();
+  });
+}
+
+const retryAt = (tool: StoredTool, name: SyncCollectionName): number => parseSyncState(tool).collections[name]?.nextRetryAt?.getTime() ?? 0;
+
+/** Documents per reply of each collection's queue: what a poll reads beyond what it returns. */
+const RETRY_BATCH = 16;
+
 /**
- * Failed collections under the retry limit whose backoff (see `retryDelayMs`) has elapsed since
- * their last attempt, oldest attempt first. `VALIDATION_ERROR` is not retried: the content has
- * to change first (which puts the collection back in line by itself).
+ * Failed collections under the retry limit whose stored retry time (`nextRetryAt`, set by
+ * `markCollectionFailed` from the backoff) has come, earliest first. Each collection's queue is
+ * read through its `sync_<collection>_retry_due_idx`, earliest due first, and the four are merged
+ * as they are read, so a poll reads about `limit` tools (plus a batch per queue), however many
+ * have failed. `VALIDATION_ERROR` has no retry time: the content has to change first. Failed
+ * collections stored before retry times were are given theirs first (a settle: due when the
+ * backoff after their last attempt ends).
  */
 export async function findRetryable(
   model: ToolModelType,
@@ -93,29 +112,48 @@ export async function findRetryable(
   const maxRetries = integerInRange(options.maxRetries ?? 5, 'maxRetries', 1, 1000);
   const now = options.now === undefined ? new Date() : dateArgument(options.now, 'now');
   const limit = limitArgument(options.limit, 100);
-  // No delay is shorter than this: the server narrows by it, the exact backoff is checked here.
-  const earliest = new Date(now.getTime() - RETRY_POLICY.baseDelayMs * RETRY_POLICY.minJitterFraction);
-  const candidates = SYNC_COLLECTION_NAMES.map((name) => ({
-    [statusPath(name)]: 'failed',
-    [collectionPath(name, 'retryCount')]: { $lt: maxRetries },
-    [collectionPath(name, 'errorCode')]: { $ne: 'VALIDATION_ERROR' },
-    // A failure recorded without an attempt time (the spec's partial backfill shape) is due now.
-    $or: [{ [collectionPath(name, 'lastSyncAttemptAt')]: { $lte: earliest } }, { [collectionPath(name, 'lastSyncAttemptAt')]: null }],
-  }));
+  const collection = toolCollection(model);
+  const withoutRetryTime = SYNC_COLLECTION_NAMES.map((name) => ({ [statusPath(name)]: 'failed', [collectionPath(name, 'nextRetryAt')]: { $exists: false } }));
+  const unsettled = await collection.find({ $or: withoutRetryTime }, { limit }).toArray();
+  if (unsettled.length > 0) await settledForWorker(model, unsettled);
+
+  const queues = SYNC_COLLECTION_NAMES.map((name) => {
+    const due = {
+      [statusPath(name)]: 'failed',
+      [collectionPath(name, 'nextRetryAt')]: { $lte: now },
+      [collectionPath(name, 'retryCount')]: { $lt: maxRetries },
+      [collectionPath(name, 'errorCode')]: { $ne: 'VALIDATION_ERROR' },
+    };
+    const sort = { [collectionPath(name, 'nextRetryAt')]: 1, _id: 1 } as const;
+    return { name, cursor: collection.find(due, { sort, batchSize: Math.min(limit, RETRY_BATCH) }) };
+  });
+  const heads = await Promise.all(queues.map(async ({ cursor }) => cursor.next()));
   const found: RetryableTool[] = [];
-  const cursor = model.find({ 'syncMetadata.overallStatus': 'failed', $or: candidates }).sort({ 'syncMetadata.updatedAt': 1, _id: 1 }).cursor();
-  for await (const tool of cursor) {
-    const due = SYNC_COLLECTION_NAMES.filter((name) => {
-      const state = tool.syncMetadata.collections[name];
-      if (state.status !== 'failed' || state.retryCount >= maxRetries || state.errorCode === 'VALIDATION_ERROR') return false;
-      if (state.lastSyncAttemptAt === null) return true;
-      const delay = retryDelayMs(state.retryCount, state.errorCode, `${String(tool._id)}:${name}`);
-      return now.getTime() - state.lastSyncAttemptAt.getTime() >= delay;
-    });
-    if (due.length > 0) found.push({ tool, collections: due });
-    if (found.length >= limit) break;
+  const taken = new Set<string>();
+  try {
+    while (found.length < limit) {
+      // The earliest due of the four queues' heads.
+      let pick = -1;
+      heads.forEach((head, index) => {
+        const name = queues[index]?.name;
+        if (head === null || name === undefined) return;
+        const best = pick < 0 ? null : heads[pick];
+        const bestName = queues[pick]?.name;
+        if (best === null || best === undefined || bestName === undefined || retryAt(head, name) < retryAt(best, bestName)) pick = index;
+      });
+      const tool = heads[pick];
+      const queue = queues[pick];
+      if (tool === undefined || tool === null || queue === undefined) break;
+      heads[pick] = await queue.cursor.next();
+      const key = String(tool._id);
+      if (taken.has(key)) continue;
+      taken.add(key);
+      const collections = dueIn(tool, maxRetries, now);
+      if (collections.length > 0) found.push({ tool: model.hydrate(tool), collections });
+    }
+  } finally {
+    await Promise.all(queues.map(async ({ cursor }) => cursor.close()));
   }
-  await cursor.close();
   return found;
 }
 

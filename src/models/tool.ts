@@ -32,7 +32,8 @@ import { ToolFields } from './tool-fields.js';
 @index({ 'syncMetadata.collections.interface.status': 1 }, { name: 'sync_interface_status_idx' })
 // findNeedingSync(): waiting tools by overall status, oldest metadata change first.
 @index({ 'syncMetadata.overallStatus': 1, 'syncMetadata.updatedAt': 1 }, { name: 'sync_worker_query_idx' })
-// findRetryable(): failed tools narrowed by their collections' retry counts.
+// The spec's retry-eligibility index (failed tools by their collections' retry counts); the
+// dashboard's counts of exhausted retries.
 @index(
   {
     'syncMetadata.overallStatus': 1,
@@ -43,6 +44,12 @@ import { ToolFields } from './tool-fields.js';
   },
   { name: 'sync_retry_eligibility_idx' },
 )
+// findRetryable(), per collection: failed collections by the time their retry is due, earliest
+// first (a poll reads about as many tools as it returns, however many have failed).
+@index({ 'syncMetadata.collections.tools.status': 1, 'syncMetadata.collections.tools.nextRetryAt': 1 }, { name: 'sync_tools_retry_due_idx' })
+@index({ 'syncMetadata.collections.functionality.status': 1, 'syncMetadata.collections.functionality.nextRetryAt': 1 }, { name: 'sync_functionality_retry_due_idx' })
+@index({ 'syncMetadata.collections.usecases.status': 1, 'syncMetadata.collections.usecases.nextRetryAt': 1 }, { name: 'sync_usecases_retry_due_idx' })
+@index({ 'syncMetadata.collections.interface.status': 1, 'syncMetadata.collections.interface.nextRetryAt': 1 }, { name: 'sync_interface_retry_due_idx' })
 // The settle after a write (`find({ pendingHashCheck: token })`), findNeedingSync and `tool-sync settle`.
 @index({ 'syncMetadata.pendingHashCheck': 1 }, { name: 'sync_pending_hash_check_idx' })
 @modelOptions({

@@ -33,3 +33,15 @@ export function retryDelayMs(retryCount: number, errorCode: SyncErrorCode | null
   const fraction = RETRY_POLICY.minJitterFraction + (1 - RETRY_POLICY.minJitterFraction) * unit;
   return Math.round(max * fraction);
 }
+
+/** The jitter key of one tool's collection: the same tool and collection always get the same spread. */
+export const retryJitterKey = (toolId: unknown, collection: string): string => `${String(toolId)}:${collection}`;
+
+/**
+ * When a collection that failed at `attemptAt` is due for its next retry: `retryDelayMs` after
+ * it; null for `VALIDATION_ERROR`, which is never retried by itself (the content has to change).
+ */
+export function nextRetryAt(attemptAt: Date, retryCount: number, errorCode: SyncErrorCode | null, jitterKey: string): Date | null {
+  if (errorCode === 'VALIDATION_ERROR') return null;
+  return new Date(attemptAt.getTime() + retryDelayMs(retryCount, errorCode, jitterKey));
+}

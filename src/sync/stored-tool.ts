@@ -34,6 +34,8 @@ export interface ParsedCollection {
   storedHash: unknown;
   storedRetryCount: unknown;
   lastSyncedAt: Date | null;
+  lastSyncAttemptAt: Date | null;
+  nextRetryAt: Date | null;
   errorCode: SyncErrorCode | null;
   retryCount: number;
   /** The stored hash, or '' when missing or not a hash. */
@@ -82,7 +84,8 @@ const describe = (value: unknown): string => {
 };
 
 function parseCollection(name: SyncCollectionName, stored: Record<string, unknown>): ParsedCollection {
-  const missing = COLLECTION_STATE_KEYS.filter((key) => stored[key] === undefined);
+  // A retry time means something for a failed collection only: elsewhere its absence is null.
+  const missing = COLLECTION_STATE_KEYS.filter((key) => stored[key] === undefined && (key !== 'nextRetryAt' || stored.status === 'failed'));
   const checks: [keyof CollectionSyncState, (value: unknown) => boolean][] = [
     ['status', isSyncStatus],
     ['lastSyncedAt', isDateOrNull],
@@ -90,6 +93,7 @@ function parseCollection(name: SyncCollectionName, stored: Record<string, unknow
     ['lastError', (value) => value === null || typeof value === 'string'],
     ['errorCode', isErrorCode],
     ['retryCount', isCount],
+    ['nextRetryAt', isDateOrNull],
     ['contentHash', (value) => value === '' || (typeof value === 'string' && HASH.test(value))],
     ['vectorVersion', isCount],
   ];
@@ -103,6 +107,8 @@ function parseCollection(name: SyncCollectionName, stored: Record<string, unknow
     storedHash: stored.contentHash,
     storedRetryCount: stored.retryCount,
     lastSyncedAt: stored.lastSyncedAt instanceof Date ? stored.lastSyncedAt : null,
+    lastSyncAttemptAt: stored.lastSyncAttemptAt instanceof Date ? stored.lastSyncAttemptAt : null,
+    nextRetryAt: stored.nextRetryAt instanceof Date ? stored.nextRetryAt : null,
     errorCode: isErrorCode(stored.errorCode) ? stored.errorCode : null,
     retryCount: isCount(stored.retryCount) ? stored.retryCount : 0,
     contentHash: hash,

@@ -11,6 +11,12 @@ export interface CollectionSyncState {
   lastError: string | null;
   errorCode: SyncErrorCode | null;
   retryCount: number;
+  /**
+   * When a failed collection is due for its next retry (backoff with jitter, from the attempt
+   * that failed); null when it is not failed, or never retried by itself (`VALIDATION_ERROR`: the
+   * content has to change first).
+   */
+  nextRetryAt: Date | null;
   contentHash: string;
   vectorVersion: number;
 }
@@ -19,7 +25,7 @@ export type CollectionStateKey = keyof CollectionSyncState;
 
 /** The keys of a collection's state, in the order they are stored. */
 export const COLLECTION_STATE_KEYS = [
-  'status', 'lastSyncedAt', 'lastSyncAttemptAt', 'lastError', 'errorCode', 'retryCount', 'contentHash', 'vectorVersion',
+  'status', 'lastSyncedAt', 'lastSyncAttemptAt', 'lastError', 'errorCode', 'retryCount', 'nextRetryAt', 'contentHash', 'vectorVersion',
 ] as const satisfies readonly CollectionStateKey[];
 
 /** A never-synced collection's state with the given hash: a new object on every call. */
@@ -31,6 +37,7 @@ export function newCollectionState(contentHash: string): CollectionSyncState {
     lastError: null,
     errorCode: null,
     retryCount: 0,
+    nextRetryAt: null,
     contentHash,
     vectorVersion: 0,
   };

@@ -28,13 +28,17 @@ function expectCompleteStoredMetadata(stored: unknown, statuses: Record<string, 
   expect(meta.updatedAt).toBeInstanceOf(Date);
   for (const name of SYNC_COLLECTION_NAMES) {
     const [status, retryCount, vectorVersion] = statuses[name] ?? ['pending', 0, 0];
-    expect(meta.collections[name]).toEqual({
+    const state = meta.collections[name];
+    // No retry time is stored where nothing failed: its absence is null.
+    expect({ ...state, nextRetryAt: state?.nextRetryAt ?? null }).toEqual({
       status,
       lastSyncedAt: null,
       lastSyncAttemptAt: null,
       lastError: null,
       errorCode: null,
       retryCount,
+      // A failure recorded without an attempt time is due for its retry now.
+      nextRetryAt: status === 'failed' ? (expect.any(Date) as unknown) : null,
       contentHash: hashes[name],
       vectorVersion,
     });

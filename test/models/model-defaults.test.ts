@@ -41,6 +41,7 @@ function expectCompleteDefaults(stored: Record<string, unknown> | null, input: R
       lastError: null,
       errorCode: null,
       retryCount: 0,
+      nextRetryAt: null,
       contentHash: hashes[name],
       vectorVersion: 0,
     });

@@ -1,4 +1,3 @@
-import type mongoose from 'mongoose';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { retryDelayMs, SyncArgumentError, ToolModel } from '../../src/index.js';
 import { useTestDatabase } from '../helpers/database.js';
@@ -11,9 +10,6 @@ beforeEach(async () => {
   await ToolModel.deleteMany({});
 });
 
-async function setAttempt(id: mongoose.Types.ObjectId, collection: string, at: Date): Promise<void> {
-  await ToolModel.collection.updateOne({ _id: id }, { $set: { [`syncMetadata.collections.${collection}.lastSyncAttemptAt`]: at } });
-}
 
 describe('findNeedingSync', () => {
   it('returns tools with a pending or stale collection, oldest metadata change first', async () => {
@@ -52,22 +48,38 @@ describe('findNeedingSync', () => {
 });
 
 describe('findRetryable', () => {
-  it('returns failed collections under the retry limit whose backoff has elapsed', async () => {
-    const now = new Date('2026-06-01T12:00:00Z');
+  it('returns failed collections under the retry limit whose stored retry time has come, earliest first', async () => {
     const tool = await ToolModel.create(toolInput({ name: 'Retry me' }));
+    const before = Date.now();
     await ToolModel.markCollectionFailed(tool._id, 'tools', Object.assign(new Error('x'), { code: 'ECONNREFUSED' }), 'qdrant');
     await ToolModel.markCollectionFailed(tool._id, 'interface', Object.assign(new Error('x'), { status: 429 }), 'embedding');
+    const stored = await ToolModel.findById(tool._id).orFail();
+    const toolsDue = stored.syncMetadata.collections.tools.nextRetryAt;
+    const interfaceDue = stored.syncMetadata.collections.interface.nextRetryAt;
+    if (toolsDue === null || interfaceDue === null) throw new Error('no retry time stored');
+    // The backoff of a first failure, with its jitter; four times longer after a rate limit.
     const toolsDelay = retryDelayMs(1, 'QDRANT_UNAVAILABLE', `${String(tool._id)}:tools`);
-    const interfaceDelay = retryDelayMs(1, 'EMBEDDING_RATE_LIMIT', `${String(tool._id)}:interface`);
-    expect(interfaceDelay).toBeGreaterThan(toolsDelay);
-    await setAttempt(tool._id, 'tools', new Date(now.getTime() - toolsDelay - 1));
-    await setAttempt(tool._id, 'interface', new Date(now.getTime() - toolsDelay - 1));
+    expect(toolsDue.getTime() - before).toBeGreaterThanOrEqual(toolsDelay - 1000);
+    expect(toolsDue.getTime() - before).toBeLessThanOrEqual(toolsDelay + 5000);
+    expect(interfaceDue.getTime()).toBeGreaterThan(toolsDue.getTime());
 
-    const due = await ToolModel.findRetryable({ now });
+    expect(await ToolModel.findRetryable({ now: new Date(toolsDue.getTime() - 1) })).toEqual([]);
+    const due = await ToolModel.findRetryable({ now: toolsDue });
     expect(due.map((entry) => [entry.tool.name, entry.collections])).toEqual([['Retry me', ['tools']]]);
-    await setAttempt(tool._id, 'interface', new Date(now.getTime() - interfaceDelay));
-    expect((await ToolModel.findRetryable({ now }))[0]?.collections).toEqual(['tools', 'interface']);
-    expect(await ToolModel.findRetryable({ now: new Date(now.getTime() - 60 * 60 * 1000) })).toEqual([]);
+    expect((await ToolModel.findRetryable({ now: interfaceDue }))[0]?.collections).toEqual(['tools', 'interface']);
+  });
+
+  it('finds a failed collection stored before retry times were, when the backoff after its last attempt has ended', async () => {
+    const tool = await ToolModel.create(toolInput());
+    await ToolModel.markCollectionFailed(tool._id, 'tools', new Error('x'), 'qdrant');
+    const attempt = new Date('2026-06-01T12:00:00Z');
+    await ToolModel.collection.updateOne({ _id: tool._id }, {
+      $set: { 'syncMetadata.collections.tools.lastSyncAttemptAt': attempt },
+      $unset: { 'syncMetadata.collections.tools.nextRetryAt': '' },
+    });
+    const delay = retryDelayMs(1, 'UNKNOWN', `${String(tool._id)}:tools`);
+    expect(await ToolModel.findRetryable({ now: new Date(attempt.getTime() + delay - 1) })).toEqual([]);
+    expect((await ToolModel.findRetryable({ now: new Date(attempt.getTime() + delay) }))[0]?.collections).toEqual(['tools']);
   });
 
   it('stops at the retry limit and never retries a validation error', async () => {

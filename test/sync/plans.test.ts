@@ -1,6 +1,7 @@
 import { Types } from 'mongoose';
 import { describe, expect, it } from 'vitest';
 import { CONTENT_FIELDS } from '../../src/sync/collection-fields.js';
+import { retryDelayMs } from '../../src/sync/backoff.js';
 import { computeContentHashes } from '../../src/sync/content-hash.js';
 import { planMarkFailed } from '../../src/sync/plans/mark-failed.js';
 import { planMarkSynced } from '../../src/sync/plans/mark-synced.js';
@@ -38,6 +39,7 @@ function collectionState(hash: string, overrides: Partial<CollectionSyncState> =
     lastError: null,
     errorCode: null,
     retryCount: 0,
+    nextRetryAt: null,
     contentHash: hash,
     vectorVersion: 2,
     ...overrides,
@@ -152,7 +154,7 @@ describe('planSettle', () => {
       if (plan.kind !== 'write') return;
       const collections = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, {
         status: 'pending', lastSyncedAt: null, lastSyncAttemptAt: null, lastError: null, errorCode: null, retryCount: 0,
-        contentHash: HASHES[name], vectorVersion: 0,
+        nextRetryAt: null, contentHash: HASHES[name], vectorVersion: 0,
       }]));
       expect(plan.write.update).toEqual({
         $set: {
@@ -196,6 +198,8 @@ describe('planSettle', () => {
       expected[collectionPath(name, 'errorCode')] = null;
       expected[collectionPath(name, 'contentHash')] = HASHES[name];
     }
+    // The failed collection has no attempt time recorded: its retry is due now.
+    expected[collectionPath('usecases', 'nextRetryAt')] = NOW;
     // pending, synced, failed, pending: the aggregate is failed, not the stored pending.
     expected[OVERALL_STATUS] = 'failed';
     expected[METADATA_UPDATED_AT] = NOW;
@@ -245,7 +249,7 @@ describe('planSettle', () => {
     let plan = planSettle(noCollections, NOW);
     if (plan.kind !== 'write') throw new Error(plan.kind);
     const defaults = (hash: string): CollectionSyncState => ({
-      status: 'pending', lastSyncedAt: null, lastSyncAttemptAt: null, lastError: null, errorCode: null, retryCount: 0, contentHash: hash, vectorVersion: 0,
+      status: 'pending', lastSyncedAt: null, lastSyncAttemptAt: null, lastError: null, errorCode: null, retryCount: 0, nextRetryAt: null, contentHash: hash, vectorVersion: 0,
     });
     expect(plan.write.update).toEqual({
       $set: {
@@ -309,6 +313,19 @@ describe('planSettle', () => {
     // A pending check guards the content (every write through the package sets a new one): no content condition.
     expect(plan.write.filter).toEqual(conditionAsRead(tool, token));
     expectSettlesIn(tool);
+  });
+
+  it('clears the retry time of a failed collection whose content changed (it is back in line)', () => {
+    const tool = storedTool({
+      overallStatus: 'failed',
+      states: { usecases: { status: 'failed', retryCount: 2, errorCode: 'UNKNOWN', nextRetryAt: new Date('2026-03-01T13:00:00Z') } },
+      content: { useCases: ['something new'] },
+      hashedContent: {},
+      pendingHashCheck: new Types.ObjectId(),
+    });
+    const write = settleWrite(tool);
+    expect(write.update.$set).toMatchObject({ [collectionPath('usecases', 'status')]: 'stale', [collectionPath('usecases', 'nextRetryAt')]: null });
+    expect(Object.keys(write.update.$set as object)).not.toContain(collectionPath('tools', 'nextRetryAt'));
   });
 
   it('transitions only the collections whose content changed', () => {
@@ -448,6 +465,7 @@ describe('planMarkSynced', () => {
           [collectionPath('tools', 'lastError')]: null,
           [collectionPath('tools', 'errorCode')]: null,
           [collectionPath('tools', 'retryCount')]: 0,
+          [collectionPath('tools', 'nextRetryAt')]: null,
           [collectionPath('tools', 'vectorVersion')]: 5,
           [OVERALL_STATUS]: 'stale',
           [METADATA_UPDATED_AT]: NOW,
@@ -470,6 +488,24 @@ describe('planMarkSynced', () => {
 describe('planMarkFailed', () => {
   const failure = { errorCode: 'QDRANT_UNAVAILABLE', lastError: 'connect ECONNREFUSED' } as const;
 
+  it('stores no retry time for a validation failure: the content has to change first', () => {
+    const decision = doneWrite(planMarkFailed(storedTool(), 'tools', { errorCode: 'VALIDATION_ERROR', lastError: 'bad' }, NOW));
+    expect(decision.write?.update.$set).toMatchObject({ [collectionPath('tools', 'nextRetryAt')]: null });
+  });
+
+  it('stores a later retry time after each failure (the backoff grows)', () => {
+    const times = [0, 1, 2, 3].map((retryCount) => {
+      const tool = storedTool({ overallStatus: 'failed', states: { tools: { status: 'failed', retryCount, errorCode: 'UNKNOWN' } } });
+      const set = doneWrite(planMarkFailed(tool, 'tools', failure, NOW)).write?.update.$set as Record<string, unknown>;
+      const due = set[collectionPath('tools', 'nextRetryAt')];
+      if (!(due instanceof Date)) throw new Error('no retry time planned');
+      return due.getTime() - NOW.getTime();
+    });
+    expect(times[0]).toBeGreaterThan(0);
+    // Equal jitter: each delay is at least half the next one's maximum and grows on average.
+    expect(times[3] ?? 0).toBeGreaterThan(times[0] ?? 0);
+  });
+
   it('records the failure, one retry more, conditioned on the retry count read', () => {
     const tool = storedTool({ overallStatus: 'failed', states: { functionality: { status: 'failed', retryCount: 2, errorCode: 'UNKNOWN' } } });
     const { write, result } = doneWrite(planMarkFailed(tool, 'functionality', failure, NOW));
@@ -483,6 +519,8 @@ describe('planMarkFailed', () => {
           [collectionPath('functionality', 'lastError')]: 'connect ECONNREFUSED',
           [collectionPath('functionality', 'errorCode')]: 'QDRANT_UNAVAILABLE',
           [collectionPath('functionality', 'retryCount')]: 3,
+          // Due when the backoff after this third failure ends (jitter from the tool and collection).
+          [collectionPath('functionality', 'nextRetryAt')]: new Date(NOW.getTime() + retryDelayMs(3, 'QDRANT_UNAVAILABLE', `${String(tool._id)}:functionality`)),
           [OVERALL_STATUS]: 'failed',
           [METADATA_UPDATED_AT]: NOW,
         },
@@ -533,10 +571,13 @@ describe('planRequeue', () => {
         $set: {
           [collectionPath('tools', 'status')]: 'stale',
           [collectionPath('tools', 'retryCount')]: 0,
+          [collectionPath('tools', 'nextRetryAt')]: null,
           [collectionPath('functionality', 'status')]: 'pending',
           [collectionPath('functionality', 'retryCount')]: 0,
+          [collectionPath('functionality', 'nextRetryAt')]: null,
           [collectionPath('interface', 'status')]: 'pending',
           [collectionPath('interface', 'retryCount')]: 0,
+          [collectionPath('interface', 'nextRetryAt')]: null,
           [OVERALL_STATUS]: 'pending',
           [METADATA_UPDATED_AT]: NOW,
         },
@@ -552,6 +593,7 @@ describe('planRequeue', () => {
       $set: {
         [collectionPath('tools', 'status')]: 'stale',
         [collectionPath('tools', 'retryCount')]: 0,
+        [collectionPath('tools', 'nextRetryAt')]: null,
         [OVERALL_STATUS]: 'failed',
         [METADATA_UPDATED_AT]: NOW,
       },
@@ -562,6 +604,7 @@ describe('planRequeue', () => {
     expect(byCollection.write?.update.$set).toEqual({
       [collectionPath('interface', 'status')]: 'pending',
       [collectionPath('interface', 'retryCount')]: 0,
+      [collectionPath('interface', 'nextRetryAt')]: null,
       [OVERALL_STATUS]: 'failed',
       [METADATA_UPDATED_AT]: NOW,
     });

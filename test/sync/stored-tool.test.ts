@@ -19,6 +19,7 @@ function collectionState(hash: string, overrides: Partial<CollectionSyncState> =
     lastError: null,
     errorCode: null,
     retryCount: 0,
+    nextRetryAt: null,
     contentHash: hash,
     vectorVersion: 1,
     ...overrides,
@@ -91,7 +92,9 @@ describe('parseSyncState', () => {
       const [status, retryCount, vectorVersion] = expected[name];
       expect(state, name).toBeDefined();
       expect(state?.complete).toBe(false);
-      expect(state?.missing).toEqual(['lastSyncedAt', 'lastSyncAttemptAt', 'lastError', 'errorCode', 'contentHash']);
+      // A retry time is missing only where the collection failed; elsewhere its absence is null.
+      const retryTime = status === 'failed' ? ['nextRetryAt'] : [];
+      expect(state?.missing).toEqual(['lastSyncedAt', 'lastSyncAttemptAt', 'lastError', 'errorCode', ...retryTime, 'contentHash']);
       expect(state?.status).toBe(status);
       expect(state?.storedStatus).toBe(status);
       expect(state?.retryCount).toBe(retryCount);
@@ -162,9 +165,12 @@ describe('parseSyncState', () => {
     expect(emptyHash.collections.interface?.complete).toBe(false);
     expect(emptyHash.collections.interface?.missing).toEqual([]);
     expect(isSettled(emptyHash)).toBe(false);
+    const syncedWithoutRetryTime = parseSyncState(tool(withCollection('tools', without({ ...collectionState(hashes.tools) }, 'nextRetryAt'))));
+    expect(syncedWithoutRetryTime.collections.tools?.complete).toBe(true);
 
     for (const key of COLLECTION_STATE_KEYS) {
-      const state = without({ ...collectionState(hashes.tools) }, key);
+      // A retry time belongs to a failed collection (a synced one without it is complete: below).
+      const state = without({ ...collectionState(hashes.tools, key === 'nextRetryAt' ? { status: 'failed', errorCode: 'UNKNOWN', retryCount: 1 } : {}) }, key);
       const parsed = parseSyncState(tool(withCollection('tools', state)));
       expect(parsed.invalid, key).toBeUndefined();
       expect(parsed.collections.tools?.missing).toEqual([key]);

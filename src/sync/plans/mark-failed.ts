@@ -1,3 +1,4 @@
+import { nextRetryAt, retryJitterKey } from '../backoff.js';
 import { aggregateSyncStatus } from '../status-order.js';
 import { parseSyncState, type StoredTool } from '../stored-tool.js';
 import { collectionPath, METADATA_UPDATED_AT, OVERALL_STATUS } from '../sync-state.js';
@@ -13,7 +14,10 @@ export interface MarkFailedResult {
   retryCount: number;
 }
 
-/** A sync attempt failed: `failed`, the classified error recorded, one more retry counted. */
+/**
+ * A sync attempt failed: `failed`, the classified error recorded, one more retry counted, and
+ * the time its retry is due stored (see `nextRetryAt`: none for `VALIDATION_ERROR`).
+ */
 export function planMarkFailed(
   tool: StoredTool,
   collection: SyncCollectionName,
@@ -40,6 +44,7 @@ export function planMarkFailed(
           [collectionPath(collection, 'lastError')]: failure.lastError,
           [collectionPath(collection, 'errorCode')]: failure.errorCode,
           [collectionPath(collection, 'retryCount')]: retryCount,
+          [collectionPath(collection, 'nextRetryAt')]: nextRetryAt(now, retryCount, failure.errorCode, retryJitterKey(tool._id, collection)),
           [OVERALL_STATUS]: aggregateSyncStatus(Object.values(statuses)),
           [METADATA_UPDATED_AT]: now,
         },

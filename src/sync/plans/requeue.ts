@@ -36,6 +36,7 @@ export function planRequeue(
     statuses[name] = change.status;
     set[collectionPath(name, 'status')] = change.status;
     set[collectionPath(name, 'retryCount')] = change.retryCount;
+    set[collectionPath(name, 'nextRetryAt')] = null;
     count += 1;
   }
   if (count === 0) return { kind: 'done', write: null, result: 0 };

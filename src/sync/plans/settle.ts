@@ -1,7 +1,8 @@
 import { CONTENT_FIELDS } from '../collection-fields.js';
 import { computeContentHashes } from '../content-hash.js';
 import { aggregateSyncStatus } from '../status-order.js';
-import { parseSyncState, type ParsedSyncState, type StoredTool } from '../stored-tool.js';
+import { nextRetryAt, retryJitterKey } from '../backoff.js';
+import { parseSyncState, type ParsedCollection, type ParsedSyncState, type StoredTool } from '../stored-tool.js';
 import {
   collectionPath,
   LAST_MODIFIED_FIELDS,
@@ -60,6 +61,15 @@ export function contentAsRead(tool: StoredTool): Record<string, unknown> {
 }
 
 /**
+ * A failed collection stored without a retry time (before the package stored one): due when the
+ * backoff after its last attempt ends, or now if the attempt was not recorded.
+ */
+function legacyRetryAt(id: unknown, name: SyncCollectionName, state: ParsedCollection, now: Date): Date | null {
+  if (state.lastSyncAttemptAt === null) return state.errorCode === 'VALIDATION_ERROR' ? null : now;
+  return nextRetryAt(state.lastSyncAttemptAt, state.retryCount, state.errorCode, retryJitterKey(id, name));
+}
+
+/**
  * Makes a tool's stored sync state agree with its stored content: missing metadata gets defaults
  * with the real hashes (a tool written before this package, or inserted by an upsert), a
  * collection whose stored hash no longer describes the content goes through `afterContentChange`,
@@ -96,7 +106,8 @@ export function planSettle(tool: StoredTool, now: Date, options: SettleOptions =
     const status = state.status ?? INITIAL_SYNC_STATUS;
     statuses[name] = status;
     for (const key of state.missing) {
-      if (key !== 'contentHash') set[collectionPath(name, key)] = newCollectionState('')[key];
+      if (key === 'nextRetryAt') set[collectionPath(name, key)] = legacyRetryAt(tool._id, name, state, now);
+      else if (key !== 'contentHash') set[collectionPath(name, key)] = newCollectionState('')[key];
     }
     // Never hashed and not written since: what was embedded (if anything) is unknown, so the hash
     // is taken as it is. Written since (a pending check): the content changed, whatever it was.
@@ -108,6 +119,8 @@ export function planSettle(tool: StoredTool, now: Date, options: SettleOptions =
       set[collectionPath(name, 'status')] = next.status;
       set[collectionPath(name, 'retryCount')] = next.retryCount;
       set[collectionPath(name, 'contentHash')] = hashes[name];
+      // Out of `failed`: no retry is due any more (the collection is back in line).
+      if (next.status !== 'failed' && state.nextRetryAt !== null) set[collectionPath(name, 'nextRetryAt')] = null;
     }
   }
   if (noCollections) {
