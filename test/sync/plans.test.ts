@@ -396,14 +396,20 @@ describe('planSettle', () => {
     expect(write.filter[collectionPath('tools', 'status')]).toBe('stale');
   });
 
-  it('for a tool not read (a saved document as in memory), conditions on its content too, as well as on the token', () => {
+  it('for a tool not read (a saved document as in memory), conditions on its content and history too, as well as on the token', () => {
     const token = new Types.ObjectId();
     const tool = storedTool({ pendingHashCheck: token, content: { description: 'Edited in memory.' } });
     const read = planSettle(tool, NOW);
     const unread = planSettle(tool, NOW, { unread: true });
     if (read.kind !== 'write' || unread.kind !== 'write') throw new Error(`${read.kind} ${unread.kind}`);
     expect(read.write.filter).toEqual(conditionAsRead(tool, token));
-    expect(unread.write.filter).toEqual({ ...conditionAsRead(tool, token), ...contentConditions(tool) });
+    const history = Object.fromEntries(SYNC_COLLECTION_NAMES.flatMap((name): [string, unknown][] => [
+      [collectionPath(name, 'retryCount'), { $eq: 0 }],
+      [collectionPath(name, 'lastSyncedAt'), { $eq: EARLIER }],
+      [collectionPath(name, 'lastSyncAttemptAt'), { $eq: EARLIER }],
+    ]));
+    // Its history as held too: a collection synced and failed again meanwhile has the same status and hash.
+    expect(unread.write.filter).toEqual({ ...conditionAsRead(tool, token), ...contentConditions(tool), ...history });
     expect(unread.write.update).toEqual(read.write.update);
   });
 

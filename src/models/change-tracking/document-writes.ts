@@ -2,7 +2,7 @@ import { type DocumentType, type ReturnModelType } from '@typegoose/typegoose';
 import mongoose, { type Document, Types } from 'mongoose';
 import { CONTENT_FIELDS } from '../../sync/collection-fields.js';
 import { computeContentHashes } from '../../sync/content-hash.js';
-import { type StoredTool } from '../../sync/stored-tool.js';
+import { isSettled, parseSyncState, type StoredTool } from '../../sync/stored-tool.js';
 import {
   COLLECTION_STATE_KEYS,
   collectionPath,
@@ -17,7 +17,7 @@ import { defaultSyncMetadata } from '../sync-metadata.js';
 import { type Tool } from '../tool.js';
 import { BUSINESS_FIELDS } from '../tool-vocabulary.js';
 import { settleAfterWrite, settleStoredTools, toolCollection } from './settle-after-write.js';
-import { rootOf } from './update-analysis.js';
+import { isPlainObject, rootOf } from './update-analysis.js';
 
 export type ToolDocument = DocumentType<Tool>;
 
@@ -164,6 +164,15 @@ export async function beforeDocumentSave(this: ToolDocument, options?: { validat
   settleAfterSave.add(this);
 }
 
+/** Loaded tools whose stored metadata was not settled (keys missing, legacy): their save is settled from a read. */
+const loadedUnsettled = new WeakSet<ToolDocument>();
+
+/** Before a tool is loaded: what is stored, before Mongoose shows defaults where keys are missing. */
+export function beforeDocumentInit(this: ToolDocument, stored: unknown): void {
+  const settled = typeof stored === 'object' && stored !== null && isSettled(parseSyncState(stored as StoredTool));
+  if (!settled) loadedUnsettled.add(this);
+}
+
 /**
  * A loaded tool shows defaults where its stored metadata has none, and Mongoose marks some of
  * them modified: they are not the user's changes, and settling (not saving defaults) completes
@@ -199,7 +208,8 @@ export async function afterDocumentSave(this: ToolDocument): Promise<void> {
   settleAfterSave.delete(this);
   const model = this.constructor as ReturnModelType<typeof Tool>;
   const show = (stored: StoredTool): void => { showStoredSyncMetadata(this, stored); };
-  if (holdsSyncMetadata(this) && this.syncMetadata.pendingHashCheck != null) {
+  // From memory only what was stored complete: defaults shown for missing keys are not stored.
+  if (holdsSyncMetadata(this) && !loadedUnsettled.has(this) && this.syncMetadata.pendingHashCheck != null) {
     await settleStoredTools(model, [asSaved(this)], this.$session(), show, { unread: true });
   } else {
     await settleAfterWrite(model, { _id: this._id }, this.$session(), show);
@@ -221,6 +231,13 @@ export function beforeInsertMany(documents: unknown): void {
   list.forEach((document, index) => {
     if (document instanceof mongoose.Document && !document.isNew) {
       throw new SyncArgumentError(`documents[${index}]`, String(document._id), 'a new tool (plain input or new ToolModel()), not one loaded from the database');
+    }
+    // Checked here for every input: `lean` inserts it as it is, without casting or validation
+    // hooks, and this hook is not told whether the call is lean. (A lean tool without metadata is
+    // stored like a legacy one: the first reader, or `tool-sync backfill`, gives it its metadata.)
+    const given = isPlainObject(document) ? document[SYNC_METADATA] : undefined;
+    if (given !== undefined) {
+      throw new SyncArgumentError(`documents[${index}].${SYNC_METADATA}`, given, 'absent: tool-sync writes syncMetadata (insertMany with lean stores its input as it is)');
     }
   });
 }

@@ -2,7 +2,15 @@ import type mongoose from 'mongoose';
 import { type ToolModelType } from './bulk-write.js';
 import { type ToolDocument } from './document-writes.js';
 import { beforeBulkWrite } from './bulk-write.js';
-import { afterDocumentInit, afterDocumentSave, afterDocumentSaveError, beforeDocumentSave, beforeDocumentValidate, beforeInsertMany } from './document-writes.js';
+import {
+  afterDocumentInit,
+  afterDocumentSave,
+  afterDocumentSaveError,
+  beforeDocumentInit,
+  beforeDocumentSave,
+  beforeDocumentValidate,
+  beforeInsertMany,
+} from './document-writes.js';
 import {
   afterQueryWrite,
   afterQueryWriteError,
@@ -18,6 +26,7 @@ import {
  * bookkeeping before it and settle the tools it marked after it.
  *
  * Registered:
+ * - document `init` (pre): whether the stored metadata was settled (a save settles from memory only then)
  * - document `init` (post): a loaded tool's defaults are not changes to save
  * - document `validate` (pre): refuse `syncMetadata` input; hash a new tool
  * - document `save` (pre): the same; mark an edit of a loaded tool
@@ -30,6 +39,7 @@ import {
  * - model `bulkWrite` (pre): check and decorate every operation, send them as one bulk, settle
  */
 export function changeTrackingPlugin(schema: mongoose.Schema): void {
+  schema.pre('init', beforeDocumentInit);
   schema.post('init', afterDocumentInit);
   // Mongoose's types leave out the documented `overwriteMiddlewareArguments` return of a pre hook.
   schema.pre('validate', beforeDocumentValidate as (this: ToolDocument, options?: Record<string, unknown>) => void);

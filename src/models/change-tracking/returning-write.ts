@@ -44,10 +44,21 @@ function asUpdateResult(result: ModifyResult): mongo.UpdateResult {
   return { acknowledged: true, matchedCount: matched, modifiedCount: matched, upsertedCount: upsertedId === null ? 0 : 1, upsertedId };
 }
 
-const unacknowledged = (options: Options): boolean => {
-  const concern = isPlainObject(options.writeConcern) ? options.writeConcern : options;
-  return concern.w === 0;
-};
+/** The write concern's `w`, as given (a plain object or a WriteConcern) or as the collection resolves it. */
+function writeConcernW(options: Options, collection: unknown): unknown {
+  const given = options.writeConcern;
+  if (typeof given === 'object' && given !== null && 'w' in given) return (given as { w?: unknown }).w;
+  if (options.w !== undefined) return options.w;
+  const driver = (collection as { collection?: { writeConcern?: { w?: unknown } } }).collection;
+  return driver?.writeConcern?.w;
+}
+
+/**
+ * When updateOne goes as it was sent: unacknowledged (nothing comes back), or with a `sort`
+ * (which findAndModify takes on every server, and update only on MongoDB 8 and later: the server
+ * is left to refuse it where it does).
+ */
+const goesAsSent = (options: Options, collection: unknown): boolean => writeConcernW(options, collection) === 0 || options.sort !== undefined;
 
 type CollectionWrite = (filter: unknown, update: unknown, options: Options) => Promise<unknown>;
 interface WriteMethods { updateOne: CollectionWrite; findOneAndUpdate: CollectionWrite }
@@ -63,10 +74,12 @@ export function returnStoredTool(query: ToolQuery, op: 'updateOne' | 'findOneAnd
   const findOneAndUpdate = collection.findOneAndUpdate.bind(collection);
   const wrapped: CollectionWrite = op === 'updateOne'
     ? async (filter, update, options) => {
-      // An unacknowledged write returns nothing to read: it goes as sent, and is settled by its token.
-      if (unacknowledged(options)) return collection.updateOne(filter, update, options);
+      // Goes as sent (see goesAsSent), and is settled by its token.
+      if (goesAsSent(options, collection)) return collection.updateOne(filter, update, options);
+      // A query's projection means nothing to an update (the driver's updateOne drops it): not asked of findAndModify.
+      const { projection: _projection, fields: _fields, ...updateOptions } = options;
       const result = await findOneAndUpdate(filter, update, {
-        ...options, returnDocument: 'after', includeResultMetadata: true,
+        ...updateOptions, returnDocument: 'after', includeResultMetadata: true,
       }) as ModifyResult;
       remember(query, result.value ?? null, options.upsert === true);
       return asUpdateResult(result);
