@@ -43,7 +43,26 @@ export function unchangedSince(id: unknown, parsed: ParsedSyncState): Record<str
  * driver) is guarded by its content itself, so the settle's hashes are those of what it read.
  */
 function contentGuard(tool: StoredTool, parsed: ParsedSyncState, options: SettleOptions): Record<string, unknown> {
-  return parsed.pendingHashCheck === null || options.unread === true ? contentAsRead(tool) : {};
+  const content = parsed.pendingHashCheck === null || options.unread === true ? contentAsRead(tool) : {};
+  return options.unread === true ? { ...content, ...historyAsHeld(parsed) } : content;
+}
+
+/**
+ * A tool held in memory since it was loaded may have been synced and failed again meanwhile,
+ * with the same status and hash as held: its transitions depend on its history too (a failed
+ * collection synced before goes back as `stale`), so that is a condition as well. Every
+ * transition moves the attempt time or the retry count.
+ */
+function historyAsHeld(parsed: ParsedSyncState): Record<string, unknown> {
+  const filter: Record<string, unknown> = {};
+  for (const name of SYNC_COLLECTION_NAMES) {
+    const state = parsed.collections[name];
+    if (state === undefined) continue;
+    filter[collectionPath(name, 'retryCount')] = { $eq: state.storedRetryCount ?? null };
+    filter[collectionPath(name, 'lastSyncedAt')] = { $eq: state.lastSyncedAt };
+    filter[collectionPath(name, 'lastSyncAttemptAt')] = { $eq: state.lastSyncAttemptAt };
+  }
+  return filter;
 }
 
 export interface SettleOptions {
