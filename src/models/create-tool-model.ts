@@ -1,6 +1,6 @@
 import { getModelForClass, type ReturnModelType } from '@typegoose/typegoose';
-import type mongoose from 'mongoose';
-import { Tool, ToolModel } from './tool.js';
+import mongoose from 'mongoose';
+import { defaultToolModel, Tool, ToolModel } from './tool.js';
 
 export type ToolModelType = ReturnModelType<typeof Tool>;
 
@@ -36,8 +36,12 @@ export function createToolModel(connection: mongoose.Connection, options: ToolMo
     if (previous.collection.collectionName === collection) return previous;
     throw new Error(`createToolModel: model "${modelName}" already exists on this connection for collection "${previous.collection.collectionName}", not "${collection}"; pass another modelName`);
   }
-  // The default connection's ToolModel, created when this package is imported.
-  if (connection.models[modelName] === ToolModel && ToolModel.collection.collectionName === collection) return ToolModel;
+  // The default connection's ToolModel (created on first use: here, if nothing else has the name).
+  const created = defaultToolModel.created();
+  const isDefault = modelName === 'Tool' && collection === 'tools' && connection === mongoose.connection;
+  if (created !== undefined ? connection.models[modelName] === created && created.collection.collectionName === collection : isDefault && connection.models[modelName] === undefined) {
+    return ToolModel;
+  }
   if (connection.modelNames().includes(modelName)) {
     throw new Error(`createToolModel: this connection already has a model named "${modelName}"; pass another modelName`);
   }

@@ -17,6 +17,7 @@ import { changeTrackingPlugin } from './change-tracking/index.js';
 import { SyncMetadata } from './sync-metadata.js';
 import { findNeedingSync, findRetryable, getSyncStats, type RetryableTool, type SyncStats } from './tool-queries.js';
 import { markCollectionFailed, markCollectionSynced, requeueFailed, settleTool } from './tool-transitions.js';
+import { lazyModel } from './lazy-model.js';
 import { ToolFields } from './tool-fields.js';
 
 /** A product people search for, with the state of its embeddings in the four vector collections. */
@@ -131,4 +132,6 @@ export class Tool extends ToolFields {
   }
 }
 
-export const ToolModel: ReturnModelType<typeof Tool> = getModelForClass(Tool);
+/** The default connection's `Tool` model on `tools`: created on first use, never by an import. */
+export const defaultToolModel = lazyModel(() => getModelForClass(Tool));
+export const ToolModel: ReturnModelType<typeof Tool> = defaultToolModel.model;

@@ -1,6 +1,6 @@
 import mongoose from 'mongoose';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { SETTLE_FAILED_EVENT, ToolModel } from '../../src/index.js';
+import { computeContentHashes, defaultCollectionSyncStatus, defaultSyncMetadata, SETTLE_FAILED_EVENT, SYNC_COLLECTION_NAMES, ToolModel } from '../../src/index.js';
 import { backfill, backfillPlan } from '../../src/migrations/backfill.js';
 import { CHECKPOINT_COLLECTION, runBatchMigration } from '../../src/migrations/batch-migration.js';
 import { bulkSizeOf } from '../../src/models/change-tracking/settle-after-write.js';
@@ -149,15 +149,44 @@ describe("the settle after a user's write", () => {
     ToolModel.events.on(SETTLE_FAILED_EVENT, listener);
     try {
       const doc = await ToolModel.findById(big._id).orFail();
-      doc.name = 'Renamed near the limit';
+      // No content change, so no token: the settle that completes its metadata is conditioned on
+      // its content, and that statement is too large to send.
+      doc.url = 'https://example.org/moved-near-the-limit';
       // The stored longDescription is over the model's maximum: validation would refuse the save before the write.
       await expect(doc.save({ validateBeforeSave: false })).resolves.toBeDefined();
     } finally {
       ToolModel.events.off(SETTLE_FAILED_EVENT, listener);
     }
-    expect((await rawTool({ _id: big._id }))?.name).toBe('Renamed near the limit');
+    expect((await rawTool({ _id: big._id }))?.url).toBe('https://example.org/moved-near-the-limit');
     expect(events).toHaveLength(1);
     expect(events[0]).toBeInstanceOf(WritesRefusedError);
     expect((events[0] as WritesRefusedError).refused.map(({ id }) => id)).toEqual([big._id.toHexString()]);
+  });
+
+  it('a save settled from memory whose condition is too large to send is settled from a read instead: no event, settled', { timeout: 180_000 }, async (context) => {
+    if (nearLimitSkip !== undefined) {
+      skipReason(nearLimitSkip, engine());
+      context.skip();
+    }
+    const big = nearLimitLegacyTool('near-limit-settled');
+    // Complete, settled metadata, so that the save is planned from the document in memory.
+    const hashes = computeContentHashes(big);
+    const collections = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, Object.assign(defaultCollectionSyncStatus(), { contentHash: hashes[name] })]));
+    await insertRaw({ ...big, syncMetadata: Object.assign(defaultSyncMetadata(), { collections }) });
+    const events: unknown[] = [];
+    const listener = (event: { error: unknown }): void => { events.push(event.error); };
+    ToolModel.events.on(SETTLE_FAILED_EVENT, listener);
+    try {
+      const doc = await ToolModel.findById(big._id).orFail();
+      doc.name = 'Renamed near the limit';
+      await doc.save({ validateBeforeSave: false });
+    } finally {
+      ToolModel.events.off(SETTLE_FAILED_EVENT, listener);
+    }
+    expect(events).toEqual([]);
+    const stored = (await rawTool({ _id: big._id })) as StoredTool & { syncMetadata: { pendingHashCheck: unknown; collections: Record<string, { contentHash: string }> } };
+    expect(stored.name).toBe('Renamed near the limit');
+    expect(stored.syncMetadata.pendingHashCheck).toBeNull();
+    expect(stored.syncMetadata.collections.tools?.contentHash).toBe(computeContentHashes(stored).tools);
   });
 });

@@ -210,7 +210,11 @@ export async function afterDocumentSave(this: ToolDocument): Promise<void> {
   const show = (stored: StoredTool): void => { showStoredSyncMetadata(this, stored); };
   // From memory only what was stored complete: defaults shown for missing keys are not stored.
   if (holdsSyncMetadata(this) && !loadedUnsettled.has(this) && this.syncMetadata.pendingHashCheck != null) {
-    await settleStoredTools(model, [asSaved(this)], this.$session(), show, { unread: true });
+    const summary = await settleStoredTools(model, [asSaved(this)], this.$session(), show, { unread: true });
+    // Refused (its condition repeats the content: near 16 MB too large to send): settled from a
+    // read instead, whose condition is the token.
+    if (summary === undefined || summary.refused.length === 0) return;
+    await settleAfterWrite(model, { _id: this._id }, this.$session(), show);
   } else {
     await settleAfterWrite(model, { _id: this._id }, this.$session(), show);
   }

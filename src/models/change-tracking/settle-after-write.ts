@@ -53,7 +53,10 @@ export async function settleStoredTools(
 ): Promise<PlansSummary | undefined> {
   const plan = (tool: StoredTool, now: Date): IdempotentPlan => settlePlan(tool, now, options);
   try {
-    return await applyIdempotentPlans(toolCollection(model), tools, plan, { session: session ?? undefined, bulkSize: bulkSizeOf(model), onSettled });
+    // Planned from memory, a refused write is the caller's to settle from a read (see afterDocumentSave).
+    return await applyIdempotentPlans(toolCollection(model), tools, plan, {
+      session: session ?? undefined, bulkSize: bulkSizeOf(model), onSettled, recordRefused: options.unread === true,
+    });
   } catch (error) {
     model.events.emit(SETTLE_FAILED_EVENT, { error, filter: { _id: { $in: tools.map((tool) => tool._id) } } });
     return undefined;
