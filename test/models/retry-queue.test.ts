@@ -1,6 +1,7 @@
 import mongoose from 'mongoose';
 import { describe, expect, it } from 'vitest';
 import { ToolModel } from '../../src/index.js';
+import { eventsDuring } from '../helpers/commands.js';
 import { useMonitoredTestDatabase } from '../helpers/database.js';
 import { toolInput } from '../helpers/tools.js';
 
@@ -10,20 +11,13 @@ interface CursorReply { cursor?: { firstBatch?: unknown[]; nextBatch?: unknown[]
 
 /** Documents the server sent in cursor replies while `run` ran: what a query read into the client. */
 async function documentsRead(run: () => Promise<unknown>): Promise<number> {
-  const client = mongoose.connection.getClient();
-  let documents = 0;
-  const count = (event: { commandName: string; reply: unknown }): void => {
-    if (event.commandName !== 'find' && event.commandName !== 'getMore') return;
-    const { cursor } = event.reply as CursorReply;
-    documents += (cursor?.firstBatch ?? cursor?.nextBatch ?? []).length;
-  };
-  client.on('commandSucceeded', count);
-  try {
-    await run();
-  } finally {
-    client.off('commandSucceeded', count);
-  }
-  return documents;
+  const replies = await eventsDuring('commandSucceeded', run);
+  return replies
+    .filter((event) => event.commandName === 'find' || event.commandName === 'getMore')
+    .reduce((sum, event) => {
+      const { cursor } = event.reply as CursorReply;
+      return sum + (cursor?.firstBatch ?? cursor?.nextBatch ?? []).length;
+    }, 0);
 }
 
 describe('findRetryable reads about as many tools as it returns', () => {

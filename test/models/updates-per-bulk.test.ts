@@ -1,6 +1,7 @@
 import mongoose from 'mongoose';
 import { describe, expect, inject, it } from 'vitest';
 import { FERRETDB_V1_UPDATES_PER_BULK, UPDATES_PER_BULK, updatesPerBulk, updatesPerBulkOn } from '../../src/models/updates-per-bulk.js';
+import { commandNamesDuring } from '../helpers/commands.js';
 import { engine, useMonitoredTestDatabase } from '../helpers/database.js';
 
 describe('updatesPerBulkOn', () => {
@@ -17,21 +18,12 @@ describe('updatesPerBulk', () => {
   useMonitoredTestDatabase(import.meta.url);
 
   it('asks the server only for a bulk larger than every engine takes, once per client', async () => {
-    const names: string[] = [];
-    const client = mongoose.connection.getClient();
-    const record = (event: { commandName: string }): void => { names.push(event.commandName); };
-    client.on('commandStarted', record);
-    try {
+    let size = 0;
+    expect(await commandNamesDuring(async () => {
       expect(await updatesPerBulk(mongoose.connection, FERRETDB_V1_UPDATES_PER_BULK)).toBe(FERRETDB_V1_UPDATES_PER_BULK);
-      expect(names).toEqual([]);
-      const size = await updatesPerBulk(mongoose.connection, 1000);
-      expect(names).toEqual(['buildInfo']);
-      expect(await updatesPerBulk(mongoose.connection, 5000)).toBe(size);
-      expect(names).toEqual(['buildInfo']);
-      const version = inject('dbEngineVersion');
-      expect(size).toBe(updatesPerBulkOn({ name: engine(), version }));
-    } finally {
-      client.off('commandStarted', record);
-    }
+    })).toEqual([]);
+    expect(await commandNamesDuring(async () => { size = await updatesPerBulk(mongoose.connection, 1000); })).toEqual(['buildInfo']);
+    expect(await commandNamesDuring(async () => { expect(await updatesPerBulk(mongoose.connection, 5000)).toBe(size); })).toEqual([]);
+    expect(size).toBe(updatesPerBulkOn({ name: engine(), version: inject('dbEngineVersion') }));
   });
 });

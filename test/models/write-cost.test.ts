@@ -3,29 +3,18 @@ import { describe, expect, inject, it } from 'vitest';
 import { computeContentHashes, createToolModel, SYNC_COLLECTION_NAMES, ToolModel } from '../../src/index.js';
 import { updatesPerBulk } from '../../src/models/updates-per-bulk.js';
 import { skipReason } from '../helpers/capabilities.js';
+import { commandNamesDuring } from '../helpers/commands.js';
 import { engine, useMonitoredTestDatabase } from '../helpers/database.js';
 import { createSyncedTool } from '../helpers/sync.js';
 
 // The hot path's cost counted in commands, not timed: what each write sends to the server.
 useMonitoredTestDatabase(import.meta.url);
 
-async function commandsDuring(run: () => Promise<unknown>): Promise<string[]> {
-  const client = mongoose.connection.getClient();
-  const names: string[] = [];
-  const record = (event: { commandName: string }): void => { names.push(event.commandName); };
-  client.on('commandStarted', record);
-  try {
-    await run();
-  } finally {
-    client.off('commandStarted', record);
-  }
-  return names;
-}
 
 describe('commands per write', () => {
   it('a content updateOne is one findAndModify (the caller\'s filter, update and options, returning what it stored) and one conditional write', async () => {
     const tool = await createSyncedTool();
-    const commands = await commandsDuring(() => ToolModel.updateOne({ _id: tool._id }, { $set: { description: 'Says what it does, better.' } }));
+    const commands = await commandNamesDuring(() => ToolModel.updateOne({ _id: tool._id }, { $set: { description: 'Says what it does, better.' } }));
     expect(commands).toEqual(['findAndModify', 'update']);
     const stored = await ToolModel.findById(tool._id).orFail();
     expect(stored.syncMetadata.collections.tools.contentHash).toBe(computeContentHashes(stored).tools);
@@ -34,14 +23,14 @@ describe('commands per write', () => {
   });
 
   it('a content updateOne that matches nothing is one command: nothing to settle', async () => {
-    expect(await commandsDuring(() => ToolModel.updateOne({ id: 'no-such-tool' }, { $set: { description: 'Nobody.' } }))).toEqual(['findAndModify']);
+    expect(await commandNamesDuring(() => ToolModel.updateOne({ id: 'no-such-tool' }, { $set: { description: 'Nobody.' } }))).toEqual(['findAndModify']);
   });
 
   it('findOneAndUpdate returning the whole tool after the write is settled from it; returning the original, from a read', async () => {
     const tool = await createSyncedTool();
-    const after = await commandsDuring(() => ToolModel.findOneAndUpdate({ _id: tool._id }, { $set: { description: 'After.' } }, { returnDocument: 'after' }));
+    const after = await commandNamesDuring(() => ToolModel.findOneAndUpdate({ _id: tool._id }, { $set: { description: 'After.' } }, { returnDocument: 'after' }));
     expect(after).toEqual(['findAndModify', 'update']);
-    const before = await commandsDuring(() => ToolModel.findOneAndUpdate({ _id: tool._id }, { $set: { description: 'Before.' } }));
+    const before = await commandNamesDuring(() => ToolModel.findOneAndUpdate({ _id: tool._id }, { $set: { description: 'Before.' } }));
     expect(before).toEqual(['findAndModify', 'find', 'update']);
     const stored = await ToolModel.findById(tool._id).orFail();
     expect(stored.syncMetadata.collections.tools.contentHash).toBe(computeContentHashes(stored).tools);
@@ -83,13 +72,13 @@ describe('commands per write', () => {
 
   it('an update of a field no collection embeds is one write', async () => {
     const tool = await createSyncedTool();
-    expect(await commandsDuring(() => ToolModel.updateOne({ _id: tool._id }, { $set: { url: 'https://example.org/moved' } }))).toEqual(['update']);
+    expect(await commandNamesDuring(() => ToolModel.updateOne({ _id: tool._id }, { $set: { url: 'https://example.org/moved' } }))).toEqual(['update']);
   });
 
   it('a save of a loaded document that changed content is the save and one conditional write, planned from the document', async () => {
     const tool = await createSyncedTool();
     tool.description = 'Loaded, edited and saved.';
-    expect(await commandsDuring(() => tool.save())).toEqual(['update', 'update']);
+    expect(await commandNamesDuring(() => tool.save())).toEqual(['update', 'update']);
     expect(tool.syncMetadata.collections.tools.status).toBe('stale');
     expect(tool.syncMetadata.pendingHashCheck).toBeNull();
     const stored = await ToolModel.findById(tool._id).orFail();
@@ -102,7 +91,7 @@ describe('commands per write', () => {
     // Another writer, around the package, changes content the loaded document still shows as it was.
     await ToolModel.collection.updateOne({ _id: tool._id }, { $set: { name: 'Renamed elsewhere' } });
     tool.description = 'Edited on a stale copy.';
-    expect(await commandsDuring(() => tool.save())).toEqual(['update', 'update', 'find', 'update']);
+    expect(await commandNamesDuring(() => tool.save())).toEqual(['update', 'update', 'find', 'update']);
     const stored = await ToolModel.findById(tool._id).orFail();
     expect(stored.name).toBe('Renamed elsewhere');
     const hashes = computeContentHashes(stored);
@@ -113,7 +102,7 @@ describe('commands per write', () => {
   it('a save of a lone surrogate: the settle\'s condition is encoded as the save was (U+FFFD), and the hash is the stored text\'s', async () => {
     const tool = await createSyncedTool();
     tool.description = 'Broken \uD800 text';
-    expect(await commandsDuring(() => tool.save())).toEqual(['update', 'update']);
+    expect(await commandNamesDuring(() => tool.save())).toEqual(['update', 'update']);
     const stored = await ToolModel.findById(tool._id).orFail();
     expect(stored.description).toBe('Broken \uFFFD text');
     expect(stored.syncMetadata.collections.tools.contentHash).toBe(computeContentHashes(stored).tools);
@@ -122,7 +111,7 @@ describe('commands per write', () => {
   it('updateMany of many tools is one write, one read, and the settle\'s bulks (one per 1,000 tools; per 25 on FerretDB 1.x)', async () => {
     const tools = await Promise.all(Array.from({ length: 30 }, () => createSyncedTool({ category: 'many' })));
     const perBulk = await updatesPerBulk(mongoose.connection, tools.length);
-    const commands = await commandsDuring(() => ToolModel.updateMany({ category: 'many' }, { $push: { useCases: 'one more' } }));
+    const commands = await commandNamesDuring(() => ToolModel.updateMany({ category: 'many' }, { $push: { useCases: 'one more' } }));
     expect(commands).toEqual(['update', 'find', ...Array.from({ length: Math.ceil(tools.length / perBulk) }, () => 'update')]);
     for (const tool of tools) expect((await ToolModel.findById(tool._id).orFail()).syncMetadata.collections.usecases.status).toBe('stale');
   });

@@ -12,6 +12,7 @@ import {
   type SyncStatus,
   type ToolModelType,
 } from '../../src/index.js';
+import { type Outcome, outcomeOf } from '../helpers/commands.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { createSyncedTool } from '../helpers/sync.js';
 import { insertRaw, rawTool, toolInput } from '../helpers/tools.js';
@@ -89,14 +90,7 @@ async function expectSettled(id: unknown): Promise<Stored> {
 
 const statuses = (tool: Stored): SyncStatus[] => SYNC_COLLECTION_NAMES.map((name) => tool.syncMetadata.collections[name].status);
 
-type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
-async function attempt(write: () => Promise<unknown>): Promise<Outcome> {
-  try {
-    return { ok: true, value: await write() };
-  } catch (error) {
-    return { ok: false, error };
-  }
-}
+const attempt = outcomeOf;
 const messageOf = (outcome: Outcome): string => (outcome.ok ? 'no error' : outcome.error instanceof Error ? outcome.error.message : String(outcome.error));
 
 /** A model of the default connection built while a global plugin (`mongoose.plugin`) is registered; the plugin is removed again. */

@@ -13,6 +13,7 @@ import {
   type SyncStatus,
   type Tool,
 } from '../../src/index.js';
+import { commandsDuring, type Outcome, outcomeOf } from '../helpers/commands.js';
 import { rawUpdateWorks, skipReason } from '../helpers/capabilities.js';
 import { engine, useMonitoredTestDatabase } from '../helpers/database.js';
 import { createSyncedTool } from '../helpers/sync.js';
@@ -65,15 +66,6 @@ async function businessOf(collection: RawCollection, filter: RawDoc = {}): Promi
   });
 }
 
-type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
-
-async function outcomeOf(run: () => Promise<unknown>): Promise<Outcome> {
-  try {
-    return { ok: true, value: await run() };
-  } catch (error) {
-    return { ok: false, error };
-  }
-}
 
 const describeOutcome = (outcome: Outcome): string => (outcome.ok ? 'accepted' : `refused (${String(outcome.error)})`);
 
@@ -107,19 +99,6 @@ async function expectRefusedNaming(path: string, run: () => Promise<unknown>): P
   expect(await allTools()).toEqual(before);
 }
 
-/** Commands the default connection's client starts while `run` runs. */
-async function commandsDuring(run: () => Promise<unknown>): Promise<mongoose.mongo.CommandStartedEvent[]> {
-  const client = mongoose.connection.getClient();
-  const events: mongoose.mongo.CommandStartedEvent[] = [];
-  const record = (event: mongoose.mongo.CommandStartedEvent): void => { events.push(event); };
-  client.on('commandStarted', record);
-  try {
-    await run();
-  } finally {
-    client.off('commandStarted', record);
-  }
-  return events;
-}
 
 function lsidOf(command: mongoose.mongo.Document): string | undefined {
   const lsid = command.lsid as { id?: unknown } | undefined;
