@@ -36,6 +36,7 @@ export type { SyncStage } from './sync/error-classification.js';
 export { retryDelayMs, maxRetryDelayMs, RETRY_POLICY } from './sync/backoff.js';
 export { SyncArgumentError, ToolNotFoundError, SyncConflictError, SyncStateError } from './models/errors.js';
 export { SETTLE_FAILED_EVENT } from './models/change-tracking/settle-after-write.js';
+export { WritesRefusedError } from './models/conditional-write.js';
 export { PENDING_HASH_CHECK, collectionPath } from './sync/sync-state.js';
 export type { CollectionSyncState } from './sync/sync-state.js';
 export { parseSyncState } from './sync/stored-tool.js';

@@ -20,7 +20,7 @@ describe('the package entry', () => {
       'CollectionSyncStatus', 'SyncMetadata', 'Tool', 'ToolModel',
       'defaultCollectionSyncStatus', 'defaultSyncMetadata', 'computeContentHash', 'computeContentHashes',
       'createToolModel', 'backfill', 'rehash', 'settle', 'checkIndexes', 'parseSyncState', 'SETTLE_FAILED_EVENT',
-      'SyncArgumentError', 'SyncStateError', 'SyncConflictError', 'ToolNotFoundError',
+      'SyncArgumentError', 'SyncStateError', 'SyncConflictError', 'ToolNotFoundError', 'WritesRefusedError',
     ]) {
       expect(api, name).toHaveProperty(name);
     }
