@@ -129,6 +129,7 @@ export async function findRetryable(
   });
   const heads = await Promise.all(queues.map(async ({ cursor }) => cursor.next()));
   const found: RetryableTool[] = [];
+  const unusable: StoredTool[] = [];
   const taken = new Set<string>();
   try {
     while (found.length < limit) {
@@ -148,12 +149,18 @@ export async function findRetryable(
       const key = String(tool._id);
       if (taken.has(key)) continue;
       taken.add(key);
+      if (parseSyncState(tool).invalid !== undefined) {
+        unusable.push(tool);
+        continue;
+      }
       const collections = dueIn(tool, maxRetries, now);
       if (collections.length > 0) found.push({ tool: model.hydrate(tool), collections });
     }
   } finally {
     await Promise.all(queues.map(async ({ cursor }) => cursor.close()));
   }
+  // Skipped by this call, and quarantined (no retry time) so that no later poll reads them again.
+  if (unusable.length > 0) await applyIdempotentPlans(collection, unusable, quarantinePlan, { bulkSize: bulkSizeOf(model), recordRefused: true });
   return found;
 }
 

@@ -105,3 +105,27 @@ describe('findRetryable', () => {
     expect(mine?.collections).toEqual(['usecases']);
   });
 });
+
+describe('findRetryable over poisoned tools', () => {
+  it('skips them for this call and quarantines them: they leave the retry queue, the tools behind them are reached', async () => {
+    const due = new Date(Date.now() - 60_000);
+    const poisoned = [];
+    for (let i = 0; i < 3; i += 1) {
+      // Due for a retry, with a retry count the package never writes.
+      const shape = { ...specBackfillShape(), overallStatus: 'failed', collections: { tools: { status: 'failed', retryCount: -1, errorCode: 'UNKNOWN', nextRetryAt: new Date(due.getTime() - 1000 * (i + 1)), vectorVersion: 0 } } };
+      poisoned.push(await insertPoisoned(shape));
+    }
+    const good = await ToolModel.create(toolInput());
+    await ToolModel.markCollectionFailed(good._id, 'tools', new Error('timed out'), 'embedding');
+    const later = new Date(Date.now() + 24 * 60 * 60 * 1000);
+    const first = await ToolModel.findRetryable({ now: later, limit: 3 });
+    for (const id of poisoned) expect(first.map(({ tool }) => String(tool._id))).not.toContain(String(id));
+    const second = await ToolModel.findRetryable({ now: later, limit: 3 });
+    expect(second.map(({ tool }) => String(tool._id))).toContain(String(good._id));
+    for (const id of poisoned) {
+      const tool = await stored(id);
+      expect(tool.syncMetadata.collections.tools?.errorCode).toBe('VALIDATION_ERROR');
+      expect(tool.syncMetadata.collections.tools?.lastError).toContain('retryCount is -1');
+    }
+  });
+});
