@@ -86,6 +86,8 @@ export function returnStoredTool(query: ToolQuery, op: 'updateOne' | 'findOneAnd
     }
     : async (filter, update, options) => {
       const result = await findOneAndUpdate(filter, update, options);
+      // Unacknowledged, nothing came back (not even "matched nothing"): settled by its token.
+      if (writeConcernW(options, collection) === 0) return result;
       const whole = options.returnDocument === 'after' && (options.projection === undefined || options.projection === null);
       const value = options.includeResultMetadata === true ? (result as ModifyResult | null)?.value ?? null : result;
       if (whole || value === null) remember(query, value, options.upsert === true);
