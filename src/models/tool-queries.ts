@@ -1,7 +1,7 @@
 import { type DocumentType, type ReturnModelType } from '@typegoose/typegoose';
 import { type Types } from 'mongoose';
 import { isSyncStatus, SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, SYNC_STATUSES, type SyncCollectionName, type SyncErrorCode, type SyncStatus } from '../sync/vocabulary.js';
-import { parseSyncState, type StoredTool } from '../sync/stored-tool.js';
+import { parseSyncState, type ParsedSyncState, type StoredTool } from '../sync/stored-tool.js';
 import { planQuarantine } from '../sync/plans/quarantine.js';
 import { collectionPath, PENDING_HASH_CHECK } from '../sync/sync-state.js';
 import { bulkSizeOf, toolCollection } from './change-tracking/settle-after-write.js';
@@ -81,9 +81,8 @@ export interface RetryableTool {
   collections: SyncCollectionName[];
 }
 
-/** A failed collection under `maxRetries` whose stored retry time has come (never a validation error). */
-function dueIn(tool: StoredTool, maxRetries: number, now: Date): SyncCollectionName[] {
-  const parsed = parseSyncState(tool);
+/** The failed collections under `maxRetries` whose stored retry time has come (never a validation error). */
+function dueIn(parsed: ParsedSyncState, maxRetries: number, now: Date): SyncCollectionName[] {
   return SYNC_COLLECTION_NAMES.filter((name) => {
     const state = parsed.collections[name];
     return state?.status === 'failed' && state.errorCode !== 'VALIDATION_ERROR' && state.retryCount < maxRetries
@@ -91,7 +90,15 @@ function dueIn(tool: StoredTool, maxRetries: number, now: Date): SyncCollectionN
   });
 }
 
-const retryAt = (tool: StoredTool, name: SyncCollectionName): number => parseSyncState(tool).collections[name]?.nextRetryAt?.getTime() ?? 0;
+/** A queue's next tool and when it is due in that queue's collection (read from the stored path once). */
+interface Head { tool: StoredTool; due: number }
+
+function headOf(tool: StoredTool | null, name: SyncCollectionName): Head | null {
+  if (tool === null) return null;
+  const collections = (tool.syncMetadata as { collections?: Record<string, { nextRetryAt?: unknown } | undefined> } | undefined)?.collections;
+  const due = collections?.[name]?.nextRetryAt;
+  return { tool, due: due instanceof Date ? due.getTime() : 0 };
+}
 
 /** Documents per reply of each collection's queue: what a poll reads beyond what it returns. */
 const RETRY_BATCH = 16;
@@ -127,7 +134,7 @@ export async function findRetryable(
     const sort = { [collectionPath(name, 'nextRetryAt')]: 1, _id: 1 } as const;
     return { name, cursor: collection.find(due, { sort, batchSize: Math.min(limit, RETRY_BATCH) }) };
   });
-  const heads = await Promise.all(queues.map(async ({ cursor }) => cursor.next()));
+  const heads = await Promise.all(queues.map(async ({ name, cursor }) => headOf(await cursor.next(), name)));
   const found: RetryableTool[] = [];
   const unusable: StoredTool[] = [];
   const taken = new Set<string>();
@@ -136,25 +143,23 @@ export async function findRetryable(
       // The earliest due of the four queues' heads.
       let pick = -1;
       heads.forEach((head, index) => {
-        const name = queues[index]?.name;
-        if (head === null || name === undefined) return;
-        const best = pick < 0 ? null : heads[pick];
-        const bestName = queues[pick]?.name;
-        if (best === null || best === undefined || bestName === undefined || retryAt(head, name) < retryAt(best, bestName)) pick = index;
+        const best = heads[pick];
+        if (head !== null && (best === undefined || best === null || head.due < best.due)) pick = index;
       });
-      const tool = heads[pick];
+      const head = heads[pick];
       const queue = queues[pick];
-      if (tool === undefined || tool === null || queue === undefined) break;
-      heads[pick] = await queue.cursor.next();
-      const key = String(tool._id);
+      if (head === undefined || head === null || queue === undefined) break;
+      heads[pick] = headOf(await queue.cursor.next(), queue.name);
+      const key = String(head.tool._id);
       if (taken.has(key)) continue;
       taken.add(key);
-      if (parseSyncState(tool).invalid !== undefined) {
-        unusable.push(tool);
+      const parsed = parseSyncState(head.tool);
+      if (parsed.invalid !== undefined) {
+        unusable.push(head.tool);
         continue;
       }
-      const collections = dueIn(tool, maxRetries, now);
-      if (collections.length > 0) found.push({ tool: model.hydrate(tool), collections });
+      const collections = dueIn(parsed, maxRetries, now);
+      if (collections.length > 0) found.push({ tool: model.hydrate(head.tool), collections });
     }
   } finally {
     await Promise.all(queues.map(async ({ cursor }) => cursor.close()));
