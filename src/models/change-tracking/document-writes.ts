@@ -164,13 +164,20 @@ export async function beforeDocumentSave(this: ToolDocument, options?: { validat
   settleAfterSave.add(this);
 }
 
-/** Loaded tools whose stored metadata was not settled (keys missing, legacy): their save is settled from a read. */
-const loadedUnsettled = new WeakSet<ToolDocument>();
+/**
+ * The sync metadata each loaded tool had stored, before Mongoose shows defaults where keys are
+ * missing: kept by reference at load, parsed only if the tool is saved with a content change.
+ */
+const loadedMetadata = new WeakMap<ToolDocument, unknown>();
 
-/** Before a tool is loaded: what is stored, before Mongoose shows defaults where keys are missing. */
 export function beforeDocumentInit(this: ToolDocument, stored: unknown): void {
-  const settled = typeof stored === 'object' && stored !== null && isSettled(parseSyncState(stored as StoredTool));
-  if (!settled) loadedUnsettled.add(this);
+  loadedMetadata.set(this, isPlainObject(stored) ? stored[SYNC_METADATA] : undefined);
+}
+
+/** Whether the tool's stored metadata was settled when loaded (a tool this process created was). */
+function loadedSettled(doc: ToolDocument): boolean {
+  if (!loadedMetadata.has(doc)) return true;
+  return isSettled(parseSyncState({ _id: doc._id, syncMetadata: loadedMetadata.get(doc) }));
 }
 
 /**
@@ -209,15 +216,13 @@ export async function afterDocumentSave(this: ToolDocument): Promise<void> {
   const model = this.constructor as ReturnModelType<typeof Tool>;
   const show = (stored: StoredTool): void => { showStoredSyncMetadata(this, stored); };
   // From memory only what was stored complete: defaults shown for missing keys are not stored.
-  if (holdsSyncMetadata(this) && !loadedUnsettled.has(this) && this.syncMetadata.pendingHashCheck != null) {
+  if (holdsSyncMetadata(this) && this.syncMetadata.pendingHashCheck != null && loadedSettled(this)) {
     const summary = await settleStoredTools(model, [asSaved(this)], this.$session(), show, { unread: true });
-    // Refused (its condition repeats the content: near 16 MB too large to send): settled from a
-    // read instead, whose condition is the token.
+    // Unless refused (its condition repeats the content: near 16 MB too large to send), when it is
+    // settled from a read instead, whose condition is the token.
     if (summary === undefined || summary.refused.length === 0) return;
-    await settleAfterWrite(model, { _id: this._id }, this.$session(), show);
-  } else {
-    await settleAfterWrite(model, { _id: this._id }, this.$session(), show);
   }
+  await settleAfterWrite(model, { _id: this._id }, this.$session(), show);
 }
 
 /** A save that failed leaves no pending mark on the document (the write did not land). */

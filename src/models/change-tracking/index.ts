@@ -26,7 +26,7 @@ import {
  * bookkeeping before it and settle the tools it marked after it.
  *
  * Registered:
- * - document `init` (pre): whether the stored metadata was settled (a save settles from memory only then)
+ * - document `init` (pre): keep what was stored (a save settles from memory only if it was settled)
  * - document `init` (post): a loaded tool's defaults are not changes to save
  * - document `validate` (pre): refuse `syncMetadata` input; hash a new tool
  * - document `save` (pre): the same; mark an edit of a loaded tool
