@@ -10,18 +10,9 @@ import {
   SYNC_COLLECTION_NAMES,
   type ToolContent,
 } from '../../src/index.js';
+import { EDITOR_CONTENT } from '../helpers/content.js';
 
-const tool: ToolContent = {
-  name: 'Visual Studio Code',
-  description: 'A code editor.',
-  longDescription: 'Long text.',
-  category: 'editor',
-  tags: ['editor', 'ide'],
-  pricing: 'free',
-  functionality: ['edit code', 'debug'],
-  useCases: ['write software', 'review diffs'],
-  interface: ['desktop', 'cli'],
-};
+const tool: ToolContent = { ...EDITOR_CONTENT, useCases: ['write software', 'review diffs'] };
 
 describe('computeContentHash', () => {
   it('is the SHA-256 of the canonical content as hex, truncated to 16 characters', () => {
