@@ -1,5 +1,7 @@
 import { getModelForClass, type ReturnModelType } from '@typegoose/typegoose';
 import mongoose from 'mongoose';
+import { SyncArgumentError } from './errors.js';
+import { nameArgument } from './sync-arguments.js';
 import { defaultToolModel, Tool, ToolModel } from './tool.js';
 
 export type ToolModelType = ReturnModelType<typeof Tool>;
@@ -27,8 +29,9 @@ const made = new WeakMap<mongoose.Connection, Map<string, ToolModelType>>();
  * error naming it.
  */
 export function createToolModel(connection: mongoose.Connection, options: ToolModelOptions = {}): ToolModelType {
-  const modelName = options.modelName ?? 'Tool';
-  const collection = options.collection ?? 'tools';
+  const modelName = nameArgument(options.modelName ?? 'Tool', 'modelName');
+  const collection = nameArgument(options.collection ?? 'tools', 'collection');
+  if (options.autoIndex !== undefined && typeof options.autoIndex !== 'boolean') throw new SyncArgumentError('autoIndex', options.autoIndex, 'true or false');
   const own = made.get(connection) ?? new Map<string, ToolModelType>();
   made.set(connection, own);
   const previous = own.get(modelName);

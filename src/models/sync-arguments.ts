@@ -47,3 +47,9 @@ export function dateArgument(value: unknown, argument: string): Date {
   if (value instanceof Date && !Number.isNaN(value.getTime())) return value;
   throw new SyncArgumentError(argument, value, 'a valid Date');
 }
+
+/** A name MongoDB takes for a collection (and Mongoose for a model): a non-empty string without `$` or NUL. */
+export function nameArgument(value: unknown, argument: string): string {
+  if (typeof value === 'string' && value !== '' && !value.includes('$') && !value.includes('\0') && !value.startsWith('system.')) return value;
+  throw new SyncArgumentError(argument, value, 'a non-empty string without "$" or NUL, not starting with "system."');
+}

@@ -1,6 +1,6 @@
 import mongoose from 'mongoose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { computeContentHashes, createToolModel, SYNC_COLLECTION_NAMES, ToolModel, type ToolModelType } from '../../src/index.js';
+import { computeContentHashes, createToolModel, SYNC_COLLECTION_NAMES, SyncArgumentError, ToolModel, type ToolModelOptions, type ToolModelType } from '../../src/index.js';
 import { backfill } from '../../src/migrations/backfill.js';
 import { useTestDatabase, uniqueDatabaseName } from '../helpers/database.js';
 import { toolInput } from '../helpers/tools.js';
@@ -67,6 +67,24 @@ describe('createToolModel(connection, { modelName, collection })', () => {
     const declared = (ToolModel.schema as mongoose.Schema).indexes() as [unknown, { name?: string }][];
     const expected = declared.map(([, options]) => String(options.name));
     expect(names).toEqual(['_id_', ...expected].sort());
+  });
+
+  it.each<[string, Record<string, unknown>]>([
+    ['modelName', { modelName: '' }],
+    ['modelName', { modelName: 5 }],
+    ['collection', { collection: { $gt: '' } }],
+    ['collection', { collection: 'tools$x' }],
+    ['collection', { collection: 'system.views' }],
+    ['autoIndex', { autoIndex: 'yes' }],
+  ])('refuses a bad %s (%j) with SyncArgumentError naming it, and makes no model', (field, options) => {
+    const connection = mongoose.createConnection();
+    try {
+      expect(() => createToolModel(connection, options as ToolModelOptions)).toThrow(SyncArgumentError);
+      expect(() => createToolModel(connection, options as ToolModelOptions)).toThrow(field);
+      expect(connection.modelNames()).toEqual([]);
+    } finally {
+      void connection.close();
+    }
   });
 
   it('gives the same model for the same name and collection, ToolModel on the default connection, and refuses a clash', () => {
