@@ -53,6 +53,14 @@ export class CollectionSyncStatus implements CollectionSyncState {
   /** Incremented each time the embedding is regenerated. */
   @prop({ type: Number, default: 0, min: 0, validate: integerValidator })
   public vectorVersion!: number;
+
+  /** The worker holding this collection's work (claimSyncWork); null when nobody does. */
+  @prop({ type: String, default: null })
+  public claimedBy!: string | null;
+
+  /** When that worker's lease ends: then another worker may claim the work. */
+  @prop({ type: Date, default: null })
+  public claimedUntil!: Date | null;
 }
 
 /** A fresh, never-synced collection status: a new object on every call. */

@@ -57,11 +57,12 @@ export async function applyPlan<T>(
   collection: ToolCollection,
   id: mongo.ObjectId,
   decide: (tool: StoredTool, now: Date) => Decision<T>,
-  context: WriteContext & { what: string },
+  context: WriteContext & { what: string; first?: StoredTool },
 ): Promise<T> {
   const now = context.now ?? (() => new Date());
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
-    const tool = await collection.findOne<StoredTool>({ _id: id }, { session: context.session });
+    // The caller may have just read the tool (a queue): the first plan is made from that.
+    const tool = attempt === 0 && context.first !== undefined ? context.first : await collection.findOne<StoredTool>({ _id: id }, { session: context.session });
     if (tool === null) throw new ToolNotFoundError(id.toHexString());
     const decision = decide(tool, now());
     if (decision.kind === 'invalid') throw new SyncStateError(id.toHexString(), decision.reason);
@@ -124,6 +125,10 @@ interface BulkOutcome {
 
 const oneLine = (text: string): string => text.replace(/\s*[\r\n]+\s*/g, ' ').trim();
 
+/** The driver refused to send a write (it cannot encode it, or it exceeds the BSON size limit): nothing was sent. */
+export const isUnsendable = (error: unknown): error is Error =>
+  error instanceof mongoose.mongo.MongoInvalidArgumentError || error instanceof mongoose.mongo.BSON.BSONError;
+
 /**
  * The writes of a failed bulk that may have been refused for their own sake, by index, with the
  * reason; undefined when the failure is not about particular documents (the server is gone, a
@@ -131,7 +136,7 @@ const oneLine = (text: string): string => text.replace(/\s*[\r\n]+\s*/g, ' ').tr
  */
 function refusalsIn(error: unknown, count: number): Map<number, string> | undefined {
   // The driver refuses to send a statement it cannot encode or that exceeds the BSON size limit; it then sends none of the bulk.
-  if (error instanceof mongoose.mongo.MongoInvalidArgumentError || error instanceof mongoose.mongo.BSON.BSONError) {
+  if (isUnsendable(error)) {
     const reason = `the driver refused to send the write: ${oneLine(error.message)}`;
     return new Map(Array.from({ length: count }, (_, index) => [index, reason]));
   }

@@ -2,10 +2,12 @@ import { type DocumentType, type ReturnModelType } from '@typegoose/typegoose';
 import { type Types } from 'mongoose';
 import { isSyncStatus, SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, SYNC_STATUSES, type SyncCollectionName, type SyncErrorCode, type SyncStatus } from '../sync/vocabulary.js';
 import { parseSyncState, type ParsedSyncState, type StoredTool } from '../sync/stored-tool.js';
-import { planQuarantine } from '../sync/plans/quarantine.js';
+import { planQuarantine, QUARANTINE_MESSAGE_PREFIX } from '../sync/plans/quarantine.js';
+import { UNUSABLE_METADATA } from './unusable-filter.js';
 import { collectionPath, PENDING_HASH_CHECK } from '../sync/sync-state.js';
 import { bulkSizeOf, toolCollection } from './change-tracking/settle-after-write.js';
-import { applyIdempotentPlans, type IdempotentPlan, settlePlan } from './conditional-write.js';
+import { applyIdempotentPlans, type IdempotentPlan, settlePlan, type ToolCollection } from './conditional-write.js';
+import { mergeQueues, timeAt, type Queue } from './queue-merge.js';
 import { collectionNames, dateArgument, integerInRange } from './sync-arguments.js';
 import { type Tool } from './tool.js';
 
@@ -13,14 +15,14 @@ type ToolModelType = ReturnModelType<typeof Tool>;
 type ToolDocument = DocumentType<Tool>;
 
 export const MAX_QUERY_LIMIT = 10_000;
-const NEEDS_SYNC: SyncStatus[] = ['pending', 'stale'];
+export const NEEDS_SYNC: SyncStatus[] = ['pending', 'stale'];
 const statusPath = (name: SyncCollectionName): string => collectionPath(name, 'status');
 /** Documents written before this package: no metadata yet; they count as pending. */
-const LEGACY = { 'syncMetadata.overallStatus': { $exists: false } };
+export const LEGACY = { 'syncMetadata.overallStatus': { $exists: false } };
 /** Tools whose last content write has not been settled yet (its writer crashed, or is settling now). */
-const UNSETTLED = { [PENDING_HASH_CHECK]: { $ne: null } };
+export const UNSETTLED = { [PENDING_HASH_CHECK]: { $ne: null } };
 
-function limitArgument(value: unknown, fallback: number): number {
+export function limitArgument(value: unknown, fallback: number): number {
   return integerInRange(value ?? fallback, 'limit', 1, MAX_QUERY_LIMIT);
 }
 
@@ -29,7 +31,7 @@ function limitArgument(value: unknown, fallback: number): number {
  * conditional writes as every transition, then returns each as stored afterwards: a worker never
  * sees an unverified hash, and no concurrent edit is lost.
  */
-async function settledForWorker(model: ToolModelType, found: StoredTool[]): Promise<StoredTool[]> {
+export async function settledForWorker(model: ToolModelType, found: StoredTool[]): Promise<StoredTool[]> {
   const after = new Map<string, StoredTool>();
   // A tool whose settle the server refuses (near the 16 MB limit) is left out of this call, never a reason to throw.
   const context = { bulkSize: bulkSizeOf(model), recordRefused: true, onSettled: (tool: StoredTool) => { after.set(String(tool._id), tool); } };
@@ -90,18 +92,28 @@ function dueIn(parsed: ParsedSyncState, maxRetries: number, now: Date): SyncColl
   });
 }
 
-/** A queue's next tool and when it is due in that queue's collection (read from the stored path once). */
-interface Head { tool: StoredTool; due: number }
-
-function headOf(tool: StoredTool | null, name: SyncCollectionName): Head | null {
-  if (tool === null) return null;
-  const collections = (tool.syncMetadata as { collections?: Record<string, { nextRetryAt?: unknown } | undefined> } | undefined)?.collections;
-  const due = collections?.[name]?.nextRetryAt;
-  return { tool, due: due instanceof Date ? due.getTime() : 0 };
-}
+/** Failed collections stored before retry times were: a settle gives them theirs. */
+export const WITHOUT_RETRY_TIME = SYNC_COLLECTION_NAMES.map((name) => ({ [statusPath(name)]: 'failed', [collectionPath(name, 'nextRetryAt')]: { $exists: false } }));
 
 /** Documents per reply of each collection's queue: what a poll reads beyond what it returns. */
-const RETRY_BATCH = 16;
+export const QUEUE_BATCH = 16;
+const RETRY_BATCH = QUEUE_BATCH;
+
+/**
+ * One collection's retry queue: failed, due by `now`, under `maxRetries`, never a validation
+ * error; earliest due first, through `sync_<collection>_retry_due_idx`.
+ */
+export function dueQueue(collection: ToolCollection, name: SyncCollectionName, options: { now: Date; maxRetries: number; batchSize: number }): Queue {
+  const due = {
+    [statusPath(name)]: 'failed',
+    [collectionPath(name, 'nextRetryAt')]: { $lte: options.now },
+    [collectionPath(name, 'retryCount')]: { $lt: options.maxRetries },
+    [collectionPath(name, 'errorCode')]: { $ne: 'VALIDATION_ERROR' },
+  };
+  const path = collectionPath(name, 'nextRetryAt');
+  const sort = { [path]: 1, _id: 1 } as const;
+  return { cursor: collection.find<StoredTool>(due, { sort, batchSize: options.batchSize }), key: (tool) => timeAt(tool, path) };
+}
 
 /**
  * Failed collections under the retry limit whose stored retry time (`nextRetryAt`, set by
@@ -120,49 +132,21 @@ export async function findRetryable(
   const now = options.now === undefined ? new Date() : dateArgument(options.now, 'now');
   const limit = limitArgument(options.limit, 100);
   const collection = toolCollection(model);
-  const withoutRetryTime = SYNC_COLLECTION_NAMES.map((name) => ({ [statusPath(name)]: 'failed', [collectionPath(name, 'nextRetryAt')]: { $exists: false } }));
-  const unsettled = await collection.find({ $or: withoutRetryTime }, { limit }).toArray();
+  const unsettled = await collection.find({ $or: WITHOUT_RETRY_TIME }, { limit }).toArray();
   if (unsettled.length > 0) await settledForWorker(model, unsettled);
 
-  const queues = SYNC_COLLECTION_NAMES.map((name) => {
-    const due = {
-      [statusPath(name)]: 'failed',
-      [collectionPath(name, 'nextRetryAt')]: { $lte: now },
-      [collectionPath(name, 'retryCount')]: { $lt: maxRetries },
-      [collectionPath(name, 'errorCode')]: { $ne: 'VALIDATION_ERROR' },
-    };
-    const sort = { [collectionPath(name, 'nextRetryAt')]: 1, _id: 1 } as const;
-    return { name, cursor: collection.find(due, { sort, batchSize: Math.min(limit, RETRY_BATCH) }) };
-  });
-  const heads = await Promise.all(queues.map(async ({ name, cursor }) => headOf(await cursor.next(), name)));
+  const queues = SYNC_COLLECTION_NAMES.map((name) => dueQueue(collection, name, { now, maxRetries, batchSize: Math.min(limit, RETRY_BATCH) }));
   const found: RetryableTool[] = [];
   const unusable: StoredTool[] = [];
-  const taken = new Set<string>();
-  try {
-    while (found.length < limit) {
-      // The earliest due of the four queues' heads.
-      let pick = -1;
-      heads.forEach((head, index) => {
-        const best = heads[pick];
-        if (head !== null && (best === undefined || best === null || head.due < best.due)) pick = index;
-      });
-      const head = heads[pick];
-      const queue = queues[pick];
-      if (head === undefined || head === null || queue === undefined) break;
-      heads[pick] = headOf(await queue.cursor.next(), queue.name);
-      const key = String(head.tool._id);
-      if (taken.has(key)) continue;
-      taken.add(key);
-      const parsed = parseSyncState(head.tool);
-      if (parsed.invalid !== undefined) {
-        unusable.push(head.tool);
-        continue;
-      }
-      const collections = dueIn(parsed, maxRetries, now);
-      if (collections.length > 0) found.push({ tool: model.hydrate(head.tool), collections });
+  for await (const tool of mergeQueues(queues)) {
+    const parsed = parseSyncState(tool);
+    if (parsed.invalid !== undefined) {
+      unusable.push(tool);
+      continue;
     }
-  } finally {
-    await Promise.all(queues.map(async ({ cursor }) => cursor.close()));
+    const collections = dueIn(parsed, maxRetries, now);
+    if (collections.length > 0) found.push({ tool: model.hydrate(tool), collections });
+    if (found.length >= limit) break;
   }
   // Skipped by this call, and quarantined (no retry time) so that no later poll reads them again.
   if (unusable.length > 0) await applyIdempotentPlans(collection, unusable, quarantinePlan, { bulkSize: bulkSizeOf(model), recordRefused: true });
@@ -185,6 +169,15 @@ export interface SyncStats {
    * mid-write: `tool-sync settle` (or the worker's next `findNeedingSync`) finishes them.
    */
   unsettled: number;
+  /** Collections claimed by a worker whose lease has not ended: being embedded now. */
+  inFlight: Record<SyncCollectionName, number>;
+  /**
+   * Tools whose stored metadata holds a value the package never writes (counted above under
+   * what they show): the next poll that meets one quarantines it.
+   */
+  unusable: number;
+  /** Tools quarantined for such metadata: every collection `failed` with `VALIDATION_ERROR`. */
+  quarantined: number;
 }
 
 function zeroes<K extends string>(keys: readonly K[]): Record<K, number> {
@@ -218,6 +211,22 @@ function countStates(model: ToolModelType): Promise<StateGroup[]> {
 
 const asStatus = (value: unknown): SyncStatus => (isSyncStatus(value) ? value : 'pending');
 
+const escapeRegex = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Claims in flight (few: the fleet's concurrency), unusable and quarantined tools. */
+async function claimsAndPoison(model: ToolModelType, now: Date): Promise<Pick<SyncStats, 'inFlight' | 'unusable' | 'quarantined'>> {
+  const inFlight = zeroes(SYNC_COLLECTION_NAMES);
+  const claimed = SYNC_COLLECTION_NAMES.map((name) => ({ [collectionPath(name, 'claimedUntil')]: { $gt: now } }));
+  const projection = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [collectionPath(name, 'claimedUntil'), 1]));
+  for (const tool of await toolCollection(model).find<StoredTool>({ $or: claimed }, { projection }).toArray()) {
+    for (const name of SYNC_COLLECTION_NAMES) if (timeAt(tool, collectionPath(name, 'claimedUntil')) > now.getTime()) inFlight[name] += 1;
+  }
+  const unusable = await toolCollection(model).countDocuments(UNUSABLE_METADATA);
+  // planQuarantine writes its message into every collection: one of them tells.
+  const quarantined = await toolCollection(model).countDocuments({ [collectionPath('tools', 'lastError')]: { $regex: `^${escapeRegex(QUARANTINE_MESSAGE_PREFIX)}` } });
+  return { inFlight, unusable, quarantined };
+}
+
 /** Where sync stands: the dashboard's numbers. Legacy documents count as pending, never left out. */
 export async function getSyncStats(model: ToolModelType, options: { now?: unknown } = {}): Promise<SyncStats> {
   const now = options.now === undefined ? new Date() : dateArgument(options.now, 'now');
@@ -247,6 +256,7 @@ export async function getSyncStats(model: ToolModelType, options: { now?: unknow
     .filter((date): date is Date => date instanceof Date)
     .map((date) => date.getTime());
   return {
+    ...(await claimsAndPoison(model, now)),
     total,
     byOverallStatus,
     byCollection,

@@ -13,6 +13,7 @@ import { applyPlan } from './conditional-write.js';
 import { SyncArgumentError } from './errors.js';
 import { collectionName, collectionNames, contentHashArgument, errorCodes, toolObjectId } from './sync-arguments.js';
 import { type Tool } from './tool.js';
+import { workerIdArgument } from './tool-claims.js';
 import { truncateLastError } from './validators.js';
 
 type ToolModelType = ReturnModelType<typeof Tool>;
@@ -29,12 +30,14 @@ export async function markCollectionSynced(
   model: ToolModelType,
   toolId: unknown,
   collectionArg: unknown,
-  options: { contentHash: unknown },
+  options: { contentHash: unknown; workerId?: unknown },
 ): Promise<MarkSyncedResult> {
   const id = toolObjectId(toolId);
   const collection = collectionName(collectionArg);
-  const contentHash = contentHashArgument((options as { contentHash?: unknown } | undefined)?.contentHash);
-  return applyPlan(toolCollection(model), id, (tool, now) => planMarkSynced(tool, collection, contentHash, now), {
+  const given = options as { contentHash?: unknown; workerId?: unknown } | undefined;
+  const contentHash = contentHashArgument(given?.contentHash);
+  const workerId = given?.workerId === undefined ? undefined : workerIdArgument(given.workerId);
+  return applyPlan(toolCollection(model), id, (tool, now) => planMarkSynced(tool, collection, contentHash, now, workerId), {
     what: `markCollectionSynced(${id.toHexString()}, ${collection})`,
   });
 }
@@ -45,12 +48,15 @@ export async function markCollectionFailed(
   collectionArg: unknown,
   error: unknown,
   stage: unknown,
+  options: { workerId?: unknown } = {},
 ): Promise<MarkFailedResult> {
   const id = toolObjectId(toolId);
   const collection = collectionName(collectionArg);
   if (!(SYNC_STAGES as readonly unknown[]).includes(stage)) throw new SyncArgumentError('stage', stage, `one of ${SYNC_STAGES.join(', ')}`);
+  const given = (options ?? {}) as { workerId?: unknown };
+  const workerId = given.workerId === undefined ? undefined : workerIdArgument(given.workerId);
   const failure = { errorCode: classifySyncError(error, stage as SyncStage), lastError: String(truncateLastError(errorMessage(error))) };
-  return applyPlan(toolCollection(model), id, (tool, now) => planMarkFailed(tool, collection, failure, now), {
+  return applyPlan(toolCollection(model), id, (tool, now) => planMarkFailed(tool, collection, failure, now, workerId), {
     what: `markCollectionFailed(${id.toHexString()}, ${collection})`,
   });
 }

@@ -18,6 +18,7 @@ import { SyncMetadata } from './sync-metadata.js';
 import { findNeedingSync, findRetryable, getSyncStats, type RetryableTool, type SyncStats } from './tool-queries.js';
 import { markCollectionFailed, markCollectionSynced, requeueFailed, settleTool } from './tool-transitions.js';
 import { lazyModel } from './lazy-model.js';
+import { claimSyncWork, extendClaims, releaseClaims, type ClaimedTool } from './tool-claims.js';
 import { ToolFields } from './tool-fields.js';
 
 /** A product people search for, with the state of its embeddings in the four vector collections. */
@@ -45,12 +46,18 @@ import { ToolFields } from './tool-fields.js';
   },
   { name: 'sync_retry_eligibility_idx' },
 )
-// findRetryable(), per collection: failed collections by the time their retry is due, earliest
+// findRetryable() and claimSyncWork(), per collection: failed collections by the time their retry is due, earliest
 // first (a poll reads about as many tools as it returns, however many have failed).
 @index({ 'syncMetadata.collections.tools.status': 1, 'syncMetadata.collections.tools.nextRetryAt': 1 }, { name: 'sync_tools_retry_due_idx' })
 @index({ 'syncMetadata.collections.functionality.status': 1, 'syncMetadata.collections.functionality.nextRetryAt': 1 }, { name: 'sync_functionality_retry_due_idx' })
 @index({ 'syncMetadata.collections.usecases.status': 1, 'syncMetadata.collections.usecases.nextRetryAt': 1 }, { name: 'sync_usecases_retry_due_idx' })
 @index({ 'syncMetadata.collections.interface.status': 1, 'syncMetadata.collections.interface.nextRetryAt': 1 }, { name: 'sync_interface_retry_due_idx' })
+// claimSyncWork(), per collection: waiting work (pending or stale) by its metadata time, oldest
+// first (a claim moves a tool's time to now, so tools in flight are not at the head).
+@index({ 'syncMetadata.collections.tools.status': 1, 'syncMetadata.updatedAt': 1 }, { name: 'sync_tools_waiting_idx' })
+@index({ 'syncMetadata.collections.functionality.status': 1, 'syncMetadata.updatedAt': 1 }, { name: 'sync_functionality_waiting_idx' })
+@index({ 'syncMetadata.collections.usecases.status': 1, 'syncMetadata.updatedAt': 1 }, { name: 'sync_usecases_waiting_idx' })
+@index({ 'syncMetadata.collections.interface.status': 1, 'syncMetadata.updatedAt': 1 }, { name: 'sync_interface_waiting_idx' })
 // The settle after a write (`find({ pendingHashCheck: token })`), findNeedingSync and `tool-sync settle`.
 @index({ 'syncMetadata.pendingHashCheck': 1 }, { name: 'sync_pending_hash_check_idx' })
 @modelOptions({
@@ -77,7 +84,8 @@ export class Tool extends ToolFields {
     this: ReturnModelType<typeof Tool>,
     toolId: Types.ObjectId | string,
     collection: SyncCollectionName,
-    options: { contentHash: string },
+    /** `workerId`: the claimant; refused (`claim-lost`) while another worker's live lease holds the work. */
+    options: { contentHash: string; workerId?: string },
   ): Promise<MarkSyncedResult> {
     return markCollectionSynced(this, toolId, collection, options);
   }
@@ -89,8 +97,41 @@ export class Tool extends ToolFields {
     collection: SyncCollectionName,
     error: unknown,
     stage: SyncStage,
+    /** `workerId`: the claimant; nothing is recorded while another worker's live lease holds the work. */
+    options: { workerId?: string } = {},
   ): Promise<MarkFailedResult> {
-    return markCollectionFailed(this, toolId, collection, error, stage);
+    return markCollectionFailed(this, toolId, collection, error, stage, options);
+  }
+
+  /**
+   * Claims up to `limit` tool × collection pairs that need work (pending, stale, or failed and
+   * due), oldest first, each leased to `workerId` for `leaseMs`; no other worker gets them until
+   * the lease ends or they are marked or released.
+   */
+  public static claimSyncWork(
+    this: ReturnModelType<typeof Tool>,
+    options: { workerId: string; limit?: number; leaseMs?: number; collections?: SyncCollectionName[]; maxRetries?: number; now?: Date },
+  ): Promise<ClaimedTool[]> {
+    return claimSyncWork(this, options);
+  }
+
+  /** Renews the leases `workerId` still holds among `claims`; returns those renewed. */
+  public static extendClaims(
+    this: ReturnModelType<typeof Tool>,
+    workerId: string,
+    claims: { toolId: Types.ObjectId | string; collection: SyncCollectionName }[],
+    options: { leaseMs?: number } = {},
+  ): Promise<{ toolId: Types.ObjectId; collection: SyncCollectionName }[]> {
+    return extendClaims(this, workerId, claims, options);
+  }
+
+  /** Gives back `workerId`'s claims (on `toolIds`, or everywhere); returns how many pairs. */
+  public static releaseClaims(
+    this: ReturnModelType<typeof Tool>,
+    workerId: string,
+    options: { toolIds?: (Types.ObjectId | string)[] } = {},
+  ): Promise<number> {
+    return releaseClaims(this, workerId, options);
   }
 
   /** Puts failed collections back in line; returns how many (tool × collection) it requeued. */

@@ -1,7 +1,7 @@
 import { type mongo } from 'mongoose';
 import { CONTENT_HASH_LENGTH } from './content-hash.js';
 import { type ContentField } from './collection-fields.js';
-import { COLLECTION_STATE_KEYS, type CollectionSyncState } from './sync-state.js';
+import { COLLECTION_STATE_KEYS, OPTIONAL_STATE_KEYS, type CollectionSyncState } from './sync-state.js';
 import {
   isSyncStatus,
   SYNC_COLLECTION_NAMES,
@@ -41,6 +41,13 @@ export interface ParsedCollection {
   /** The stored hash, or '' when missing or not a hash. */
   contentHash: string;
   vectorVersion: number;
+  /** The worker holding a claim on this collection's work, and until when (null: none). */
+  claimedBy: string | null;
+  claimedUntil: Date | null;
+  /** As stored, for the conditions of a claim's write. */
+  storedClaimedBy: unknown;
+  storedClaimedUntil: unknown;
+  storedNextRetryAt: unknown;
   /** Why the stored state cannot be used as it is (an invalid value), if it cannot. */
   invalid: string | undefined;
 }
@@ -85,7 +92,8 @@ const describe = (value: unknown): string => {
 
 function parseCollection(name: SyncCollectionName, stored: Record<string, unknown>): ParsedCollection {
   // A retry time means something for a failed collection only: elsewhere its absence is null.
-  const missing = COLLECTION_STATE_KEYS.filter((key) => stored[key] === undefined && (key !== 'nextRetryAt' || stored.status === 'failed'));
+  const missing = COLLECTION_STATE_KEYS.filter((key) => stored[key] === undefined
+    && !(OPTIONAL_STATE_KEYS as readonly string[]).includes(key) && (key !== 'nextRetryAt' || stored.status === 'failed'));
   const checks: [keyof CollectionSyncState, (value: unknown) => boolean][] = [
     ['status', isSyncStatus],
     ['lastSyncedAt', isDateOrNull],
@@ -96,6 +104,8 @@ function parseCollection(name: SyncCollectionName, stored: Record<string, unknow
     ['nextRetryAt', isDateOrNull],
     ['contentHash', (value) => value === '' || (typeof value === 'string' && HASH.test(value))],
     ['vectorVersion', isCount],
+    ['claimedBy', (value) => value === null || typeof value === 'string'],
+    ['claimedUntil', isDateOrNull],
   ];
   const bad = checks.find(([key, valid]) => stored[key] !== undefined && !valid(stored[key]));
   const hash = typeof stored.contentHash === 'string' && HASH.test(stored.contentHash) ? stored.contentHash : '';
@@ -113,6 +123,11 @@ function parseCollection(name: SyncCollectionName, stored: Record<string, unknow
     retryCount: isCount(stored.retryCount) ? stored.retryCount : 0,
     contentHash: hash,
     vectorVersion: isCount(stored.vectorVersion) ? stored.vectorVersion : 0,
+    claimedBy: typeof stored.claimedBy === 'string' ? stored.claimedBy : null,
+    claimedUntil: stored.claimedUntil instanceof Date ? stored.claimedUntil : null,
+    storedClaimedBy: stored.claimedBy,
+    storedClaimedUntil: stored.claimedUntil,
+    storedNextRetryAt: stored.nextRetryAt,
     invalid: bad === undefined ? undefined : `syncMetadata.collections.${name}.${bad[0]} is ${describe(stored[bad[0]])}`,
   };
 }

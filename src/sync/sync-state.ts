@@ -19,13 +19,24 @@ export interface CollectionSyncState {
   nextRetryAt: Date | null;
   contentHash: string;
   vectorVersion: number;
+  /** The worker holding this collection's work (see claimSyncWork); null when nobody does. */
+  claimedBy: string | null;
+  /** When that worker's lease ends: after it, another worker may claim the work. */
+  claimedUntil: Date | null;
 }
 
 export type CollectionStateKey = keyof CollectionSyncState;
 
+/**
+ * Keys whose absence means null, so a tool stored before they existed is complete without them:
+ * a retry time (for any status but `failed`) and a claim.
+ */
+export const OPTIONAL_STATE_KEYS = ['claimedBy', 'claimedUntil'] as const satisfies readonly CollectionStateKey[];
+
 /** The keys of a collection's state, in the order they are stored. */
 export const COLLECTION_STATE_KEYS = [
-  'status', 'lastSyncedAt', 'lastSyncAttemptAt', 'lastError', 'errorCode', 'retryCount', 'nextRetryAt', 'contentHash', 'vectorVersion',
+  'status', 'lastSyncedAt', 'lastSyncAttemptAt', 'lastError', 'errorCode', 'retryCount', 'nextRetryAt', 'contentHash', 'vectorVersion', 'claimedBy',
+  'claimedUntil',
 ] as const satisfies readonly CollectionStateKey[];
 
 /** A never-synced collection's state with the given hash: a new object on every call. */
@@ -40,6 +51,8 @@ export function newCollectionState(contentHash: string): CollectionSyncState {
     nextRetryAt: null,
     contentHash,
     vectorVersion: 0,
+    claimedBy: null,
+    claimedUntil: null,
   };
 }
 

@@ -35,3 +35,16 @@ export async function outcomeOf(run: () => Promise<unknown>): Promise<Outcome> {
     return { ok: false, error };
   }
 }
+
+interface CursorReply { cursor?: { firstBatch?: unknown[]; nextBatch?: unknown[] } }
+
+/** Documents the server sent in cursor replies while `run` ran: what a query read into the client. */
+export async function documentsRead(run: () => Promise<unknown>): Promise<number> {
+  const replies = await eventsDuring('commandSucceeded', run);
+  return replies
+    .filter((event) => event.commandName === 'find' || event.commandName === 'getMore')
+    .reduce((sum, event) => {
+      const { cursor } = event.reply as CursorReply;
+      return sum + (cursor?.firstBatch ?? cursor?.nextBatch ?? []).length;
+    }, 0);
+}

@@ -1,24 +1,11 @@
 import mongoose from 'mongoose';
 import { describe, expect, it } from 'vitest';
 import { ToolModel } from '../../src/index.js';
-import { eventsDuring } from '../helpers/commands.js';
+import { documentsRead } from '../helpers/commands.js';
 import { useMonitoredTestDatabase } from '../helpers/database.js';
 import { toolInput } from '../helpers/tools.js';
 
 useMonitoredTestDatabase(import.meta.url);
-
-interface CursorReply { cursor?: { firstBatch?: unknown[]; nextBatch?: unknown[] } }
-
-/** Documents the server sent in cursor replies while `run` ran: what a query read into the client. */
-async function documentsRead(run: () => Promise<unknown>): Promise<number> {
-  const replies = await eventsDuring('commandSucceeded', run);
-  return replies
-    .filter((event) => event.commandName === 'find' || event.commandName === 'getMore')
-    .reduce((sum, event) => {
-      const { cursor } = event.reply as CursorReply;
-      return sum + (cursor?.firstBatch ?? cursor?.nextBatch ?? []).length;
-    }, 0);
-}
 
 describe('findRetryable reads about as many tools as it returns', () => {
   it('at most limit plus a batch per collection queue, out of hundreds of failed tools', async () => {

@@ -42,6 +42,8 @@ function collectionState(hash: string, overrides: Partial<CollectionSyncState> =
     nextRetryAt: null,
     contentHash: hash,
     vectorVersion: 2,
+    claimedBy: null,
+    claimedUntil: null,
     ...overrides,
   };
 }
@@ -154,7 +156,7 @@ describe('planSettle', () => {
       if (plan.kind !== 'write') return;
       const collections = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, {
         status: 'pending', lastSyncedAt: null, lastSyncAttemptAt: null, lastError: null, errorCode: null, retryCount: 0,
-        nextRetryAt: null, contentHash: HASHES[name], vectorVersion: 0,
+        nextRetryAt: null, contentHash: HASHES[name], vectorVersion: 0, claimedBy: null, claimedUntil: null,
       }]));
       expect(plan.write.update).toEqual({
         $set: {
@@ -250,6 +252,7 @@ describe('planSettle', () => {
     if (plan.kind !== 'write') throw new Error(plan.kind);
     const defaults = (hash: string): CollectionSyncState => ({
       status: 'pending', lastSyncedAt: null, lastSyncAttemptAt: null, lastError: null, errorCode: null, retryCount: 0, nextRetryAt: null, contentHash: hash, vectorVersion: 0,
+      claimedBy: null, claimedUntil: null,
     });
     expect(plan.write.update).toEqual({
       $set: {
@@ -446,8 +449,8 @@ describe('planMarkSynced', () => {
     const { write, result } = doneWrite(planMarkSynced(tool, 'tools', oldHash, NOW));
     expect(result).toEqual({ synced: false, reason: 'content-changed', currentContentHash: HASHES.tools });
     expect(write).toEqual({
-      filter: conditionAsRead(tool),
-      update: { $set: { [collectionPath('tools', 'lastSyncAttemptAt')]: NOW, [METADATA_UPDATED_AT]: NOW } },
+      filter: { ...conditionAsRead(tool), ...claimAsRead('tools', null, null) },
+      update: { $set: { [collectionPath('tools', 'lastSyncAttemptAt')]: NOW, ...claimCleared('tools'), [METADATA_UPDATED_AT]: NOW } },
     });
   });
 
@@ -462,7 +465,7 @@ describe('planMarkSynced', () => {
     const { write, result } = doneWrite(planMarkSynced(tool, 'tools', HASHES.tools, NOW));
     expect(result).toEqual({ synced: true, vectorVersion: 5 });
     expect(write).toEqual({
-      filter: { ...conditionAsRead(tool), [collectionPath('tools', 'vectorVersion')]: 4 },
+      filter: { ...conditionAsRead(tool), ...claimAsRead('tools', null, null), [collectionPath('tools', 'vectorVersion')]: 4 },
       update: {
         $set: {
           [collectionPath('tools', 'status')]: 'synced',
@@ -473,6 +476,7 @@ describe('planMarkSynced', () => {
           [collectionPath('tools', 'retryCount')]: 0,
           [collectionPath('tools', 'nextRetryAt')]: null,
           [collectionPath('tools', 'vectorVersion')]: 5,
+          ...claimCleared('tools'),
           [OVERALL_STATUS]: 'stale',
           [METADATA_UPDATED_AT]: NOW,
         },
@@ -490,6 +494,13 @@ describe('planMarkSynced', () => {
     expect(doneWrite(planMarkSynced(others, 'tools', HASHES.tools, NOW)).write?.update.$set).toMatchObject({ [OVERALL_STATUS]: 'failed' });
   });
 });
+
+/** A mark's condition on the claim as stored. */
+function claimAsRead(name: SyncCollectionName, claimedBy: string | null, claimedUntil: Date | null): Record<string, unknown> {
+  return { [collectionPath(name, 'claimedBy')]: { $eq: claimedBy }, [collectionPath(name, 'claimedUntil')]: { $eq: claimedUntil } };
+}
+
+const claimCleared = (name: SyncCollectionName): Record<string, null> => ({ [collectionPath(name, 'claimedBy')]: null, [collectionPath(name, 'claimedUntil')]: null });
 
 describe('planMarkFailed', () => {
   const failure = { errorCode: 'QDRANT_UNAVAILABLE', lastError: 'connect ECONNREFUSED' } as const;
@@ -515,9 +526,9 @@ describe('planMarkFailed', () => {
   it('records the failure, one retry more, conditioned on the retry count read', () => {
     const tool = storedTool({ overallStatus: 'failed', states: { functionality: { status: 'failed', retryCount: 2, errorCode: 'UNKNOWN' } } });
     const { write, result } = doneWrite(planMarkFailed(tool, 'functionality', failure, NOW));
-    expect(result).toEqual({ errorCode: 'QDRANT_UNAVAILABLE', retryCount: 3 });
+    expect(result).toEqual({ recorded: true, errorCode: 'QDRANT_UNAVAILABLE', retryCount: 3 });
     expect(write).toEqual({
-      filter: { ...conditionAsRead(tool), [collectionPath('functionality', 'retryCount')]: 2 },
+      filter: { ...conditionAsRead(tool), ...claimAsRead('functionality', null, null), [collectionPath('functionality', 'retryCount')]: 2 },
       update: {
         $set: {
           [collectionPath('functionality', 'status')]: 'failed',
@@ -527,6 +538,7 @@ describe('planMarkFailed', () => {
           [collectionPath('functionality', 'retryCount')]: 3,
           // Due when the backoff after this third failure ends (jitter from the tool and collection).
           [collectionPath('functionality', 'nextRetryAt')]: new Date(NOW.getTime() + retryDelayMs(3, 'QDRANT_UNAVAILABLE', `${String(tool._id)}:functionality`)),
+          ...claimCleared('functionality'),
           [OVERALL_STATUS]: 'failed',
           [METADATA_UPDATED_AT]: NOW,
         },
@@ -551,7 +563,7 @@ describe('planMarkFailed', () => {
     expect(planMarkFailed(unusable, 'tools', failure, NOW)).toEqual({
       kind: 'done',
       write: planQuarantine(unusable, 'syncMetadata.overallStatus is "done"', NOW),
-      result: { errorCode: 'VALIDATION_ERROR', retryCount: 0 },
+      result: { recorded: true, errorCode: 'VALIDATION_ERROR', retryCount: 0 },
     });
   });
 });

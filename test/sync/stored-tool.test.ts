@@ -2,7 +2,7 @@ import { Types } from 'mongoose';
 import { describe, expect, it } from 'vitest';
 import { computeContentHashes } from '../../src/sync/content-hash.js';
 import { isSettled, METADATA_KEYS, parseSyncState, type StoredTool } from '../../src/sync/stored-tool.js';
-import { COLLECTION_STATE_KEYS, type CollectionSyncState } from '../../src/sync/sync-state.js';
+import { COLLECTION_STATE_KEYS, OPTIONAL_STATE_KEYS, type CollectionSyncState } from '../../src/sync/sync-state.js';
 import { SYNC_COLLECTION_NAMES, type SyncCollectionName } from '../../src/sync/vocabulary.js';
 import { EDITOR_CONTENT } from '../helpers/content.js';
 import { specBackfillShape } from '../helpers/legacy.js';
@@ -22,6 +22,8 @@ function collectionState(hash: string, overrides: Partial<CollectionSyncState> =
     nextRetryAt: null,
     contentHash: hash,
     vectorVersion: 1,
+    claimedBy: null,
+    claimedUntil: null,
     ...overrides,
   };
 }
@@ -168,7 +170,13 @@ describe('parseSyncState', () => {
     const syncedWithoutRetryTime = parseSyncState(tool(withCollection('tools', without({ ...collectionState(hashes.tools) }, 'nextRetryAt'))));
     expect(syncedWithoutRetryTime.collections.tools?.complete).toBe(true);
 
-    for (const key of COLLECTION_STATE_KEYS) {
+    // A claim is optional: a tool stored before claims existed is complete without one.
+    for (const key of OPTIONAL_STATE_KEYS) {
+      const parsed = parseSyncState(tool(withCollection('tools', without({ ...collectionState(hashes.tools) }, key))));
+      expect(parsed.collections.tools?.complete, key).toBe(true);
+    }
+
+    for (const key of COLLECTION_STATE_KEYS.filter((name) => !(OPTIONAL_STATE_KEYS as readonly string[]).includes(name))) {
       // A retry time belongs to a failed collection (a synced one without it is complete: below).
       const state = without({ ...collectionState(hashes.tools, key === 'nextRetryAt' ? { status: 'failed', errorCode: 'UNKNOWN', retryCount: 1 } : {}) }, key);
       const parsed = parseSyncState(tool(withCollection('tools', state)));

@@ -3,12 +3,15 @@ import { parseSyncState, type StoredTool } from '../stored-tool.js';
 import { collectionPath, METADATA_UPDATED_AT, OVERALL_STATUS } from '../sync-state.js';
 import { SYNC_COLLECTION_NAMES, type SyncCollectionName, type SyncStatus } from '../vocabulary.js';
 import { type Decision } from './plan.js';
-import { settleFirst, } from './settle-first.js';
+import { claimUnchanged, clearClaim, heldByOther } from './claim.js';
+import { settleFirst } from './settle-first.js';
 import { unchangedSince } from './settle.js';
 
 export type MarkSyncedResult =
   | { synced: true; vectorVersion: number }
-  | { synced: false; reason: 'content-changed'; currentContentHash: string };
+  | { synced: false; reason: 'content-changed'; currentContentHash: string }
+  /** The worker's lease ended and another worker claimed the work: that one reports it. */
+  | { synced: false; reason: 'claim-lost'; claimedBy: string };
 
 /** The four statuses of a settled tool (every collection parsed and complete). */
 export function settledStatuses(tool: StoredTool): Record<SyncCollectionName, SyncStatus> {
@@ -22,17 +25,25 @@ export function settledStatuses(tool: StoredTool): Record<SyncCollectionName, Sy
  * The worker embedded the content whose hash it read: `synced`, only while the stored hash is
  * still that one and verified; otherwise the attempt is recorded and the caller told.
  */
-export function planMarkSynced(tool: StoredTool, collection: SyncCollectionName, contentHash: string, now: Date): Decision<MarkSyncedResult> {
+export function planMarkSynced(
+  tool: StoredTool,
+  collection: SyncCollectionName,
+  contentHash: string,
+  now: Date,
+  workerId?: string,
+): Decision<MarkSyncedResult> {
   const unsettled = settleFirst(tool, now);
   if (unsettled !== undefined) return unsettled;
   const parsed = parseSyncState(tool);
   const state = parsed.collections[collection];
+  if (heldByOther(state, workerId, now)) return { kind: 'done', write: null, result: { synced: false, reason: 'claim-lost', claimedBy: String(state?.claimedBy) } };
   const current = state?.contentHash ?? '';
-  const condition = unchangedSince(tool._id, parsed);
+  // Either way the claim is done with: released, on the condition that it is still as read.
+  const condition = { ...unchangedSince(tool._id, parsed), ...claimUnchanged(collection, state) };
   if (current !== contentHash) {
     return {
       kind: 'done',
-      write: { filter: condition, update: { $set: { [collectionPath(collection, 'lastSyncAttemptAt')]: now, [METADATA_UPDATED_AT]: now } } },
+      write: { filter: condition, update: { $set: { [collectionPath(collection, 'lastSyncAttemptAt')]: now, ...clearClaim(collection), [METADATA_UPDATED_AT]: now } } },
       result: { synced: false, reason: 'content-changed', currentContentHash: current },
     };
   }
@@ -53,6 +64,7 @@ export function planMarkSynced(tool: StoredTool, collection: SyncCollectionName,
           [collectionPath(collection, 'retryCount')]: 0,
           [collectionPath(collection, 'nextRetryAt')]: null,
           [collectionPath(collection, 'vectorVersion')]: vectorVersion,
+          ...clearClaim(collection),
           [OVERALL_STATUS]: aggregateSyncStatus(Object.values(statuses)),
           [METADATA_UPDATED_AT]: now,
         },
