@@ -27,7 +27,7 @@ export async function* mergeQueues(queues: Queue[]): AsyncGenerator<StoredTool> 
       let pick = -1;
       let best = Number.POSITIVE_INFINITY;
       heads.forEach((head, index) => {
-        const key = head === null || head === undefined ? undefined : queues[index]?.key(head);
+        const key = head === null ? undefined : queues[index]?.key(head);
         if (key !== undefined && (pick === -1 || key < best)) {
           pick = index;
           best = key;

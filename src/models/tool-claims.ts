@@ -40,10 +40,14 @@ export const leaseArgument = (value: unknown): number => integerInRange(value ??
  * metadata change first, through `sync_<collection>_waiting_idx`. A claim moves a tool's metadata
  * time to now, so tools in flight are behind the ones waiting, not in the way.
  */
-function waitingQueue(model: ToolModelType, name: SyncCollectionName, now: Date, batchSize: number): Queue {
+export function waitingQueueQuery(name: SyncCollectionName, now: Date): { filter: Record<string, unknown>; sort: Record<string, 1> } {
   const claimedUntil = collectionPath(name, 'claimedUntil');
   const filter = { [collectionPath(name, 'status')]: { $in: NEEDS_SYNC }, $or: [{ [claimedUntil]: null }, { [claimedUntil]: { $lte: now } }] };
-  const sort = { [METADATA_UPDATED_AT]: 1, _id: 1 } as const;
+  return { filter, sort: { [METADATA_UPDATED_AT]: 1, _id: 1 } };
+}
+
+function waitingQueue(model: ToolModelType, name: SyncCollectionName, now: Date, batchSize: number): Queue {
+  const { filter, sort } = waitingQueueQuery(name, now);
   return { cursor: toolCollection(model).find<StoredTool>(filter, { sort, batchSize }), key: (tool) => timeAt(tool, METADATA_UPDATED_AT) };
 }
 

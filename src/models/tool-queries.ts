@@ -104,15 +104,18 @@ const RETRY_BATCH = QUEUE_BATCH;
  * error; earliest due first, through `sync_<collection>_retry_due_idx`.
  */
 export function dueQueue(collection: ToolCollection, name: SyncCollectionName, options: { now: Date; maxRetries: number; batchSize: number }): Queue {
+  const { filter, sort } = dueQueueQuery(name, options);
+  return { cursor: collection.find<StoredTool>(filter, { sort, batchSize: options.batchSize }), key: (tool) => timeAt(tool, collectionPath(name, 'nextRetryAt')) };
+}
+
+export function dueQueueQuery(name: SyncCollectionName, options: { now: Date; maxRetries: number }): { filter: Record<string, unknown>; sort: Record<string, 1> } {
   const due = {
     [statusPath(name)]: 'failed',
     [collectionPath(name, 'nextRetryAt')]: { $lte: options.now },
     [collectionPath(name, 'retryCount')]: { $lt: options.maxRetries },
     [collectionPath(name, 'errorCode')]: { $ne: 'VALIDATION_ERROR' },
   };
-  const path = collectionPath(name, 'nextRetryAt');
-  const sort = { [path]: 1, _id: 1 } as const;
-  return { cursor: collection.find<StoredTool>(due, { sort, batchSize: options.batchSize }), key: (tool) => timeAt(tool, path) };
+  return { filter: due, sort: { [collectionPath(name, 'nextRetryAt')]: 1, _id: 1 } };
 }
 
 /**

@@ -53,7 +53,8 @@ export async function markCollectionFailed(
   const id = toolObjectId(toolId);
   const collection = collectionName(collectionArg);
   if (!(SYNC_STAGES as readonly unknown[]).includes(stage)) throw new SyncArgumentError('stage', stage, `one of ${SYNC_STAGES.join(', ')}`);
-  const given = (options ?? {}) as { workerId?: unknown };
+  // Typed as an object, but a JavaScript caller may pass anything.
+  const given: { workerId?: unknown } = typeof options === 'object' && (options as unknown) !== null ? options : {};
   const workerId = given.workerId === undefined ? undefined : workerIdArgument(given.workerId);
   const failure = { errorCode: classifySyncError(error, stage as SyncStage), lastError: String(truncateLastError(errorMessage(error))) };
   return applyPlan(toolCollection(model), id, (tool, now) => planMarkFailed(tool, collection, failure, now, workerId), {

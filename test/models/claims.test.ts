@@ -2,7 +2,10 @@ import mongoose from 'mongoose';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { SyncArgumentError, SYNC_COLLECTION_NAMES, ToolModel, type SyncCollectionName } from '../../src/index.js';
 import { documentsRead } from '../helpers/commands.js';
-import { useMonitoredTestDatabase } from '../helpers/database.js';
+import { skipReason } from '../helpers/capabilities.js';
+import { engine, useMonitoredTestDatabase } from '../helpers/database.js';
+import { waitingQueueQuery } from '../../src/models/tool-claims.js';
+import { dueQueueQuery } from '../../src/models/tool-queries.js';
 import { insertRaw, rawTool, toolInput } from '../helpers/tools.js';
 
 useMonitoredTestDatabase(import.meta.url);
@@ -116,6 +119,31 @@ describe('claimSyncWork', () => {
     expect(pairs(claimed)).toHaveLength(10);
     // Two queues for the one collection, a batch each at most beyond what is claimed.
     expect(read).toBeLessThanOrEqual(10 + 2 * 16);
+  });
+
+  it("examines about as many documents as each queue's limit, with work in flight ahead (server's explain)", async (context) => {
+    const docs = Array.from({ length: 300 }, () => toolInput());
+    for (let i = 0; i < docs.length; i += 100) await ToolModel.insertMany(docs.slice(i, i + 100));
+    // Work in flight: the oldest 40 claimed, then failed ones due.
+    await ToolModel.claimSyncWork({ workerId: 'busy', limit: 40, collections: ['tools'] });
+    const failedIds = (await ToolModel.find({}, { _id: 1 }).sort({ _id: -1 }).limit(50).lean()).map(({ _id }) => _id);
+    await ToolModel.collection.updateMany({ _id: { $in: failedIds } }, {
+      $set: { 'syncMetadata.collections.tools.status': 'failed', 'syncMetadata.collections.tools.errorCode': 'UNKNOWN',
+        'syncMetadata.collections.tools.retryCount': 1, 'syncMetadata.collections.tools.nextRetryAt': new Date(Date.now() - 1000) },
+    });
+    const now = new Date();
+    const examined = async ({ filter, sort }: { filter: Record<string, unknown>; sort: Record<string, 1> }): Promise<number | undefined> => {
+      const plan = (await ToolModel.collection.find(filter, { sort, limit: 10 }).explain('executionStats')) as { executionStats?: { totalDocsExamined?: number } };
+      return plan.executionStats?.totalDocsExamined;
+    };
+    const waiting = await examined(waitingQueueQuery('tools', now));
+    const due = await examined(dueQueueQuery('tools', { now, maxRetries: 5 }));
+    if (waiting === undefined || due === undefined) {
+      context.skip(skipReason("explain's executionStats (documents examined)", engine()));
+      return;
+    }
+    expect(waiting).toBeLessThanOrEqual(10 + 2);
+    expect(due).toBeLessThanOrEqual(10 + 2);
   });
 
   it('refuses bad arguments, naming them, and writes nothing', async () => {

@@ -36,7 +36,7 @@ const cases: [string, unknown, SyncStage, string, string][] = [
 describe('markCollectionFailed with hostile thrown values', () => {
   it.each(cases)('%s: recorded as failed with a meaningful lastError, nothing thrown', async (_label, thrown, stage, code, message) => {
     const tool = await ToolModel.create(toolInput());
-    await expect(ToolModel.markCollectionFailed(tool._id, 'usecases', thrown, stage)).resolves.toEqual({ errorCode: code, retryCount: 1 });
+    await expect(ToolModel.markCollectionFailed(tool._id, 'usecases', thrown, stage)).resolves.toEqual({ recorded: true, errorCode: code, retryCount: 1 });
     const stored = (await rawTool({ _id: tool._id })) as { syncMetadata: { overallStatus: string; collections: Record<string, StoredState> } } | null;
     const state = stored?.syncMetadata.collections.usecases;
     expect(state?.status).toBe('failed');

@@ -62,7 +62,7 @@ describe('a tool whose stored sync metadata cannot be used never stops the queue
 
   it('markCollectionFailed records the problem instead of throwing', async () => {
     const id = await insertPoisoned(poisonedShape('tools', 'retryCount', -2));
-    await expect(ToolModel.markCollectionFailed(id, 'tools', new Error('Embedding API said no'), 'embedding')).resolves.toEqual({ errorCode: 'VALIDATION_ERROR', retryCount: 0 });
+    await expect(ToolModel.markCollectionFailed(id, 'tools', new Error('Embedding API said no'), 'embedding')).resolves.toEqual({ recorded: true, errorCode: 'VALIDATION_ERROR', retryCount: 0 });
     const tool = await stored(id);
     expect(tool.syncMetadata.collections.tools?.status).toBe('failed');
     expect(tool.syncMetadata.collections.tools?.lastError).toContain('syncMetadata.collections.tools.retryCount is -2');

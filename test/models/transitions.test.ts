@@ -80,9 +80,9 @@ describe('markCollectionFailed', () => {
     const tool = await ToolModel.create(toolInput());
     const error = Object.assign(new Error('Too Many Requests ' + 'x'.repeat(50_000)), { status: 429 });
     const first = await ToolModel.markCollectionFailed(tool._id, 'tools', error, 'embedding');
-    expect(first).toEqual({ errorCode: 'EMBEDDING_RATE_LIMIT', retryCount: 1 });
+    expect(first).toEqual({ recorded: true, errorCode: 'EMBEDDING_RATE_LIMIT', retryCount: 1 });
     const second = await ToolModel.markCollectionFailed(tool._id, 'tools', new DOMException('t', 'TimeoutError'), 'qdrant');
-    expect(second).toEqual({ errorCode: 'QDRANT_TIMEOUT', retryCount: 2 });
+    expect(second).toEqual({ recorded: true, errorCode: 'QDRANT_TIMEOUT', retryCount: 2 });
     const after = await reload(tool);
     const state = after.syncMetadata.collections.tools;
     expect(state.status).toBe('failed');

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { CONTENT_FIELDS } from '../../src/sync/collection-fields.js';
 import { retryDelayMs } from '../../src/sync/backoff.js';
 import { computeContentHashes } from '../../src/sync/content-hash.js';
+import { planClaim, planExtendClaims, planReleaseClaims } from '../../src/sync/plans/claim.js';
 import { planMarkFailed } from '../../src/sync/plans/mark-failed.js';
 import { planMarkSynced } from '../../src/sync/plans/mark-synced.js';
 import { type Decision, type PlannedWrite } from '../../src/sync/plans/plan.js';
@@ -677,5 +678,141 @@ describe('planQuarantine', () => {
     expect(collections.tools?.contentHash).toBe(HASHES.tools);
     expect(collections.tools?.lastSyncedAt).toBeNull();
     expect(planSettle(quarantined, NOW)).toEqual({ kind: 'settled' });
+  });
+});
+
+describe('planClaim', () => {
+  const LEASE = 60_000;
+  const request = (overrides: Partial<Parameters<typeof planClaim>[1]> = {}): Parameters<typeof planClaim>[1] => ({
+    workerId: 'w1', leaseMs: LEASE, collections: SYNC_COLLECTION_NAMES, maxRetries: 5, limit: 10, ...overrides,
+  });
+  const until = new Date(NOW.getTime() + LEASE);
+  const past = new Date(NOW.getTime() - 1000);
+  const future = new Date(NOW.getTime() + 1000);
+
+  it('claims the waiting collections asked for, up to the limit, conditioned on each claim as read', () => {
+    const tool = storedTool({ overallStatus: 'pending', states: { tools: { status: 'pending' }, usecases: { status: 'stale' }, interface: { status: 'pending' } } });
+    const { write, result } = doneWrite(planClaim(tool, request({ limit: 2 }), NOW));
+    expect(result).toEqual([
+      { collection: 'tools', contentHash: HASHES.tools, status: 'pending', claimedUntil: until },
+      { collection: 'usecases', contentHash: HASHES.usecases, status: 'stale', claimedUntil: until },
+    ]);
+    const claimRead = (name: SyncCollectionName): Record<string, unknown> => ({
+      ...claimAsRead(name, null, null),
+      [collectionPath(name, 'nextRetryAt')]: { $eq: null },
+      [collectionPath(name, 'retryCount')]: { $eq: 0 },
+    });
+    expect(write).toEqual({
+      filter: { ...conditionAsRead(tool), ...claimRead('tools'), ...claimRead('usecases') },
+      update: {
+        $set: {
+          [collectionPath('tools', 'claimedBy')]: 'w1',
+          [collectionPath('tools', 'claimedUntil')]: until,
+          [collectionPath('usecases', 'claimedBy')]: 'w1',
+          [collectionPath('usecases', 'claimedUntil')]: until,
+          [METADATA_UPDATED_AT]: NOW,
+        },
+      },
+    });
+  });
+
+  it('claims a failed collection only when due, under the retry limit and not a validation error; its retry time moves to the lease end', () => {
+    const tool = storedTool({
+      overallStatus: 'failed',
+      states: {
+        tools: { status: 'failed', errorCode: 'UNKNOWN', retryCount: 1, nextRetryAt: past },
+        functionality: { status: 'failed', errorCode: 'UNKNOWN', retryCount: 1, nextRetryAt: future },
+        usecases: { status: 'failed', errorCode: 'UNKNOWN', retryCount: 5, nextRetryAt: past },
+        interface: { status: 'failed', errorCode: 'VALIDATION_ERROR', retryCount: 1, nextRetryAt: null },
+      },
+    });
+    const { write, result } = doneWrite(planClaim(tool, request(), NOW));
+    expect(result.map(({ collection }) => collection)).toEqual(['tools']);
+    expect(write?.update.$set).toMatchObject({ [collectionPath('tools', 'nextRetryAt')]: until });
+    expect(write?.filter).toMatchObject({ [collectionPath('tools', 'nextRetryAt')]: { $eq: past }, [collectionPath('tools', 'retryCount')]: { $eq: 1 } });
+  });
+
+  it("leaves another worker's live lease alone, takes an ended one, renews its own, and claims nothing when there is nothing", () => {
+    const tool = storedTool({
+      overallStatus: 'pending',
+      states: {
+        tools: { status: 'pending', claimedBy: 'other', claimedUntil: future },
+        functionality: { status: 'pending', claimedBy: 'other', claimedUntil: past },
+        usecases: { status: 'pending', claimedBy: 'w1', claimedUntil: future },
+      },
+    });
+    const { write, result } = doneWrite(planClaim(tool, request(), NOW));
+    expect(result.map(({ collection }) => collection)).toEqual(['functionality', 'usecases']);
+    expect(write?.filter).toMatchObject(claimAsRead('functionality', 'other', past));
+    expect(planClaim(storedTool(), request(), NOW)).toEqual({ kind: 'done', write: null, result: [] });
+  });
+
+  it('settles first, and quarantines metadata it cannot use (no work from it)', () => {
+    const pending = storedTool({ pendingHashCheck: new Types.ObjectId() });
+    expect(planClaim(pending, request(), NOW)).toEqual({ kind: 'again', write: settleWrite(pending) });
+    const unusable = storedTool({ states: { tools: { retryCount: -2 } } });
+    expect(planClaim(unusable, request(), NOW)).toEqual({
+      kind: 'done', write: planQuarantine(unusable, 'syncMetadata.collections.tools.retryCount is -2', NOW), result: [],
+    });
+  });
+});
+
+describe('planExtendClaims and planReleaseClaims', () => {
+  const future = new Date(NOW.getTime() + 1000);
+  const held = (): StoredTool => storedTool({
+    overallStatus: 'failed',
+    states: {
+      tools: { status: 'pending', claimedBy: 'w1', claimedUntil: future },
+      functionality: { status: 'failed', errorCode: 'UNKNOWN', retryCount: 1, nextRetryAt: future, claimedBy: 'w1', claimedUntil: future },
+      usecases: { status: 'pending', claimedBy: 'other', claimedUntil: future },
+    },
+  });
+
+  it('renews only what the worker holds (a failed one with its retry time)', () => {
+    const { write, result } = doneWrite(planExtendClaims(held(), { workerId: 'w1', leaseMs: 5000, collections: SYNC_COLLECTION_NAMES }, NOW));
+    const until = new Date(NOW.getTime() + 5000);
+    expect(result).toEqual(['tools', 'functionality']);
+    expect(write?.update).toEqual({
+      $set: {
+        [collectionPath('tools', 'claimedUntil')]: until,
+        [collectionPath('functionality', 'claimedUntil')]: until,
+        [collectionPath('functionality', 'nextRetryAt')]: until,
+      },
+    });
+    expect(write?.filter).toMatchObject({ ...claimAsRead('tools', 'w1', future), [collectionPath('tools', 'status')]: { $eq: 'pending' } });
+    expect(planExtendClaims(held(), { workerId: 'nobody', leaseMs: 5000, collections: SYNC_COLLECTION_NAMES }, NOW)).toEqual({ kind: 'done', write: null, result: [] });
+  });
+
+  it('releases only what the worker holds; a failed one is due now', () => {
+    const { write, result } = doneWrite(planReleaseClaims(held(), { workerId: 'w1', collections: SYNC_COLLECTION_NAMES }, NOW));
+    expect(result).toBe(2);
+    expect(write?.update).toEqual({
+      $set: {
+        ...claimCleared('tools'),
+        ...claimCleared('functionality'),
+        [collectionPath('functionality', 'nextRetryAt')]: NOW,
+      },
+    });
+    expect(planReleaseClaims(held(), { workerId: 'w1', collections: ['usecases'] }, NOW)).toEqual({ kind: 'done', write: null, result: 0 });
+  });
+});
+
+describe('marks by a claimant', () => {
+  const future = new Date(NOW.getTime() + 1000);
+  const past = new Date(NOW.getTime() - 1000);
+
+  it("are refused while another worker's lease is live, and go ahead once it has ended or when no worker is named", () => {
+    const live = storedTool({ overallStatus: 'pending', states: { tools: { status: 'pending', claimedBy: 'other', claimedUntil: future } } });
+    const failure = { errorCode: 'UNKNOWN', lastError: 'x' } as const;
+    expect(planMarkSynced(live, 'tools', HASHES.tools, NOW, 'w1')).toEqual({ kind: 'done', write: null, result: { synced: false, reason: 'claim-lost', claimedBy: 'other' } });
+    expect(planMarkFailed(live, 'tools', failure, NOW, 'w1')).toEqual({
+      kind: 'done', write: null, result: { recorded: false, reason: 'claim-lost', claimedBy: 'other', errorCode: 'UNKNOWN', retryCount: 0 },
+    });
+    expect(doneWrite(planMarkSynced(live, 'tools', HASHES.tools, NOW)).result).toEqual({ synced: true, vectorVersion: 3 });
+    const ended = storedTool({ overallStatus: 'pending', states: { tools: { status: 'pending', claimedBy: 'other', claimedUntil: past } } });
+    const { write, result } = doneWrite(planMarkSynced(ended, 'tools', HASHES.tools, NOW, 'w1'));
+    expect(result).toEqual({ synced: true, vectorVersion: 3 });
+    expect(write?.filter).toMatchObject(claimAsRead('tools', 'other', past));
+    expect(write?.update.$set).toMatchObject(claimCleared('tools'));
   });
 });

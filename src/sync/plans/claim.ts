@@ -72,7 +72,7 @@ export function planClaim(tool: StoredTool, request: ClaimRequest, now: Date): D
   for (const name of request.collections) {
     if (claimed.length >= request.limit) break;
     const state = parsed.collections[name];
-    if (state === undefined || state.status === undefined || !isWork(state, request.maxRetries, now) || heldByOther(state, request.workerId, now)) continue;
+    if (state?.status === undefined || !isWork(state, request.maxRetries, now) || heldByOther(state, request.workerId, now)) continue;
     claimed.push({ collection: name, contentHash: state.contentHash, status: state.status, claimedUntil });
     filter = { ...filter, ...claimAsRead(name, state) };
     set[collectionPath(name, 'claimedBy')] = request.workerId;
