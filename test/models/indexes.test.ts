@@ -27,6 +27,10 @@ const EXPECTED_INDEXES: Record<string, Record<string, number>> = {
   sync_functionality_retry_due_idx: { 'syncMetadata.collections.functionality.status': 1, 'syncMetadata.collections.functionality.nextRetryAt': 1 },
   sync_usecases_retry_due_idx: { 'syncMetadata.collections.usecases.status': 1, 'syncMetadata.collections.usecases.nextRetryAt': 1 },
   sync_interface_retry_due_idx: { 'syncMetadata.collections.interface.status': 1, 'syncMetadata.collections.interface.nextRetryAt': 1 },
+  sync_tools_waiting_idx: { 'syncMetadata.collections.tools.status': 1, 'syncMetadata.updatedAt': 1 },
+  sync_functionality_waiting_idx: { 'syncMetadata.collections.functionality.status': 1, 'syncMetadata.updatedAt': 1 },
+  sync_usecases_waiting_idx: { 'syncMetadata.collections.usecases.status': 1, 'syncMetadata.updatedAt': 1 },
+  sync_interface_waiting_idx: { 'syncMetadata.collections.interface.status': 1, 'syncMetadata.updatedAt': 1 },
 };
 
 interface ServerIndex { name?: string; key: Record<string, number>; unique?: boolean }

@@ -29,8 +29,9 @@ function expectCompleteStoredMetadata(stored: unknown, statuses: Record<string, 
   for (const name of SYNC_COLLECTION_NAMES) {
     const [status, retryCount, vectorVersion] = statuses[name] ?? ['pending', 0, 0];
     const state = meta.collections[name];
-    // No retry time is stored where nothing failed: its absence is null.
-    expect({ ...state, nextRetryAt: state?.nextRetryAt ?? null }).toEqual({
+    // No retry time is stored where nothing failed, and no claim where none was made: their absence is null.
+    const absentIsNull = { nextRetryAt: state?.nextRetryAt ?? null, claimedBy: state?.claimedBy ?? null, claimedUntil: state?.claimedUntil ?? null };
+    expect({ ...state, ...absentIsNull }).toEqual({
       status,
       lastSyncedAt: null,
       lastSyncAttemptAt: null,
@@ -41,6 +42,8 @@ function expectCompleteStoredMetadata(stored: unknown, statuses: Record<string, 
       nextRetryAt: status === 'failed' ? (expect.any(Date) as unknown) : null,
       contentHash: hashes[name],
       vectorVersion,
+      claimedBy: null,
+      claimedUntil: null,
     });
   }
 }

@@ -44,6 +44,8 @@ function expectCompleteDefaults(stored: Record<string, unknown> | null, input: R
       nextRetryAt: null,
       contentHash: hashes[name],
       vectorVersion: 0,
+      claimedBy: null,
+      claimedUntil: null,
     });
   }
 }
