@@ -24,14 +24,14 @@ export interface StatusFormat {
   colour?: boolean;
 }
 
-/** The dashboard: overall counts, collection × status, failures by error code, the oldest wait. */
+/** The dashboard: overall counts, collection × status and in flight, failures by error code, the oldest wait, tools needing care. */
 export function formatStatus(stats: SyncStats, format: StatusFormat = {}): string {
   // cli-table3 colours its borders grey unless told otherwise; headings stay plain either way.
   const style = format.colour === true ? { head: [] } : { head: [], border: [] };
   const overall = new Table({ head: ['tools', ...SYNC_STATUSES, 'total'], style });
   overall.push(['overall', ...SYNC_STATUSES.map((status) => stats.byOverallStatus[status]), stats.total]);
-  const grid = new Table({ head: ['collection', ...SYNC_STATUSES], style });
-  for (const name of SYNC_COLLECTION_NAMES) grid.push([name, ...SYNC_STATUSES.map((status) => stats.byCollection[name][status])]);
+  const grid = new Table({ head: ['collection', ...SYNC_STATUSES, 'in flight'], style });
+  for (const name of SYNC_COLLECTION_NAMES) grid.push([name, ...SYNC_STATUSES.map((status) => stats.byCollection[name][status]), stats.inFlight[name]]);
   const failures = new Table({ head: ['error code', 'failed collections'], style });
   for (const code of SYNC_ERROR_CODES) if (stats.failuresByErrorCode[code] > 0) failures.push([code, stats.failuresByErrorCode[code]]);
   return [
@@ -41,5 +41,7 @@ export function formatStatus(stats: SyncStats, format: StatusFormat = {}): strin
     `oldest pending or stale: ${age(stats.oldestPendingAgeMs)}`,
     `legacy tools without sync metadata (counted as pending): ${stats.legacyWithoutMetadata}${stats.legacyWithoutMetadata > 0 ? ' — run `tool-sync backfill`' : ''}`,
     `unsettled tools (a content write whose hashes are not verified yet): ${stats.unsettled}${stats.unsettled > 0 ? ' — run `tool-sync settle`' : ''}`,
+    `quarantined tools (stored sync metadata could not be used; back in line after an edit or a requeue): ${stats.quarantined}`,
+    `unusable tools not quarantined yet (the next poll that meets one does): ${stats.unusable}`,
   ].join('\n');
 }

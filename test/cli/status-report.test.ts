@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { formatStatus } from '../../src/cli/status-report.js';
+import { type SyncStats } from '../../src/models/tool-queries.js';
+import { SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, SYNC_STATUSES } from '../../src/sync/vocabulary.js';
+
+const zeroes = <K extends string>(keys: readonly K[]): Record<K, number> => Object.fromEntries(keys.map((key) => [key, 0])) as Record<K, number>;
+
+function stats(overrides: Partial<SyncStats> = {}): SyncStats {
+  return {
+    total: 0,
+    byOverallStatus: zeroes(SYNC_STATUSES),
+    byCollection: Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, zeroes(SYNC_STATUSES)])) as SyncStats['byCollection'],
+    failuresByErrorCode: zeroes(SYNC_ERROR_CODES),
+    oldestPendingAgeMs: null,
+    legacyWithoutMetadata: 0,
+    unsettled: 0,
+    inFlight: zeroes(SYNC_COLLECTION_NAMES),
+    unusable: 0,
+    quarantined: 0,
+    ...overrides,
+  };
+}
+
+describe('formatStatus', () => {
+  it('shows the claims in flight per collection, and the quarantined and unusable tools', () => {
+    const text = formatStatus(stats({ inFlight: { tools: 7, functionality: 0, usecases: 3, interface: 0 }, quarantined: 2, unusable: 5 }));
+    expect(text).toMatch(/collection.*in flight/);
+    expect(text).toMatch(/tools(\s*│\s*0){4}\s*│\s*7/);
+    expect(text).toMatch(/usecases(\s*│\s*0){4}\s*│\s*3/);
+    expect(text).toMatch(/^quarantined tools .*: 2$/m);
+    expect(text).toMatch(/^unusable tools not quarantined yet .*: 5$/m);
+  });
+});
