@@ -5,6 +5,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { backfill, type BatchOptions } from '../migrations/backfill.js';
 import { type MigrationSummary } from '../migrations/batch-migration.js';
 import { checkIndexes, type IndexSpec } from '../migrations/index-check.js';
+import { reembed } from '../migrations/reembed.js';
 import { rehash } from '../migrations/rehash.js';
 import { settle } from '../migrations/settle.js';
 import { type ToolModelType } from '../models/create-tool-model.js';
@@ -213,6 +214,20 @@ for (const migration of MIGRATIONS) {
     }, { needsCollection: true });
   });
 }
+
+addWhereOptions(
+  subcommand('reembed')
+    .description("the embedding model of a vector collection changed: flag every synced vector another model made (or an unrecorded one) stale, so the worker re-embeds it; resumable")
+    .addOption(new Option('--vector-collection <name>', 'the vector collection whose model changed').choices(SYNC_COLLECTION_NAMES).makeOptionMandatory())
+    .addOption(new Option('--model <name>', 'the embedding model the worker now uses (as it passes to markCollectionSynced)').argParser(nonEmpty).makeOptionMandatory())
+    .addOption(new Option('--dry-run', 'write nothing; report what would change'))
+    .addOption(batchOption()),
+).action(async (flags: MigrationFlags & { vectorCollection: SyncCollectionName; model: string }, command: Command) => {
+  await withDatabase(command, flags, async ({ model }) => {
+    const options = migrationOptions('reembed', flags);
+    finishMigration(await reembed(model, { ...options, collection: flags.vectorCollection, embeddingModel: flags.model }));
+  }, { needsCollection: true });
+});
 
 addWhereOptions(
   subcommand('indexes')

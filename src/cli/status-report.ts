@@ -34,9 +34,14 @@ export function formatStatus(stats: SyncStats, format: StatusFormat = {}): strin
   for (const name of SYNC_COLLECTION_NAMES) grid.push([name, ...SYNC_STATUSES.map((status) => stats.byCollection[name][status]), stats.inFlight[name]]);
   const failures = new Table({ head: ['error code', 'failed collections'], style });
   for (const code of SYNC_ERROR_CODES) if (stats.failuresByErrorCode[code] > 0) failures.push([code, stats.failuresByErrorCode[code]]);
+  const models = new Table({ head: ['collection', 'embedding model', 'vectors'], style });
+  for (const name of SYNC_COLLECTION_NAMES) {
+    for (const { model, vectors } of stats.vectorsByEmbeddingModel[name]) models.push([name, model ?? '(not recorded)', vectors]);
+  }
   return [
     overall.toString(),
     grid.toString(),
+    models.length > 0 ? models.toString() : 'no vectors yet',
     failures.length > 0 ? failures.toString() : 'no failed collections',
     `oldest pending or stale: ${age(stats.oldestPendingAgeMs)}`,
     `legacy tools without sync metadata (counted as pending): ${stats.legacyWithoutMetadata}${stats.legacyWithoutMetadata > 0 ? ' — run `tool-sync backfill`' : ''}`,

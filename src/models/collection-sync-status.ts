@@ -61,6 +61,10 @@ export class CollectionSyncStatus implements CollectionSyncState {
   /** When that worker's lease ends: then another worker may claim the work. */
   @prop({ type: Date, default: null })
   public claimedUntil!: Date | null;
+
+  /** The embedding model that made the current vector (markCollectionSynced); null: not recorded. */
+  @prop({ type: String, default: null })
+  public embeddingModel!: string | null;
 }
 
 /** A fresh, never-synced collection status: a new object on every call. */

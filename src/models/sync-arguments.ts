@@ -53,3 +53,9 @@ export function nameArgument(value: unknown, argument: string): string {
   if (typeof value === 'string' && value !== '' && !value.includes('$') && !value.includes('\0') && !value.startsWith('system.')) return value;
   throw new SyncArgumentError(argument, value, 'a non-empty string without "$" or NUL, not starting with "system."');
 }
+
+/** An embedding model's name, as the worker gives it: a non-empty string of at most 200 characters. */
+export function embeddingModelArgument(value: unknown, argument = 'embeddingModel'): string {
+  if (typeof value === 'string' && value.trim() !== '' && value.length <= 200) return value;
+  throw new SyncArgumentError(argument, value, 'the name of the embedding model (a non-empty string of at most 200 characters)');
+}

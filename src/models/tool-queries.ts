@@ -181,6 +181,12 @@ export interface SyncStats {
   unusable: number;
   /** Tools quarantined for such metadata: every collection `failed` with `VALIDATION_ERROR`. */
   quarantined: number;
+  /**
+   * Per collection, the vectors (collections embedded at least once) by the embedding model that
+   * made them, most first; `model: null` for vectors made before the model was recorded. More
+   * than one entry means a migration between models is under way.
+   */
+  vectorsByEmbeddingModel: Record<SyncCollectionName, { model: string | null; vectors: number }[]>;
 }
 
 function zeroes<K extends string>(keys: readonly K[]): Record<K, number> {
@@ -194,6 +200,8 @@ function zeroes<K extends string>(keys: readonly K[]): Record<K, number> {
 interface StateGroup { _id: Record<string, unknown>; n: number }
 
 const errorCodeKey = (name: SyncCollectionName): string => `${name}ErrorCode`;
+const modelKey = (name: SyncCollectionName): string => `${name}Model`;
+const embeddedKey = (name: SyncCollectionName): string => `${name}EmbeddedType`;
 
 /**
  * Tools counted by their whole sync state in one pass over the collection (the distinct states
@@ -208,6 +216,9 @@ function countStates(model: ToolModelType): Promise<StateGroup[]> {
   for (const name of SYNC_COLLECTION_NAMES) {
     key[name] = `$${statusPath(name)}`;
     key[errorCodeKey(name)] = `$${collectionPath(name, 'errorCode')}`;
+    key[modelKey(name)] = `$${collectionPath(name, 'embeddingModel')}`;
+    // Embedded at least once: it has a last sync time (a Date).
+    key[embeddedKey(name)] = { $type: `$${collectionPath(name, 'lastSyncedAt')}` };
   }
   return model.aggregate<StateGroup>([{ $group: { _id: key, n: { $sum: 1 } } }]);
 }
@@ -239,6 +250,7 @@ export async function getSyncStats(model: ToolModelType, options: { now?: unknow
   let total = 0;
   let legacyWithoutMetadata = 0;
   let unsettled = 0;
+  const vectors = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, new Map<string | null, number>()])) as Record<SyncCollectionName, Map<string | null, number>>;
   for (const { _id: state, n } of await countStates(model)) {
     total += n;
     if (state.pendingType === 'objectId') unsettled += n;
@@ -247,6 +259,11 @@ export async function getSyncStats(model: ToolModelType, options: { now?: unknow
     for (const name of SYNC_COLLECTION_NAMES) {
       const status = asStatus(state[name]);
       byCollection[name][status] += n;
+      if (state[embeddedKey(name)] === 'date') {
+        const made = state[modelKey(name)];
+        const key = typeof made === 'string' ? made : null;
+        vectors[name].set(key, (vectors[name].get(key) ?? 0) + n);
+      }
       if (status !== 'failed') continue;
       const code = state[errorCodeKey(name)];
       failuresByErrorCode[(SYNC_ERROR_CODES as readonly unknown[]).includes(code) ? (code as SyncErrorCode) : 'UNKNOWN'] += n;
@@ -267,5 +284,9 @@ export async function getSyncStats(model: ToolModelType, options: { now?: unknow
     oldestPendingAgeMs: since.length === 0 ? null : Math.max(0, now.getTime() - Math.min(...since)),
     legacyWithoutMetadata,
     unsettled,
+    vectorsByEmbeddingModel: Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [
+      name,
+      [...vectors[name]].map(([made, count]) => ({ model: made, vectors: count })).sort((a, b) => b.vectors - a.vectors),
+    ])) as SyncStats['vectorsByEmbeddingModel'],
   };
 }

@@ -11,7 +11,7 @@ import { type SyncCollectionName } from '../sync/vocabulary.js';
 import { toolCollection } from './change-tracking/settle-after-write.js';
 import { applyPlan } from './conditional-write.js';
 import { SyncArgumentError } from './errors.js';
-import { collectionName, collectionNames, contentHashArgument, errorCodes, toolObjectId } from './sync-arguments.js';
+import { collectionName, collectionNames, contentHashArgument, embeddingModelArgument, errorCodes, toolObjectId } from './sync-arguments.js';
 import { type Tool } from './tool.js';
 import { workerIdArgument } from './tool-claims.js';
 import { truncateLastError } from './validators.js';
@@ -30,14 +30,15 @@ export async function markCollectionSynced(
   model: ToolModelType,
   toolId: unknown,
   collectionArg: unknown,
-  options: { contentHash: unknown; workerId?: unknown },
+  options: { contentHash: unknown; workerId?: unknown; embeddingModel?: unknown },
 ): Promise<MarkSyncedResult> {
   const id = toolObjectId(toolId);
   const collection = collectionName(collectionArg);
-  const given = options as { contentHash?: unknown; workerId?: unknown } | undefined;
+  const given = options as { contentHash?: unknown; workerId?: unknown; embeddingModel?: unknown } | undefined;
   const contentHash = contentHashArgument(given?.contentHash);
   const workerId = given?.workerId === undefined ? undefined : workerIdArgument(given.workerId);
-  return applyPlan(toolCollection(model), id, (tool, now) => planMarkSynced(tool, collection, contentHash, now, workerId), {
+  const embeddingModel = given?.embeddingModel === undefined || given.embeddingModel === null ? null : embeddingModelArgument(given.embeddingModel);
+  return applyPlan(toolCollection(model), id, (tool, now) => planMarkSynced(tool, collection, contentHash, now, workerId, embeddingModel), {
     what: `markCollectionSynced(${id.toHexString()}, ${collection})`,
   });
 }

@@ -18,6 +18,7 @@ import { SyncMetadata } from './sync-metadata.js';
 import { findNeedingSync, findRetryable, getSyncStats, type RetryableTool, type SyncStats } from './tool-queries.js';
 import { markCollectionFailed, markCollectionSynced, requeueFailed, settleTool } from './tool-transitions.js';
 import { lazyModel } from './lazy-model.js';
+import { flagEmbeddingModelChange } from '../migrations/reembed.js';
 import { claimSyncWork, extendClaims, releaseClaims, type ClaimedTool } from './tool-claims.js';
 import { ToolFields } from './tool-fields.js';
 
@@ -84,8 +85,11 @@ export class Tool extends ToolFields {
     this: ReturnModelType<typeof Tool>,
     toolId: Types.ObjectId | string,
     collection: SyncCollectionName,
-    /** `workerId`: the claimant; refused (`claim-lost`) while another worker's live lease holds the work. */
-    options: { contentHash: string; workerId?: string },
+    /**
+     * `workerId`: the claimant; refused (`claim-lost`) while another worker's live lease holds the
+     * work. `embeddingModel`: the model that made the vector (recorded; null when not given).
+     */
+    options: { contentHash: string; workerId?: string; embeddingModel?: string | null },
   ): Promise<MarkSyncedResult> {
     return markCollectionSynced(this, toolId, collection, options);
   }
@@ -165,6 +169,21 @@ export class Tool extends ToolFields {
    */
   public static settleSyncState(this: ReturnModelType<typeof Tool>, toolId: Types.ObjectId | string): Promise<boolean> {
     return settleTool(this, toolId);
+  }
+
+  /**
+   * The embedding model of `collection` changed: every `synced` collection whose vector another
+   * model made (or an unrecorded one) goes `stale`, in batches of `batchSize`, so the worker
+   * re-embeds it. Returns how many it flagged (with `dryRun`, would flag). Resumable; tools whose
+   * metadata cannot be used are skipped (`reembed()` and `tool-sync reembed` report them).
+   */
+  public static flagEmbeddingModelChange(
+    this: ReturnModelType<typeof Tool>,
+    collection: SyncCollectionName,
+    embeddingModel: string,
+    options: { batchSize?: number; dryRun?: boolean } = {},
+  ): Promise<number> {
+    return flagEmbeddingModelChange(this, collection, embeddingModel, options);
   }
 
   /** The dashboard's numbers. */

@@ -28,7 +28,7 @@ function badCollectionValues(name: (typeof SYNC_COLLECTION_NAMES)[number]): Cond
     notOfType(`${SYNC_METADATA}.collections.${name}`, ['object']),
     present(path('status'), { $nin: [...SYNC_STATUSES] }),
     ...(['lastSyncedAt', 'lastSyncAttemptAt', 'nextRetryAt', 'claimedUntil'] as const).map((key) => notOfType(path(key), ['date', 'null'])),
-    ...(['lastError', 'claimedBy'] as const).map((key) => notOfType(path(key), ['string', 'null'])),
+    ...(['lastError', 'claimedBy', 'embeddingModel'] as const).map((key) => notOfType(path(key), ['string', 'null'])),
     present(path('errorCode'), { $nin: [...SYNC_ERROR_CODES, null] }),
     ...badCount(path('retryCount')),
     ...badCount(path('vectorVersion')),

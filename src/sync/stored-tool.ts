@@ -48,6 +48,9 @@ export interface ParsedCollection {
   storedClaimedBy: unknown;
   storedClaimedUntil: unknown;
   storedNextRetryAt: unknown;
+  /** The model that made the current vector (null: unknown, or none). */
+  embeddingModel: string | null;
+  storedEmbeddingModel: unknown;
   /** Why the stored state cannot be used as it is (an invalid value), if it cannot. */
   invalid: string | undefined;
 }
@@ -106,6 +109,7 @@ function parseCollection(name: SyncCollectionName, stored: Record<string, unknow
     ['vectorVersion', isCount],
     ['claimedBy', (value) => value === null || typeof value === 'string'],
     ['claimedUntil', isDateOrNull],
+    ['embeddingModel', (value) => value === null || typeof value === 'string'],
   ];
   const bad = checks.find(([key, valid]) => stored[key] !== undefined && !valid(stored[key]));
   const hash = typeof stored.contentHash === 'string' && HASH.test(stored.contentHash) ? stored.contentHash : '';
@@ -128,6 +132,8 @@ function parseCollection(name: SyncCollectionName, stored: Record<string, unknow
     storedClaimedBy: stored.claimedBy,
     storedClaimedUntil: stored.claimedUntil,
     storedNextRetryAt: stored.nextRetryAt,
+    embeddingModel: typeof stored.embeddingModel === 'string' ? stored.embeddingModel : null,
+    storedEmbeddingModel: stored.embeddingModel,
     invalid: bad === undefined ? undefined : `syncMetadata.collections.${name}.${bad[0]} is ${describe(stored[bad[0]])}`,
   };
 }

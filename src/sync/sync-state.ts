@@ -23,20 +23,25 @@ export interface CollectionSyncState {
   claimedBy: string | null;
   /** When that worker's lease ends: after it, another worker may claim the work. */
   claimedUntil: Date | null;
+  /**
+   * The embedding model that made the collection's current vector, as the worker named it when
+   * it marked the collection synced; null for vectors made before this was recorded (or none yet).
+   */
+  embeddingModel: string | null;
 }
 
 export type CollectionStateKey = keyof CollectionSyncState;
 
 /**
  * Keys whose absence means null, so a tool stored before they existed is complete without them:
- * a retry time (for any status but `failed`) and a claim.
+ * a retry time (for any status but `failed`), a claim and the embedding model.
  */
-export const OPTIONAL_STATE_KEYS = ['claimedBy', 'claimedUntil'] as const satisfies readonly CollectionStateKey[];
+export const OPTIONAL_STATE_KEYS = ['claimedBy', 'claimedUntil', 'embeddingModel'] as const satisfies readonly CollectionStateKey[];
 
 /** The keys of a collection's state, in the order they are stored. */
 export const COLLECTION_STATE_KEYS = [
   'status', 'lastSyncedAt', 'lastSyncAttemptAt', 'lastError', 'errorCode', 'retryCount', 'nextRetryAt', 'contentHash', 'vectorVersion', 'claimedBy',
-  'claimedUntil',
+  'claimedUntil', 'embeddingModel',
 ] as const satisfies readonly CollectionStateKey[];
 
 /** A never-synced collection's state with the given hash: a new object on every call. */
@@ -53,6 +58,7 @@ export function newCollectionState(contentHash: string): CollectionSyncState {
     vectorVersion: 0,
     claimedBy: null,
     claimedUntil: null,
+    embeddingModel: null,
   };
 }
 

@@ -111,6 +111,38 @@ describe('tool-sync seed, status and requeue', () => {
   });
 });
 
+describe('tool-sync reembed', () => {
+  it('flags the vectors another embedding model made (dry run first), shows the mix in status, and refuses bad input', async () => {
+    await ToolModel.deleteMany({});
+    const tools = await ToolModel.insertMany(generateTools(6, seededRandom(11), 'reembed-').map((input) => new ToolModel(input)));
+    for (const [index, tool] of tools.entries()) {
+      const embeddingModel = index < 2 ? 'model-b' : 'model-a';
+      await ToolModel.markCollectionSynced(tool._id, 'usecases', { contentHash: tool.syncMetadata.collections.usecases.contentHash, embeddingModel });
+    }
+    const status = await runCli(['status', '--uri', uri()]);
+    expect(status.stdout).toMatch(/usecases\s*│\s*model-a\s*│\s*4/);
+    expect(status.stdout).toMatch(/usecases\s*│\s*model-b\s*│\s*2/);
+
+    const dry = await runCli(['reembed', '--vector-collection', 'usecases', '--model', 'model-b', '--dry-run', '--uri', uri()]);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/flagged stale: 4/);
+    expect(await ToolModel.countDocuments({ 'syncMetadata.collections.usecases.status': 'stale' })).toBe(0);
+
+    const run = await runCli(['reembed', '--vector-collection', 'usecases', '--model', 'model-b', '--uri', uri()]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(await ToolModel.countDocuments({ 'syncMetadata.collections.usecases.status': 'stale' })).toBe(4);
+    expect(await ToolModel.countDocuments({ 'syncMetadata.collections.usecases.status': 'synced' })).toBe(2);
+
+    for (const args of [['--vector-collection', 'vectors', '--model', 'm'], ['--vector-collection', 'usecases', '--model', ' '], ['--vector-collection', 'usecases']]) {
+      const refused = await runCli(['reembed', ...args, '--uri', uri()]);
+      expect(refused.code, args.join(' ')).toBe(1);
+      expect(hasStackTrace(refused.stderr)).toBe(false);
+      expect(refused.stderr).toMatch(/vector-collection|model/);
+    }
+    expect(await ToolModel.countDocuments({ 'syncMetadata.collections.usecases.status': 'stale' })).toBe(4);
+  });
+});
+
 describe('tool-sync demo, the main job', () => {
   it('runs every phase and ends with every recoverable tool synced', { timeout: 120_000 }, async () => {
     const result = await runCli(['demo', '--uri', inject('mongoUri')]);

@@ -17,6 +17,7 @@ function stats(overrides: Partial<SyncStats> = {}): SyncStats {
     inFlight: zeroes(SYNC_COLLECTION_NAMES),
     unusable: 0,
     quarantined: 0,
+    vectorsByEmbeddingModel: { tools: [], functionality: [], usecases: [], interface: [] },
     ...overrides,
   };
 }
@@ -29,5 +30,14 @@ describe('formatStatus', () => {
     expect(text).toMatch(/usecases(\s*│\s*0){4}\s*│\s*3/);
     expect(text).toMatch(/^quarantined tools .*: 2$/m);
     expect(text).toMatch(/^unusable tools not quarantined yet .*: 5$/m);
+    expect(text).toMatch(/^no vectors yet$/m);
+  });
+
+  it('shows the vectors of each collection by the embedding model that made them', () => {
+    const text = formatStatus(stats({
+      vectorsByEmbeddingModel: { tools: [{ model: 'text-embedding-3-large', vectors: 40 }, { model: null, vectors: 2 }], functionality: [], usecases: [], interface: [] },
+    }));
+    expect(text).toMatch(/tools\s*│\s*text-embedding-3-large\s*│\s*40/);
+    expect(text).toMatch(/tools\s*│\s*\(not recorded\)\s*│\s*2/);
   });
 });

@@ -30,7 +30,7 @@ function expectCompleteStoredMetadata(stored: unknown, statuses: Record<string, 
     const [status, retryCount, vectorVersion] = statuses[name] ?? ['pending', 0, 0];
     const state = meta.collections[name];
     // No retry time is stored where nothing failed, and no claim where none was made: their absence is null.
-    const absentIsNull = { nextRetryAt: state?.nextRetryAt ?? null, claimedBy: state?.claimedBy ?? null, claimedUntil: state?.claimedUntil ?? null };
+    const absentIsNull = { nextRetryAt: state?.nextRetryAt ?? null, claimedBy: state?.claimedBy ?? null, claimedUntil: state?.claimedUntil ?? null, embeddingModel: state?.embeddingModel ?? null };
     expect({ ...state, ...absentIsNull }).toEqual({
       status,
       lastSyncedAt: null,
@@ -44,6 +44,7 @@ function expectCompleteStoredMetadata(stored: unknown, statuses: Record<string, 
       vectorVersion,
       claimedBy: null,
       claimedUntil: null,
+      embeddingModel: null,
     });
   }
 }

@@ -46,6 +46,7 @@ function expectCompleteDefaults(stored: Record<string, unknown> | null, input: R
       vectorVersion: 0,
       claimedBy: null,
       claimedUntil: null,
+      embeddingModel: null,
     });
   }
 }

@@ -45,6 +45,7 @@ function collectionState(hash: string, overrides: Partial<CollectionSyncState> =
     vectorVersion: 2,
     claimedBy: null,
     claimedUntil: null,
+    embeddingModel: null,
     ...overrides,
   };
 }
@@ -157,7 +158,7 @@ describe('planSettle', () => {
       if (plan.kind !== 'write') return;
       const collections = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, {
         status: 'pending', lastSyncedAt: null, lastSyncAttemptAt: null, lastError: null, errorCode: null, retryCount: 0,
-        nextRetryAt: null, contentHash: HASHES[name], vectorVersion: 0, claimedBy: null, claimedUntil: null,
+        nextRetryAt: null, contentHash: HASHES[name], vectorVersion: 0, claimedBy: null, claimedUntil: null, embeddingModel: null,
       }]));
       expect(plan.write.update).toEqual({
         $set: {
@@ -253,7 +254,7 @@ describe('planSettle', () => {
     if (plan.kind !== 'write') throw new Error(plan.kind);
     const defaults = (hash: string): CollectionSyncState => ({
       status: 'pending', lastSyncedAt: null, lastSyncAttemptAt: null, lastError: null, errorCode: null, retryCount: 0, nextRetryAt: null, contentHash: hash, vectorVersion: 0,
-      claimedBy: null, claimedUntil: null,
+      claimedBy: null, claimedUntil: null, embeddingModel: null,
     });
     expect(plan.write.update).toEqual({
       $set: {
@@ -477,6 +478,7 @@ describe('planMarkSynced', () => {
           [collectionPath('tools', 'retryCount')]: 0,
           [collectionPath('tools', 'nextRetryAt')]: null,
           [collectionPath('tools', 'vectorVersion')]: 5,
+          [collectionPath('tools', 'embeddingModel')]: null,
           ...claimCleared('tools'),
           [OVERALL_STATUS]: 'stale',
           [METADATA_UPDATED_AT]: NOW,

@@ -24,6 +24,7 @@ function collectionState(hash: string, overrides: Partial<CollectionSyncState> =
     vectorVersion: 1,
     claimedBy: null,
     claimedUntil: null,
+    embeddingModel: null,
     ...overrides,
   };
 }

@@ -31,6 +31,7 @@ export function planMarkSynced(
   contentHash: string,
   now: Date,
   workerId?: string,
+  embeddingModel: string | null = null,
 ): Decision<MarkSyncedResult> {
   const unsettled = settleFirst(tool, now);
   if (unsettled !== undefined) return unsettled;
@@ -64,6 +65,8 @@ export function planMarkSynced(
           [collectionPath(collection, 'retryCount')]: 0,
           [collectionPath(collection, 'nextRetryAt')]: null,
           [collectionPath(collection, 'vectorVersion')]: vectorVersion,
+          // The vector just made: by this model (null: the worker did not say).
+          [collectionPath(collection, 'embeddingModel')]: embeddingModel,
           ...clearClaim(collection),
           [OVERALL_STATUS]: aggregateSyncStatus(Object.values(statuses)),
           [METADATA_UPDATED_AT]: now,
