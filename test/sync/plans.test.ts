@@ -4,6 +4,7 @@ import { CONTENT_FIELDS } from '../../src/sync/collection-fields.js';
 import { retryDelayMs } from '../../src/sync/backoff.js';
 import { computeContentHashes } from '../../src/sync/content-hash.js';
 import { planClaim, planExtendClaims, planReleaseClaims } from '../../src/sync/plans/claim.js';
+import { planFlagEmbeddingModel } from '../../src/sync/plans/flag-embedding-model.js';
 import { planMarkFailed } from '../../src/sync/plans/mark-failed.js';
 import { planMarkSynced } from '../../src/sync/plans/mark-synced.js';
 import { type Decision, type PlannedWrite } from '../../src/sync/plans/plan.js';
@@ -816,5 +817,28 @@ describe('marks by a claimant', () => {
     expect(result).toEqual({ synced: true, vectorVersion: 3 });
     expect(write?.filter).toMatchObject(claimAsRead('tools', 'other', past));
     expect(write?.update.$set).toMatchObject(claimCleared('tools'));
+  });
+});
+
+describe('planFlagEmbeddingModel', () => {
+  it('flags a synced collection another model (or an unrecorded one) made, conditioned on the model as read', () => {
+    const tool = storedTool({ states: { usecases: { embeddingModel: 'old-model' } } });
+    const plan = planFlagEmbeddingModel(tool, 'usecases', 'new-model', NOW);
+    expect(plan).toEqual({
+      kind: 'flag',
+      write: {
+        filter: { ...conditionAsRead(tool), [collectionPath('usecases', 'embeddingModel')]: { $eq: 'old-model' } },
+        update: { $set: { [collectionPath('usecases', 'status')]: 'stale', [OVERALL_STATUS]: 'stale', [METADATA_UPDATED_AT]: NOW } },
+      },
+    });
+    const unrecorded = storedTool();
+    expect(planFlagEmbeddingModel(unrecorded, 'tools', 'new-model', NOW).kind).toBe('flag');
+  });
+
+  it('leaves the current model, a collection not synced, and reports metadata it cannot use', () => {
+    expect(planFlagEmbeddingModel(storedTool({ states: { tools: { embeddingModel: 'm' } } }), 'tools', 'm', NOW)).toEqual({ kind: 'none' });
+    expect(planFlagEmbeddingModel(storedTool({ overallStatus: 'stale', states: { tools: { status: 'stale' } } }), 'tools', 'm', NOW)).toEqual({ kind: 'none' });
+    expect(planFlagEmbeddingModel(storedTool({ states: { tools: { embeddingModel: 5 as unknown as string } } }), 'tools', 'm', NOW))
+      .toEqual({ kind: 'invalid', reason: 'syncMetadata.collections.tools.embeddingModel is 5' });
   });
 });
