@@ -254,18 +254,21 @@ addWhereOptions(
 
 addWhereOptions(
   subcommand('requeue')
-    .description('put failed collections back in line (stale if ever synced, else pending), retries reset')
+    .description("put failed collections back in line (stale if ever synced, else pending), and failed removals of deleted tools' points (pending); retries reset")
     .addOption(new Option('--vector-collection <name>', 'only failures of this vector collection').choices(SYNC_COLLECTION_NAMES))
     .addOption(new Option('--error-code <code>', 'only failures with this code').choices(SYNC_ERROR_CODES)),
 ).action(async (flags: WhereFlags & { vectorCollection?: SyncCollectionName; errorCode?: SyncErrorCode }, command: Command) => {
   // `--collection usecases` meant the vector collection before there was a --collection for the tools.
   const meantVector = flags.collection !== DEFAULT_COLLECTION && (SYNC_COLLECTION_NAMES as readonly string[]).includes(flags.collection);
   await withDatabase(command, flags, async ({ model }) => {
-    const count = await model.requeueFailed({
+    const which = {
       ...(flags.vectorCollection === undefined ? {} : { collections: [flags.vectorCollection] }),
       ...(flags.errorCode === undefined ? {} : { errorCodes: [flags.errorCode] }),
-    });
+    };
+    const count = await model.requeueFailed(which);
     print(`requeued ${count} failed collection${count === 1 ? '' : 's'}`);
+    const deletions = await model.requeueFailedDeletions(which);
+    if (deletions > 0) print(`requeued ${deletions} failed removal${deletions === 1 ? '' : 's'} of deleted tools' points`);
   }, { needsCollection: true, collectionHint: meantVector ? `; to requeue one vector collection, use --vector-collection ${flags.collection}` : '' });
 });
 

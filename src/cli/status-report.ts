@@ -38,10 +38,14 @@ export function formatStatus(stats: SyncStats, format: StatusFormat = {}): strin
   for (const name of SYNC_COLLECTION_NAMES) {
     for (const { model, vectors } of stats.vectorsByEmbeddingModel[name]) models.push([name, model ?? '(not recorded)', vectors]);
   }
+  const deletions = new Table({ head: ['collection', 'deletions pending', 'deletions failed'], style });
+  const anyDeletion = SYNC_COLLECTION_NAMES.some((name) => stats.deletions[name].pending + stats.deletions[name].failed > 0);
+  if (anyDeletion) for (const name of SYNC_COLLECTION_NAMES) deletions.push([name, stats.deletions[name].pending, stats.deletions[name].failed]);
   return [
     overall.toString(),
     grid.toString(),
     models.length > 0 ? models.toString() : 'no vectors yet',
+    anyDeletion ? deletions.toString() : "no deleted tools' points waiting for removal",
     failures.length > 0 ? failures.toString() : 'no failed collections',
     `oldest pending or stale: ${age(stats.oldestPendingAgeMs)}`,
     `legacy tools without sync metadata (counted as pending): ${stats.legacyWithoutMetadata}${stats.legacyWithoutMetadata > 0 ? ' — run `tool-sync backfill`' : ''}`,

@@ -53,18 +53,21 @@ async function writeOne(collection: ToolCollection, write: PlannedWrite, context
  * One tool: read it, decide, write on the plan's condition; decide again from a fresh read when
  * the write did not match or when the plan settled the tool first.
  */
-export async function applyPlan<T>(
+export async function applyPlan<T, D extends { _id: mongo.ObjectId } = StoredTool>(
   collection: ToolCollection,
   id: mongo.ObjectId,
-  decide: (tool: StoredTool, now: Date) => Decision<T>,
-  context: WriteContext & { what: string; first?: StoredTool },
+  decide: (doc: D, now: Date) => Decision<T>,
+  context: WriteContext & { what: string; first?: D; missing?: () => T },
 ): Promise<T> {
   const now = context.now ?? (() => new Date());
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
-    // The caller may have just read the tool (a queue): the first plan is made from that.
-    const tool = attempt === 0 && context.first !== undefined ? context.first : await collection.findOne<StoredTool>({ _id: id }, { session: context.session });
-    if (tool === null) throw new ToolNotFoundError(id.toHexString());
-    const decision = decide(tool, now());
+    // The caller may have just read the document (a queue): the first plan is made from that.
+    const doc = attempt === 0 && context.first !== undefined ? context.first : await collection.findOne<D>({ _id: id }, { session: context.session });
+    if (doc === null) {
+      if (context.missing !== undefined) return context.missing();
+      throw new ToolNotFoundError(id.toHexString());
+    }
+    const decision = decide(doc, now());
     if (decision.kind === 'invalid') throw new SyncStateError(id.toHexString(), decision.reason);
     if (decision.write === null) return (decision as { result: T }).result;
     const landed = await writeOne(collection, decision.write, context);

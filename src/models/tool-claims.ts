@@ -10,6 +10,7 @@ import { SyncArgumentError } from './errors.js';
 import { mergeQueues, timeAt, type Queue } from './queue-merge.js';
 import { collectionName, collectionNames, dateArgument, integerInRange, toolObjectId } from './sync-arguments.js';
 import { type Tool } from './tool.js';
+import { releaseDeletionClaims } from './tombstones.js';
 import {
   dueQueue, LEGACY, limitArgument, NEEDS_SYNC, QUEUE_BATCH, settledForWorker, UNSETTLED, WITHOUT_RETRY_TIME,
 } from './tool-queries.js';
@@ -164,7 +165,8 @@ export async function releaseClaims(model: ToolModelType, workerIdArg: unknown, 
     : (() => { throw new SyncArgumentError('toolIds', options.toolIds, 'an array of tool _ids'); })();
   const heldBy = { $or: collectionNames(undefined).map((name) => ({ [collectionPath(name, 'claimedBy')]: workerId })) };
   const filter = ids === undefined ? heldBy : { _id: { $in: ids }, ...heldBy };
-  let released = 0;
+  // Removals of deleted tools' points it held, too (few: a worker's in-flight work).
+  let released = await releaseDeletionClaims(model, workerId, ids);
   for (const tool of await toolCollection(model).find<StoredTool>(filter).toArray()) {
     released += await applyPlan(toolCollection(model), tool._id, (stored, now) => planReleaseClaims(stored, { workerId, collections: collectionNames(undefined) }, now), {
       what: `releaseClaims(${String(tool._id)})`, first: tool,

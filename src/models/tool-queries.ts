@@ -4,6 +4,7 @@ import { isSyncStatus, SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, SYNC_STATUSES, t
 import { parseSyncState, type ParsedSyncState, type StoredTool } from '../sync/stored-tool.js';
 import { planQuarantine, QUARANTINE_MESSAGE_PREFIX } from '../sync/plans/quarantine.js';
 import { UNUSABLE_METADATA } from './unusable-filter.js';
+import { deletionStats } from './tombstones.js';
 import { collectionPath, PENDING_HASH_CHECK } from '../sync/sync-state.js';
 import { bulkSizeOf, toolCollection } from './change-tracking/settle-after-write.js';
 import { applyIdempotentPlans, type IdempotentPlan, settlePlan, type ToolCollection } from './conditional-write.js';
@@ -187,6 +188,8 @@ export interface SyncStats {
    * than one entry means a migration between models is under way.
    */
   vectorsByEmbeddingModel: Record<SyncCollectionName, { model: string | null; vectors: number }[]>;
+  /** Per collection, deleted tools whose points are still to be removed (pending) or whose removal failed. */
+  deletions: Record<SyncCollectionName, { pending: number; failed: number }>;
 }
 
 function zeroes<K extends string>(keys: readonly K[]): Record<K, number> {
@@ -277,6 +280,7 @@ export async function getSyncStats(model: ToolModelType, options: { now?: unknow
     .map((date) => date.getTime());
   return {
     ...(await claimsAndPoison(model, now)),
+    deletions: await deletionStats(model),
     total,
     byOverallStatus,
     byCollection,

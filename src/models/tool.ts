@@ -19,6 +19,15 @@ import { findNeedingSync, findRetryable, getSyncStats, type RetryableTool, type 
 import { markCollectionFailed, markCollectionSynced, requeueFailed, settleTool } from './tool-transitions.js';
 import { lazyModel } from './lazy-model.js';
 import { flagEmbeddingModelChange } from '../migrations/reembed.js';
+import {
+  claimVectorDeletions,
+  markVectorDeleted,
+  markVectorDeleteFailed,
+  requeueFailedDeletions,
+  type ClaimedDeletion,
+  type VectorDeletedResult,
+  type VectorDeleteFailedResult,
+} from './tombstones.js';
 import { claimSyncWork, extendClaims, releaseClaims, type ClaimedTool } from './tool-claims.js';
 import { ToolFields } from './tool-fields.js';
 
@@ -184,6 +193,46 @@ export class Tool extends ToolFields {
     options: { batchSize?: number; dryRun?: boolean } = {},
   ): Promise<number> {
     return flagEmbeddingModelChange(this, collection, embeddingModel, options);
+  }
+
+  /**
+   * Claims up to `limit` removals of deleted tools' points (tombstone × collection), pending or
+   * failed and due, leased to `workerId`; returns `{ toolObjectId, id, deletedAt, collections }`.
+   */
+  public static claimVectorDeletions(
+    this: ReturnModelType<typeof Tool>,
+    options: { workerId: string; limit?: number; leaseMs?: number; collections?: SyncCollectionName[]; maxRetries?: number; now?: Date },
+  ): Promise<ClaimedDeletion[]> {
+    return claimVectorDeletions(this, options);
+  }
+
+  /** A deleted tool's points are gone from `collection`; its tombstone goes once all are. */
+  public static markVectorDeleted(
+    this: ReturnModelType<typeof Tool>,
+    toolObjectId: Types.ObjectId | string,
+    collection: SyncCollectionName,
+    options: { workerId?: string } = {},
+  ): Promise<VectorDeletedResult> {
+    return markVectorDeleted(this, toolObjectId, collection, options);
+  }
+
+  /** Removing a deleted tool's points from `collection` failed: recorded, retried after the backoff. */
+  public static markVectorDeleteFailed(
+    this: ReturnModelType<typeof Tool>,
+    toolObjectId: Types.ObjectId | string,
+    collection: SyncCollectionName,
+    error: unknown,
+    options: { workerId?: string } = {},
+  ): Promise<VectorDeleteFailedResult> {
+    return markVectorDeleteFailed(this, toolObjectId, collection, error, options);
+  }
+
+  /** Failed removals of deleted tools' points back in line; returns how many. */
+  public static requeueFailedDeletions(
+    this: ReturnModelType<typeof Tool>,
+    options: { collections?: SyncCollectionName[]; errorCodes?: SyncErrorCode[] } = {},
+  ): Promise<number> {
+    return requeueFailedDeletions(this, options);
   }
 
   /** The dashboard's numbers. */

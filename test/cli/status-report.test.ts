@@ -18,6 +18,7 @@ function stats(overrides: Partial<SyncStats> = {}): SyncStats {
     unusable: 0,
     quarantined: 0,
     vectorsByEmbeddingModel: { tools: [], functionality: [], usecases: [], interface: [] },
+    deletions: Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, { pending: 0, failed: 0 }])) as SyncStats['deletions'],
     ...overrides,
   };
 }
@@ -31,6 +32,14 @@ describe('formatStatus', () => {
     expect(text).toMatch(/^quarantined tools .*: 2$/m);
     expect(text).toMatch(/^unusable tools not quarantined yet .*: 5$/m);
     expect(text).toMatch(/^no vectors yet$/m);
+    expect(text).toMatch(/^no deleted tools' points waiting for removal$/m);
+  });
+
+  it("shows deleted tools' points waiting for removal, and failed removals", () => {
+    const text = formatStatus(stats({ deletions: { tools: { pending: 3, failed: 1 }, functionality: { pending: 0, failed: 0 }, usecases: { pending: 3, failed: 0 }, interface: { pending: 0, failed: 0 } } }));
+    expect(text).toMatch(/collection\s*│\s*deletions pending\s*│\s*deletions failed/);
+    expect(text).toMatch(/tools\s*│\s*3\s*│\s*1/);
+    expect(text).toMatch(/usecases\s*│\s*3\s*│\s*0/);
   });
 
   it('shows the vectors of each collection by the embedding model that made them', () => {

@@ -4,6 +4,8 @@ import { PENDING_HASH_CHECK } from '../../sync/sync-state.js';
 import { type Tool } from '../tool.js';
 import { bookkeepingFor, replacementAsUpdate, withBookkeeping } from './bookkeeping.js';
 import { settleAfterWrite } from './settle-after-write.js';
+import { tombstonesForBulk } from './delete-writes.js';
+import { retireLiving } from '../tombstones.js';
 import { analyzeReplacement, analyzeUpdate, isPlainObject, plainUpdate, refuseSyncMetadataInput } from './update-analysis.js';
 import { SyncArgumentError } from '../errors.js';
 import { checkUpsert, validateUpdate } from './validation.js';
@@ -75,11 +77,14 @@ export async function beforeBulkWrite(this: ToolModelType, operations: Operation
 
   ownBulkWrites.add(own);
   const sent = prepared.map(({ operation }) => operation) as unknown as mongoose.AnyBulkWriteOperation<Tool>[];
+  // The deletes' tombstones first: if they cannot be written, nothing is sent.
+  const tombstoned = await tombstonesForBulk(this, operations, options?.session ?? undefined);
   let result: unknown;
   try {
     result = await this.bulkWrite(sent, own);
   } finally {
     if (prepared.some(({ marksContent }) => marksContent)) await settleAfterWrite(this, { [PENDING_HASH_CHECK]: token }, options?.session);
+    if (tombstoned.length > 0) await retireLiving(this, tombstoned, options?.session ?? undefined);
   }
   // Mongoose's documented way for a pre hook to replace the operation with its own result.
   // eslint-disable-next-line @typescript-eslint/only-throw-error

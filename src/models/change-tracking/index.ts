@@ -3,6 +3,14 @@ import { type ToolModelType } from './bulk-write.js';
 import { type ToolDocument } from './document-writes.js';
 import { beforeBulkWrite } from './bulk-write.js';
 import {
+  afterDocumentDelete,
+  afterQueryDelete,
+  afterQueryDeleteError,
+  beforeDocumentDelete,
+  beforeQueryDelete,
+  DELETE_OPERATIONS,
+} from './delete-writes.js';
+import {
   afterDocumentInit,
   afterDocumentSave,
   afterDocumentSaveError,
@@ -36,7 +44,10 @@ import {
  * - query `replaceOne`, `findOneAndReplace` (pre): carried out as the equivalent update
  * - query updates (post, post error): settle the tools the write marked
  * - model `insertMany` (pre): only new tools (a loaded one would carry its sync state along)
- * - model `bulkWrite` (pre): check and decorate every operation, send them as one bulk, settle
+ * - query `deleteOne`, `deleteMany`, `findOneAndDelete` and document `deleteOne` (pre): a tombstone
+ *   for each tool about to be deleted that has vectors; (post, post error) void those of tools left
+ * - model `bulkWrite` (pre): check and decorate every operation, tombstone what its deletes may
+ *   delete, send them as one bulk, settle
  */
 export function changeTrackingPlugin(schema: mongoose.Schema): void {
   schema.pre('init', beforeDocumentInit);
@@ -52,6 +63,13 @@ export function changeTrackingPlugin(schema: mongoose.Schema): void {
     schema.post(op, { document: false, query: true, errorHandler: true }, afterQueryWriteError);
   }
   for (const op of REPLACE_OPERATIONS) schema.pre(op, { document: false, query: true }, beforeQueryReplace(op));
+  for (const op of DELETE_OPERATIONS) {
+    schema.pre(op, { document: false, query: true }, beforeQueryDelete);
+    schema.post(op, { document: false, query: true }, afterQueryDelete);
+    schema.post(op, { document: false, query: true, errorHandler: true }, afterQueryDeleteError);
+  }
+  schema.pre('deleteOne', { document: true, query: false }, beforeDocumentDelete);
+  schema.post('deleteOne', { document: true, query: false }, afterDocumentDelete);
   schema.pre('insertMany', function insertMany(this: unknown, documents: unknown) {
     beforeInsertMany(documents);
   });

@@ -1,0 +1,65 @@
+import { type ReturnModelType } from '@typegoose/typegoose';
+import { type mongo, type Query } from 'mongoose';
+import { type Tool } from '../tool.js';
+import { recordTombstones, retireLiving } from '../tombstones.js';
+import { type ToolDocument } from './document-writes.js';
+
+type ToolModelType = ReturnModelType<typeof Tool>;
+type ToolQuery = Query<unknown, unknown>;
+
+/** Query deletes; `findByIdAndDelete` is a `findOneAndDelete`. */
+export const DELETE_OPERATIONS = ['deleteOne', 'deleteMany', 'findOneAndDelete'] as const;
+
+/** The tools each delete tombstoned, from its pre hook to its post hook. */
+const tombstoned = new WeakMap<object, mongo.ObjectId[]>();
+
+const modelOf = (query: ToolQuery): ToolModelType => query.model as unknown as ToolModelType;
+
+/**
+ * Before a delete is sent: tombstones for the tools it may delete that have vectors. The delete
+ * itself reaches the server as it was given; if the tombstones cannot be written, it is not sent.
+ */
+export async function beforeQueryDelete(this: ToolQuery): Promise<void> {
+  const options = this.getOptions() as { session?: mongo.ClientSession; collation?: mongo.CollationOptions };
+  tombstoned.set(this, await recordTombstones(modelOf(this), this.getFilter(), { session: options.session, collation: options.collation }));
+}
+
+/** After a delete, landed or not: the tombstones of tools still there are void. */
+export async function afterQueryDelete(this: ToolQuery): Promise<void> {
+  const ids = tombstoned.get(this);
+  tombstoned.delete(this);
+  if (ids !== undefined && ids.length > 0) await retireLiving(modelOf(this), ids, (this.getOptions() as { session?: mongo.ClientSession }).session);
+}
+
+export async function afterQueryDeleteError(this: ToolQuery, error: unknown): Promise<void> {
+  await afterQueryDelete.call(this);
+  throw error;
+}
+
+const documentModel = (doc: ToolDocument): ToolModelType => doc.constructor as unknown as ToolModelType;
+
+/** `doc.deleteOne()`: the same, for the one tool. */
+export async function beforeDocumentDelete(this: ToolDocument): Promise<void> {
+  tombstoned.set(this, await recordTombstones(documentModel(this), { _id: this._id }, { session: this.$session() ?? undefined }));
+}
+
+export async function afterDocumentDelete(this: ToolDocument): Promise<void> {
+  const ids = tombstoned.get(this);
+  tombstoned.delete(this);
+  if (ids !== undefined && ids.length > 0) await retireLiving(documentModel(this), ids, this.$session() ?? undefined);
+}
+
+/** A bulk's delete operations, before the bulk is sent: their tombstones (see bulk-write.ts). */
+export async function tombstonesForBulk(
+  model: ToolModelType,
+  operations: Record<string, unknown>[],
+  session: mongo.ClientSession | undefined,
+): Promise<mongo.ObjectId[]> {
+  const ids: mongo.ObjectId[] = [];
+  for (const operation of operations) {
+    const body = (operation.deleteOne ?? operation.deleteMany) as { filter?: mongo.Filter<mongo.Document>; collation?: mongo.CollationOptions } | undefined;
+    if (body?.filter === undefined) continue;
+    ids.push(...await recordTombstones(model, body.filter, { session, collation: body.collation }));
+  }
+  return ids;
+}

@@ -1,0 +1,230 @@
+import { type ReturnModelType } from '@typegoose/typegoose';
+import { type mongo, type Types } from 'mongoose';
+import { classifySyncError, errorMessage } from '../sync/error-classification.js';
+import {
+  finishedFilter,
+  planClaimDeletion,
+  planMarkVectorDeleted,
+  planMarkVectorDeleteFailed,
+  planRequeueDeletions,
+  tombstoneFor,
+  type Tombstone,
+  type VectorDeletedResult,
+  type VectorDeleteFailedResult,
+} from '../sync/plans/tombstone.js';
+import { type StoredTool } from '../sync/stored-tool.js';
+import { SYNC_COLLECTION_NAMES, type SyncCollectionName } from '../sync/vocabulary.js';
+import { applyPlan } from './conditional-write.js';
+import { collectionName, collectionNames, dateArgument, errorCodes, integerInRange, toolObjectId } from './sync-arguments.js';
+import { leaseArgument, workerIdArgument, type ClaimOptions } from './tool-claims.js';
+import { limitArgument } from './tool-queries.js';
+import { type Tool } from './tool.js';
+import { updatesPerBulk } from './updates-per-bulk.js';
+import { truncateLastError } from './validators.js';
+
+type ToolModelType = ReturnModelType<typeof Tool>;
+
+/** Where deleted tools' tombstones wait for their points to be removed (shared by every tools collection of a database). */
+export const TOMBSTONE_COLLECTION = 'tool_sync_tombstones';
+
+export type { Tombstone, VectorDeletedResult, VectorDeleteFailedResult };
+
+const tombstones = (model: ToolModelType): mongo.Collection => model.db.collection(TOMBSTONE_COLLECTION);
+const toolsCollectionOf = (model: ToolModelType): string => model.collection.collectionName;
+
+/** Tools read per batch when a delete's candidates are tombstoned. */
+const CANDIDATE_BATCH = 1000;
+
+export interface DeleteScope {
+  session?: mongo.ClientSession | undefined;
+  collation?: mongo.CollationOptions | undefined;
+}
+
+/**
+ * Before a delete is sent: a tombstone for every tool it may delete that has points in any vector
+ * collection (a tool never embedded leaves none). Written first, so a crash between the two leaves
+ * the tombstone and the tool, never a deleted tool with no record of its points; a tombstone whose
+ * tool still exists is void (see retireLiving). Returns the tools tombstoned.
+ */
+export async function recordTombstones(model: ToolModelType, filter: mongo.Filter<mongo.Document>, scope: DeleteScope): Promise<mongo.ObjectId[]> {
+  const recorded: mongo.ObjectId[] = [];
+  const projection = { _id: 1, id: 1, 'syncMetadata.collections': 1 };
+  const cursor = model.collection.find<StoredTool>(filter, { projection, session: scope.session, collation: scope.collation, batchSize: CANDIDATE_BATCH });
+  let batch: Tombstone[] = [];
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0) return;
+    const size = await updatesPerBulk(model.db, batch.length);
+    for (let start = 0; start < batch.length; start += size) {
+      // A tombstone left by an earlier attempt whose tool was not deleted is replaced: that one was void.
+      const writes = batch.slice(start, start + size).map((tombstone) => ({ replaceOne: { filter: { _id: tombstone._id }, replacement: tombstone, upsert: true } }));
+      await tombstones(model).bulkWrite(writes, { ordered: false, session: scope.session });
+    }
+    recorded.push(...batch.map(({ _id }) => _id));
+    batch = [];
+  };
+  try {
+    const now = new Date();
+    for await (const tool of cursor) {
+      const tombstone = tombstoneFor(tool, toolsCollectionOf(model), now);
+      if (tombstone !== null) batch.push(tombstone);
+      if (batch.length >= CANDIDATE_BATCH) await flush();
+    }
+    await flush();
+  } finally {
+    await cursor.close();
+  }
+  return recorded;
+}
+
+/**
+ * After a delete (or its failure): the tombstones of tools that still exist are void (the delete
+ * matched another tool, or none, or failed) and go. Their points belong to a live tool.
+ */
+export async function retireLiving(model: ToolModelType, ids: mongo.ObjectId[], session?: mongo.ClientSession): Promise<void> {
+  for (let start = 0; start < ids.length; start += CANDIDATE_BATCH) {
+    const chunk = ids.slice(start, start + CANDIDATE_BATCH);
+    const living = await model.collection.find({ _id: { $in: chunk } }, { projection: { _id: 1 }, session }).toArray();
+    if (living.length > 0) await tombstones(model).deleteMany({ _id: { $in: living.map(({ _id }) => _id) }, toolsCollection: toolsCollectionOf(model) }, { session });
+  }
+}
+
+/** A deleted tool's points to remove from `collections`: give them to `remove`, then mark each. */
+export interface ClaimedDeletion {
+  /** The deleted tool's `_id`. */
+  toolObjectId: Types.ObjectId;
+  /** Its business `id` (the key its points were stored under); null if it had none. */
+  id: string | null;
+  deletedAt: Date;
+  collections: SyncCollectionName[];
+}
+
+/**
+ * Claims up to `limit` removals (tombstone × collection) that are pending, or failed and due, each
+ * leased to `workerId` like live work. A tombstone whose tool exists again is void and goes; so does
+ * one whose `id` a live tool now has: that tool's upsert by `id` replaces the points, and removing
+ * them by `id` would remove the live tool's.
+ */
+export async function claimVectorDeletions(model: ToolModelType, given: ClaimOptions = {}): Promise<ClaimedDeletion[]> {
+  const options = { workerId: workerIdArgument(given.workerId), limit: limitArgument(given.limit, 10), leaseMs: leaseArgument(given.leaseMs), now: given.now };
+  const collections = collectionNames(given.collections);
+  const maxRetries = integerInRange(given.maxRetries ?? 5, 'maxRetries', 1, 1000);
+  const fixedNow = options.now === undefined ? undefined : dateArgument(options.now, 'now');
+  const clock = (): Date => fixedNow ?? new Date();
+  const now = clock();
+  const work = collections.flatMap((name) => [
+    { [`collections.${name}.status`]: 'pending' },
+    { [`collections.${name}.status`]: 'failed', [`collections.${name}.nextRetryAt`]: { $lte: now } },
+  ]);
+  const found = await tombstones(model).find<Tombstone>({ toolsCollection: toolsCollectionOf(model), $or: work }, { sort: { deletedAt: 1, _id: 1 }, limit: options.limit }).toArray();
+  if (found.length === 0) return [];
+  const living = await model.collection.find<StoredTool>(
+    { $or: [{ _id: { $in: found.map(({ _id }) => _id) } }, { id: { $in: found.map(({ id }) => id).filter((id): id is string => id !== null) } }] },
+    { projection: { _id: 1, id: 1 } },
+  ).toArray();
+  const liveIds = new Set(living.map(({ _id }) => String(_id)));
+  const liveSlugs = new Set(living.map(({ id }) => id));
+  const claimed: ClaimedDeletion[] = [];
+  let pairs = 0;
+  for (const tombstone of found) {
+    if (liveIds.has(String(tombstone._id)) || (tombstone.id !== null && liveSlugs.has(tombstone.id))) {
+      await tombstones(model).deleteOne({ _id: tombstone._id });
+      continue;
+    }
+    const got = await applyPlan<SyncCollectionName[], Tombstone>(tombstones(model), tombstone._id, (stored, at) => planClaimDeletion(stored, { ...options, collections, maxRetries }, at), {
+      what: `claimVectorDeletions(${String(tombstone._id)})`, first: tombstone, now: clock, missing: () => [],
+    });
+    if (got.length === 0) continue;
+    claimed.push({ toolObjectId: tombstone._id, id: tombstone.id, deletedAt: tombstone.deletedAt, collections: got });
+    pairs += got.length;
+    if (pairs >= options.limit) break;
+  }
+  return claimed;
+}
+
+/** Removes a tombstone whose removals are all done. */
+async function removeIfFinished(model: ToolModelType, id: mongo.ObjectId): Promise<void> {
+  const tombstone = await tombstones(model).findOne<Tombstone>({ _id: id });
+  const filter = tombstone === null ? null : finishedFilter(tombstone);
+  if (filter !== null) await tombstones(model).deleteOne(filter);
+}
+
+/** The points of a deleted tool in `collection` are gone. A tombstone whose collections are all done is removed. */
+export async function markVectorDeleted(
+  model: ToolModelType,
+  toolIdArg: unknown,
+  collectionArg: unknown,
+  options: { workerId?: unknown } = {},
+): Promise<VectorDeletedResult> {
+  const id = toolObjectId(toolIdArg, 'toolObjectId');
+  const collection = collectionName(collectionArg);
+  const workerId = options.workerId === undefined ? undefined : workerIdArgument(options.workerId);
+  const result = await applyPlan<VectorDeletedResult, Tombstone>(tombstones(model), id, (stored, now) => planMarkVectorDeleted(stored, collection, now, workerId), {
+    what: `markVectorDeleted(${id.toHexString()}, ${collection})`, missing: () => ({ done: true }),
+  });
+  if (result.done) await removeIfFinished(model, id);
+  return result;
+}
+
+/** Removing a deleted tool's points failed: recorded and retried with the same backoff as live work. */
+export async function markVectorDeleteFailed(
+  model: ToolModelType,
+  toolIdArg: unknown,
+  collectionArg: unknown,
+  error: unknown,
+  options: { workerId?: unknown } = {},
+): Promise<VectorDeleteFailedResult> {
+  const id = toolObjectId(toolIdArg, 'toolObjectId');
+  const collection = collectionName(collectionArg);
+  const workerId = options.workerId === undefined ? undefined : workerIdArgument(options.workerId);
+  const failure = { errorCode: classifySyncError(error, 'qdrant'), lastError: String(truncateLastError(errorMessage(error))) };
+  return applyPlan<VectorDeleteFailedResult, Tombstone>(tombstones(model), id, (stored, now) => planMarkVectorDeleteFailed(stored, collection, failure, now, workerId), {
+    what: `markVectorDeleteFailed(${id.toHexString()}, ${collection})`, missing: () => ({ recorded: false, reason: 'already-done', claimedBy: null }),
+  });
+}
+
+/** Failed removals back in line; returns how many (tombstone × collection). */
+export async function requeueFailedDeletions(model: ToolModelType, options: { collections?: unknown; errorCodes?: unknown } = {}): Promise<number> {
+  const collections = collectionNames(options.collections);
+  const codes = errorCodes(options.errorCodes);
+  const failedIn = collections.map((name) => ({
+    [`collections.${name}.status`]: 'failed',
+    ...(codes === undefined ? {} : { [`collections.${name}.errorCode`]: { $in: codes } }),
+  }));
+  let requeued = 0;
+  for (const tombstone of await tombstones(model).find<Tombstone>({ toolsCollection: toolsCollectionOf(model), $or: failedIn }).toArray()) {
+    requeued += await applyPlan<number, Tombstone>(tombstones(model), tombstone._id, (stored) => planRequeueDeletions(stored, collections, codes), {
+      what: `requeueFailed(deletion ${String(tombstone._id)})`, first: tombstone, missing: () => 0,
+    });
+  }
+  return requeued;
+}
+
+/** Gives back `workerId`'s claims on removals; returns how many. */
+export async function releaseDeletionClaims(model: ToolModelType, workerId: string, ids?: mongo.ObjectId[]): Promise<number> {
+  let released = 0;
+  for (const name of SYNC_COLLECTION_NAMES) {
+    const result = await tombstones(model).updateMany(
+      { toolsCollection: toolsCollectionOf(model), ...(ids === undefined ? {} : { _id: { $in: ids } }), [`collections.${name}.claimedBy`]: workerId },
+      { $set: { [`collections.${name}.claimedBy`]: null, [`collections.${name}.claimedUntil`]: null } },
+    );
+    released += result.modifiedCount;
+  }
+  return released;
+}
+
+/** Removals waiting (pending) and failed, per collection: deleted tools whose points are still in Qdrant. */
+export async function deletionStats(model: ToolModelType): Promise<Record<SyncCollectionName, { pending: number; failed: number }>> {
+  const stats = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, { pending: 0, failed: 0 }])) as Record<SyncCollectionName, { pending: number; failed: number }>;
+  const key = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, `$collections.${name}.status`]));
+  const groups = await tombstones(model).aggregate<{ _id: Record<string, unknown>; n: number }>([
+    { $match: { toolsCollection: toolsCollectionOf(model) } },
+    { $group: { _id: key, n: { $sum: 1 } } },
+  ]).toArray();
+  for (const { _id: state, n } of groups) {
+    for (const name of SYNC_COLLECTION_NAMES) {
+      if (state[name] === 'pending') stats[name].pending += n;
+      if (state[name] === 'failed') stats[name].failed += n;
+    }
+  }
+  return stats;
+}

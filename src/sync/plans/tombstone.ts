@@ -1,0 +1,212 @@
+import { type mongo } from 'mongoose';
+import { nextRetryAt, retryJitterKey } from '../backoff.js';
+import { parseSyncState, type StoredTool } from '../stored-tool.js';
+import { SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, type SyncCollectionName, type SyncErrorCode } from '../vocabulary.js';
+import { type Decision } from './plan.js';
+
+/*
+ * A deleted tool's vectors outlive it in Qdrant until a worker removes them. Before a tool with
+ * vectors is deleted, a tombstone records which collections hold its points; a worker claims them
+ * like any other work, removes the points and marks each collection done; a tombstone whose
+ * collections are all done is removed.
+ */
+
+export const DELETION_STATUSES = ['pending', 'synced', 'failed'] as const;
+export type DeletionStatus = (typeof DELETION_STATUSES)[number];
+
+/** One collection's removal: `synced` once its points are gone. Errors and retries as for a live collection. */
+export interface DeletionState {
+  status: DeletionStatus;
+  lastSyncAttemptAt: Date | null;
+  lastError: string | null;
+  errorCode: SyncErrorCode | null;
+  retryCount: number;
+  nextRetryAt: Date | null;
+  claimedBy: string | null;
+  claimedUntil: Date | null;
+}
+
+export interface Tombstone {
+  /** The deleted tool's `_id` (its toolObjectId). */
+  _id: mongo.ObjectId;
+  /** The collection of tools it was deleted from (several tool collections may share a database). */
+  toolsCollection: string;
+  /** Its business `id`: the key its points were stored under. */
+  id: string | null;
+  deletedAt: Date;
+  collections: Partial<Record<SyncCollectionName, DeletionState>>;
+}
+
+const isDate = (value: unknown): value is Date => value instanceof Date;
+
+/**
+ * The collections in which the tool has (or may be about to have) points: embedded at least once,
+ * or held by a worker whose lease has not ended.
+ */
+export function collectionsWithVectors(tool: StoredTool, now: Date): SyncCollectionName[] {
+  const parsed = parseSyncState(tool);
+  const stored = (tool.syncMetadata as { collections?: Record<string, Record<string, unknown> | undefined> } | undefined)?.collections;
+  return SYNC_COLLECTION_NAMES.filter((name) => {
+    const state = parsed.collections[name];
+    const raw = stored?.[name];
+    const embedded = (state?.vectorVersion ?? 0) > 0 || isDate(raw?.lastSyncedAt);
+    const inFlight = isDate(raw?.claimedUntil) && raw.claimedUntil.getTime() > now.getTime();
+    return embedded || inFlight;
+  });
+}
+
+const freshDeletion = (): DeletionState => ({
+  status: 'pending', lastSyncAttemptAt: null, lastError: null, errorCode: null, retryCount: 0, nextRetryAt: null, claimedBy: null, claimedUntil: null,
+});
+
+/** The tombstone of a tool about to be deleted; null when it never had a vector (nothing to remove). */
+export function tombstoneFor(tool: StoredTool, toolsCollection: string, now: Date): Tombstone | null {
+  const names = collectionsWithVectors(tool, now);
+  if (names.length === 0) return null;
+  return {
+    _id: tool._id,
+    toolsCollection,
+    id: typeof tool.id === 'string' ? tool.id : null,
+    deletedAt: now,
+    collections: Object.fromEntries(names.map((name) => [name, freshDeletion()])),
+  };
+}
+
+/** A stored tombstone's collection state, trusting nothing (the package writes them; a person might not). */
+export function deletionState(tombstone: Tombstone, name: SyncCollectionName): DeletionState | undefined {
+  const raw = (tombstone.collections as Record<string, unknown> | undefined)?.[name];
+  if (typeof raw !== 'object' || raw === null) return undefined;
+  const state = raw as Record<string, unknown>;
+  const status = (DELETION_STATUSES as readonly unknown[]).includes(state.status) ? (state.status as DeletionStatus) : 'pending';
+  return {
+    status,
+    lastSyncAttemptAt: isDate(state.lastSyncAttemptAt) ? state.lastSyncAttemptAt : null,
+    lastError: typeof state.lastError === 'string' ? state.lastError : null,
+    errorCode: (SYNC_ERROR_CODES as readonly unknown[]).includes(state.errorCode) ? (state.errorCode as SyncErrorCode) : null,
+    retryCount: typeof state.retryCount === 'number' && Number.isInteger(state.retryCount) && state.retryCount >= 0 ? state.retryCount : 0,
+    nextRetryAt: isDate(state.nextRetryAt) ? state.nextRetryAt : null,
+    claimedBy: typeof state.claimedBy === 'string' ? state.claimedBy : null,
+    claimedUntil: isDate(state.claimedUntil) ? state.claimedUntil : null,
+  };
+}
+
+const path = (name: SyncCollectionName, key: keyof DeletionState): string => `collections.${name}.${key}`;
+
+/** The condition that a collection's removal state is still as read (`$eq`: stored values are compared, never run). */
+function asRead(tombstone: Tombstone, name: SyncCollectionName): Record<string, unknown> {
+  const raw = ((tombstone.collections as Record<string, Record<string, unknown> | undefined>)[name]) ?? {};
+  return Object.fromEntries((['status', 'retryCount', 'claimedBy', 'claimedUntil', 'nextRetryAt'] as const)
+    .map((key) => [path(name, key), { $eq: raw[key] ?? null }]));
+}
+
+const heldByOther = (state: DeletionState, workerId: string | undefined, now: Date): boolean =>
+  workerId !== undefined && state.claimedBy !== null && state.claimedBy !== workerId && state.claimedUntil !== null && state.claimedUntil.getTime() > now.getTime();
+
+/** Removal work in this collection: pending, or failed and due, and not held by a live lease of another. */
+export function isDeletionWork(state: DeletionState | undefined, workerId: string, maxRetries: number, now: Date): state is DeletionState {
+  if (state === undefined || heldByOther(state, workerId, now)) return false;
+  if (state.status === 'pending') return state.claimedUntil === null || state.claimedBy === workerId || state.claimedUntil.getTime() <= now.getTime();
+  return state.status === 'failed' && state.retryCount < maxRetries && state.nextRetryAt !== null && state.nextRetryAt.getTime() <= now.getTime();
+}
+
+/** Claims the removals of this tombstone that are work (as planClaim does for live collections). */
+export function planClaimDeletion(
+  tombstone: Tombstone,
+  request: { workerId: string; leaseMs: number; collections: readonly SyncCollectionName[]; maxRetries: number },
+  now: Date,
+): Decision<SyncCollectionName[]> {
+  const claimedUntil = new Date(now.getTime() + request.leaseMs);
+  const claimed: SyncCollectionName[] = [];
+  let filter: Record<string, unknown> = { _id: tombstone._id };
+  const set: Record<string, unknown> = {};
+  for (const name of request.collections) {
+    const state = deletionState(tombstone, name);
+    if (!isDeletionWork(state, request.workerId, request.maxRetries, now)) continue;
+    claimed.push(name);
+    filter = { ...filter, ...asRead(tombstone, name) };
+    set[path(name, 'claimedBy')] = request.workerId;
+    set[path(name, 'claimedUntil')] = claimedUntil;
+    if (state.status === 'failed') set[path(name, 'nextRetryAt')] = claimedUntil;
+  }
+  if (claimed.length === 0) return { kind: 'done', write: null, result: [] };
+  return { kind: 'done', write: { filter, update: { $set: set } }, result: claimed };
+}
+
+export type VectorDeletedResult = { done: true } | { done: false; reason: 'claim-lost'; claimedBy: string };
+
+/** The points of `collection` are gone: that removal is done (the claim released). */
+export function planMarkVectorDeleted(tombstone: Tombstone, collection: SyncCollectionName, now: Date, workerId?: string): Decision<VectorDeletedResult> {
+  const state = deletionState(tombstone, collection);
+  if (state === undefined || state.status === 'synced') return { kind: 'done', write: null, result: { done: true } };
+  if (heldByOther(state, workerId, now)) return { kind: 'done', write: null, result: { done: false, reason: 'claim-lost', claimedBy: String(state.claimedBy) } };
+  return {
+    kind: 'done',
+    write: {
+      filter: { _id: tombstone._id, ...asRead(tombstone, collection) },
+      update: {
+        $set: {
+          [path(collection, 'status')]: 'synced', [path(collection, 'lastSyncAttemptAt')]: now, [path(collection, 'lastError')]: null,
+          [path(collection, 'errorCode')]: null, [path(collection, 'nextRetryAt')]: null, [path(collection, 'claimedBy')]: null,
+          [path(collection, 'claimedUntil')]: null,
+        },
+      },
+    },
+    result: { done: true },
+  };
+}
+
+export type VectorDeleteFailedResult =
+  | { recorded: true; errorCode: SyncErrorCode; retryCount: number }
+  | { recorded: false; reason: 'claim-lost' | 'already-done'; claimedBy: string | null };
+
+/** Removing the points failed: `failed`, classified, one more retry, due after the same backoff as a live collection. */
+export function planMarkVectorDeleteFailed(
+  tombstone: Tombstone,
+  collection: SyncCollectionName,
+  failure: { errorCode: SyncErrorCode; lastError: string },
+  now: Date,
+  workerId?: string,
+): Decision<VectorDeleteFailedResult> {
+  const state = deletionState(tombstone, collection);
+  if (state === undefined || state.status === 'synced') return { kind: 'done', write: null, result: { recorded: false, reason: 'already-done', claimedBy: null } };
+  if (heldByOther(state, workerId, now)) return { kind: 'done', write: null, result: { recorded: false, reason: 'claim-lost', claimedBy: state.claimedBy } };
+  const retryCount = state.retryCount + 1;
+  return {
+    kind: 'done',
+    write: {
+      filter: { _id: tombstone._id, ...asRead(tombstone, collection) },
+      update: {
+        $set: {
+          [path(collection, 'status')]: 'failed', [path(collection, 'lastSyncAttemptAt')]: now, [path(collection, 'lastError')]: failure.lastError,
+          [path(collection, 'errorCode')]: failure.errorCode, [path(collection, 'retryCount')]: retryCount,
+          [path(collection, 'nextRetryAt')]: nextRetryAt(now, retryCount, failure.errorCode, retryJitterKey(tombstone._id, `${collection}:delete`)),
+          [path(collection, 'claimedBy')]: null, [path(collection, 'claimedUntil')]: null,
+        },
+      },
+    },
+    result: { recorded: true, errorCode: failure.errorCode, retryCount },
+  };
+}
+
+/** Failed removals back in line (pending, retries reset); the result is how many. */
+export function planRequeueDeletions(tombstone: Tombstone, collections: readonly SyncCollectionName[], errorCodes: readonly SyncErrorCode[] | undefined): Decision<number> {
+  let filter: Record<string, unknown> = { _id: tombstone._id };
+  const set: Record<string, unknown> = {};
+  let count = 0;
+  for (const name of collections) {
+    const state = deletionState(tombstone, name);
+    if (state?.status !== 'failed' || (errorCodes !== undefined && (state.errorCode === null || !errorCodes.includes(state.errorCode)))) continue;
+    filter = { ...filter, ...asRead(tombstone, name) };
+    Object.assign(set, { [path(name, 'status')]: 'pending', [path(name, 'retryCount')]: 0, [path(name, 'nextRetryAt')]: null });
+    count += 1;
+  }
+  if (count === 0) return { kind: 'done', write: null, result: 0 };
+  return { kind: 'done', write: { filter, update: { $set: set } }, result: count };
+}
+
+/** A tombstone all of whose removals are done: it can go (conditioned on exactly that). */
+export function finishedFilter(tombstone: Tombstone): Record<string, unknown> | null {
+  const names = SYNC_COLLECTION_NAMES.filter((name) => deletionState(tombstone, name) !== undefined);
+  if (names.some((name) => deletionState(tombstone, name)?.status !== 'synced')) return null;
+  return { _id: tombstone._id, ...Object.fromEntries(names.map((name) => [path(name, 'status'), 'synced'])) };
+}
