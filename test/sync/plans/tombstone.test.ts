@@ -1,0 +1,87 @@
+import { Types } from 'mongoose';
+import { describe, expect, it } from 'vitest';
+import {
+  collectionsWithVectors,
+  finishedFilter,
+  planClaimDeletion,
+  planMarkVectorDeleted,
+  planMarkVectorDeleteFailed,
+  planRequeueDeletions,
+  tombstoneFor,
+  type DeletionState,
+  type Tombstone,
+} from '../../../src/sync/plans/tombstone.js';
+import { type StoredTool } from '../../../src/sync/stored-tool.js';
+
+const NOW = new Date('2026-03-01T12:00:00Z');
+const EARLIER = new Date('2026-01-01T00:00:00Z');
+const LATER = new Date(NOW.getTime() + 1000);
+
+function tool(collections: Record<string, Record<string, unknown>>): StoredTool {
+  return { _id: new Types.ObjectId(), id: 'vscode', syncMetadata: { overallStatus: 'pending', collections } };
+}
+
+const deletion = (overrides: Partial<DeletionState> = {}): DeletionState => ({
+  status: 'pending', lastSyncAttemptAt: null, lastError: null, errorCode: null, retryCount: 0, nextRetryAt: null, claimedBy: null, claimedUntil: null, ...overrides,
+});
+
+const tombstone = (collections: Tombstone['collections']): Tombstone => ({ _id: new Types.ObjectId(), toolsCollection: 'tools', id: 'vscode', deletedAt: EARLIER, collections });
+
+describe('which collections a deleted tool has points in', () => {
+  it('embedded once (a vector version or a last sync), or claimed by a live lease; none means no tombstone', () => {
+    const mixed = tool({
+      tools: { status: 'synced', vectorVersion: 2, lastSyncedAt: EARLIER },
+      functionality: { status: 'stale', vectorVersion: 0, lastSyncedAt: EARLIER },
+      usecases: { status: 'pending', vectorVersion: 0, lastSyncedAt: null, claimedBy: 'w', claimedUntil: LATER },
+      interface: { status: 'pending', vectorVersion: 0, lastSyncedAt: null, claimedBy: 'w', claimedUntil: EARLIER },
+    });
+    expect(collectionsWithVectors(mixed, NOW)).toEqual(['tools', 'functionality', 'usecases']);
+    const made = tombstoneFor(mixed, 'tools', NOW);
+    expect(made).toEqual({ _id: mixed._id, toolsCollection: 'tools', id: 'vscode', deletedAt: NOW, collections: { tools: deletion(), functionality: deletion(), usecases: deletion() } });
+    expect(tombstoneFor(tool({ tools: { status: 'pending', vectorVersion: 0, lastSyncedAt: null } }), 'tools', NOW)).toBeNull();
+    expect(tombstoneFor({ _id: new Types.ObjectId() }, 'tools', NOW)).toBeNull();
+  });
+});
+
+describe('removal plans', () => {
+  it('claim pending and due removals not held by another live lease', () => {
+    const stone = tombstone({
+      tools: deletion(),
+      functionality: deletion({ claimedBy: 'other', claimedUntil: LATER }),
+      usecases: deletion({ status: 'failed', retryCount: 1, nextRetryAt: EARLIER, errorCode: 'UNKNOWN' }),
+      interface: deletion({ status: 'failed', retryCount: 1, nextRetryAt: LATER, errorCode: 'UNKNOWN' }),
+    });
+    const decision = planClaimDeletion(stone, { workerId: 'w', leaseMs: 60_000, collections: ['tools', 'functionality', 'usecases', 'interface'], maxRetries: 5 }, NOW);
+    if (decision.kind !== 'done' || decision.write === null) throw new Error('a claim was expected');
+    expect(decision.result).toEqual(['tools', 'usecases']);
+    const until = new Date(NOW.getTime() + 60_000);
+    expect(decision.write.update.$set).toEqual({
+      'collections.tools.claimedBy': 'w', 'collections.tools.claimedUntil': until,
+      'collections.usecases.claimedBy': 'w', 'collections.usecases.claimedUntil': until, 'collections.usecases.nextRetryAt': until,
+    });
+    expect(decision.write.filter).toMatchObject({ _id: stone._id, 'collections.tools.claimedBy': { $eq: null }, 'collections.usecases.nextRetryAt': { $eq: EARLIER } });
+  });
+
+  it('mark done, refuse a lost claim, record a failure with its backoff, requeue it, and know when the tombstone is finished', () => {
+    const stone = tombstone({ tools: deletion({ claimedBy: 'w', claimedUntil: LATER }), usecases: deletion({ status: 'synced' }) });
+    expect(planMarkVectorDeleted(stone, 'tools', NOW, 'other')).toEqual({ kind: 'done', write: null, result: { done: false, reason: 'claim-lost', claimedBy: 'w' } });
+    const done = planMarkVectorDeleted(stone, 'tools', NOW, 'w');
+    expect(done.kind === 'done' && done.write?.update.$set).toMatchObject({ 'collections.tools.status': 'synced', 'collections.tools.claimedBy': null });
+    expect(planMarkVectorDeleted(stone, 'usecases', NOW)).toEqual({ kind: 'done', write: null, result: { done: true } });
+
+    const failed = planMarkVectorDeleteFailed(stone, 'tools', { errorCode: 'QDRANT_TIMEOUT', lastError: 'timed out' }, NOW, 'w');
+    if (failed.kind !== 'done' || failed.write === null) throw new Error('a failure was expected');
+    expect(failed.result).toEqual({ recorded: true, errorCode: 'QDRANT_TIMEOUT', retryCount: 1 });
+    const due = failed.write.update.$set as Record<string, unknown>;
+    expect((due['collections.tools.nextRetryAt'] as Date).getTime()).toBeGreaterThan(NOW.getTime());
+
+    const failedStone = tombstone({ tools: deletion({ status: 'failed', retryCount: 3, errorCode: 'QDRANT_TIMEOUT', nextRetryAt: LATER }) });
+    expect(planRequeueDeletions(failedStone, ['tools'], ['UNKNOWN'])).toEqual({ kind: 'done', write: null, result: 0 });
+    const requeued = planRequeueDeletions(failedStone, ['tools'], undefined);
+    expect(requeued.kind === 'done' && requeued.write?.update.$set).toEqual({ 'collections.tools.status': 'pending', 'collections.tools.retryCount': 0, 'collections.tools.nextRetryAt': null });
+
+    expect(finishedFilter(stone)).toBeNull();
+    const finished = tombstone({ tools: deletion({ status: 'synced' }), usecases: deletion({ status: 'synced' }) });
+    expect(finishedFilter(finished)).toEqual({ _id: finished._id, 'collections.tools.status': 'synced', 'collections.usecases.status': 'synced' });
+  });
+});
