@@ -2,7 +2,8 @@ import mongoose from 'mongoose';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { SyncArgumentError, SYNC_COLLECTION_NAMES, ToolModel, type SyncCollectionName } from '../../src/index.js';
 import { recordTombstones, TOMBSTONE_COLLECTION } from '../../src/models/tombstones.js';
-import { useTestDatabase } from '../helpers/database.js';
+import { skipReason } from '../helpers/capabilities.js';
+import { engine, useTestDatabase } from '../helpers/database.js';
 import { toolInput } from '../helpers/tools.js';
 
 useTestDatabase(import.meta.url);
@@ -88,6 +89,22 @@ describe('a crash between the tombstone and the delete', () => {
     expect(await ToolModel.exists({ _id: id })).not.toBeNull();
     expect(await tombstoneOf(id)).not.toBeNull();
     expect(await ToolModel.claimVectorDeletions({ workerId: 'w', limit: 10 })).toEqual([]);
+    expect(await tombstoneOf(id)).toBeNull();
+  });
+});
+
+describe('a delete the server refuses', () => {
+  it('leaves the tool, and no tombstone once it has failed (the tool still holds its points)', async (context) => {
+    const id = await embeddedTool(['tools']);
+    // A hint naming no index: MongoDB refuses such a delete, after the tombstone was written.
+    const refuses = await ToolModel.collection.deleteOne({ _id: new mongoose.Types.ObjectId() }, { hint: { no_such_field: 1 } }).then(() => false, () => true);
+    if (!refuses) {
+      context.skip(skipReason('refusing a delete whose hint names no index', engine()));
+      return;
+    }
+    const error = await ToolModel.deleteOne({ _id: id }).setOptions({ hint: { no_such_field: 1 } }).catch((thrown: unknown) => thrown);
+    expect(error).toBeInstanceOf(Error);
+    expect(await ToolModel.exists({ _id: id })).not.toBeNull();
     expect(await tombstoneOf(id)).toBeNull();
   });
 });
