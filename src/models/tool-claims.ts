@@ -44,7 +44,8 @@ export const leaseArgument = (value: unknown): number => integerInRange(value ??
 export function waitingQueueQuery(name: SyncCollectionName, now: Date): { filter: Record<string, unknown>; sort: Record<string, 1> } {
   const claimedUntil = collectionPath(name, 'claimedUntil');
   const filter = { [collectionPath(name, 'status')]: { $in: NEEDS_SYNC }, $or: [{ [claimedUntil]: null }, { [claimedUntil]: { $lte: now } }] };
-  return { filter, sort: { [METADATA_UPDATED_AT]: 1, _id: 1 } };
+  // One key: the index has no `_id` after it, and a tie-break on `_id` would make the server sort the whole queue.
+  return { filter, sort: { [METADATA_UPDATED_AT]: 1 } };
 }
 
 function waitingQueue(model: ToolModelType, name: SyncCollectionName, now: Date, batchSize: number): Queue {

@@ -116,7 +116,8 @@ export function dueQueueQuery(name: SyncCollectionName, options: { now: Date; ma
     [collectionPath(name, 'retryCount')]: { $lt: options.maxRetries },
     [collectionPath(name, 'errorCode')]: { $ne: 'VALIDATION_ERROR' },
   };
-  return { filter: due, sort: { [collectionPath(name, 'nextRetryAt')]: 1, _id: 1 } };
+  // One key: the index has no `_id` after it, and a tie-break on `_id` would make the server sort the whole queue.
+  return { filter: due, sort: { [collectionPath(name, 'nextRetryAt')]: 1 } };
 }
 
 /**

@@ -105,6 +105,15 @@ describe('claimSyncWork', () => {
     expect(stats.inFlight).toEqual({ tools: 1, functionality: 1, usecases: 1, interface: 1 });
   });
 
+  it("never gives a worker its own work in flight again when the tool comes up once more", async () => {
+    await newTools(1);
+    const first = await ToolModel.claimSyncWork({ workerId: 'w', limit: 1 });
+    const again = await ToolModel.claimSyncWork({ workerId: 'w', limit: 10 });
+    expect(pairs(first)).toHaveLength(1);
+    expect(pairs(again)).toHaveLength(3);
+    expect(pairs(again).filter((pair) => pairs(first).includes(pair))).toEqual([]);
+  });
+
   it('claims only the requested collections', async () => {
     await newTools(2);
     const claimed = await ToolModel.claimSyncWork({ workerId: 'w', limit: 10, collections: ['interface'] });

@@ -735,7 +735,7 @@ describe('planClaim', () => {
     expect(write?.filter).toMatchObject({ [collectionPath('tools', 'nextRetryAt')]: { $eq: past }, [collectionPath('tools', 'retryCount')]: { $eq: 1 } });
   });
 
-  it("leaves another worker's live lease alone, takes an ended one, renews its own, and claims nothing when there is nothing", () => {
+  it("leaves every live lease alone (its own too: that work is in flight), takes an ended one, and claims nothing when there is nothing", () => {
     const tool = storedTool({
       overallStatus: 'pending',
       states: {
@@ -745,7 +745,7 @@ describe('planClaim', () => {
       },
     });
     const { write, result } = doneWrite(planClaim(tool, request(), NOW));
-    expect(result.map(({ collection }) => collection)).toEqual(['functionality', 'usecases']);
+    expect(result.map(({ collection }) => collection)).toEqual(['functionality']);
     expect(write?.filter).toMatchObject(claimAsRead('functionality', 'other', past));
     expect(planClaim(storedTool(), request(), NOW)).toEqual({ kind: 'done', write: null, result: [] });
   });

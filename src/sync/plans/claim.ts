@@ -32,6 +32,9 @@ export function heldByOther(state: ParsedCollection | undefined, workerId: strin
   return state.claimedUntil !== null && state.claimedUntil.getTime() > now.getTime();
 }
 
+/** Held by a worker, this one included, whose lease has not ended. */
+const leaseLive = (state: ParsedCollection, now: Date): boolean => state.claimedUntil !== null && state.claimedUntil.getTime() > now.getTime();
+
 /** Work to do in this collection: waiting to be embedded, or failed and due for its retry. */
 export function isWork(state: ParsedCollection | undefined, maxRetries: number, now: Date): boolean {
   if (state === undefined) return false;
@@ -54,7 +57,7 @@ function claimAsRead(name: SyncCollectionName, state: ParsedCollection | undefin
 }
 
 /**
- * Claims this tool's work in the requested collections that nobody else holds: each gets the
+ * Claims this tool's work in the requested collections that no live lease holds: each gets the
  * worker and the end of its lease. Its metadata time moves to now, so claimed tools leave the
  * head of the waiting queues; a failed collection's retry time moves to the lease's end, so it
  * leaves the head of the retry queue and is due again if the worker never reports. A tool whose
@@ -72,7 +75,8 @@ export function planClaim(tool: StoredTool, request: ClaimRequest, now: Date): D
   for (const name of request.collections) {
     if (claimed.length >= request.limit) break;
     const state = parsed.collections[name];
-    if (state?.status === undefined || !isWork(state, request.maxRetries, now) || heldByOther(state, request.workerId, now)) continue;
+    // A live lease, even the worker's own, is work in flight: claimed again, it would be done twice.
+    if (state?.status === undefined || !isWork(state, request.maxRetries, now) || leaseLive(state, now)) continue;
     claimed.push({ collection: name, contentHash: state.contentHash, status: state.status, claimedUntil });
     filter = { ...filter, ...claimAsRead(name, state) };
     set[collectionPath(name, 'claimedBy')] = request.workerId;
