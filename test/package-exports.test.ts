@@ -21,6 +21,7 @@ describe('the package entry', () => {
       'defaultCollectionSyncStatus', 'defaultSyncMetadata', 'computeContentHash', 'computeContentHashes',
       'createToolModel', 'backfill', 'rehash', 'settle', 'checkIndexes', 'parseSyncState', 'SETTLE_FAILED_EVENT',
       'SyncArgumentError', 'SyncStateError', 'SyncConflictError', 'ToolNotFoundError', 'WritesRefusedError',
+      'runSyncWorker', 'reembed', 'REEMBED_OUTCOMES', 'TOMBSTONE_COLLECTION',
     ]) {
       expect(api, name).toHaveProperty(name);
     }

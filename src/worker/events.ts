@@ -1,0 +1,69 @@
+import { type Types } from 'mongoose';
+import { type SyncCollectionName, type SyncErrorCode, type SyncStatus } from '../sync/vocabulary.js';
+import { type WorkerStage } from './pause.js';
+
+/** One tool × collection a worker works on. */
+export interface PairOf {
+  workerId: string;
+  /** The tool document's `_id`. */
+  toolId: Types.ObjectId;
+  collection: SyncCollectionName;
+}
+
+/** What runSyncWorker resolves with: what it did, in pairs (tool × collection). */
+export interface SyncWorkerSummary {
+  workerId: string;
+  claimed: number;
+  synced: number;
+  /** Recorded as failed (each is retried after its backoff, up to maxRetries). */
+  failed: number;
+  /** Embedded, but the content changed meanwhile: waiting again with its new hash. */
+  contentChanged: number;
+  /** The lease ended and another worker took the work over (the pair is theirs now). */
+  claimLost: number;
+  /** Given back unfinished when the worker stopped (aborted calls, or a mark the database refused). */
+  released: number;
+  /** How many times a rate limit or an outage paused new calls. */
+  pauses: number;
+  /** Deleted tools' points removed (tombstone × collection). */
+  removed: number;
+  /** Removals that failed (retried after their backoff). */
+  removeFailed: number;
+  /** Database errors reported as `error` events (the worker went on). */
+  errors: number;
+  /** `signal`: stopped by its AbortSignal; `idle`: `stopWhenIdle` and no work was left. */
+  stoppedBy: 'signal' | 'idle';
+}
+
+/** Everything a worker reports through `onEvent`. */
+export type SyncWorkerEvent =
+  /** A claim: the pairs now leased to this worker. */
+  | { type: 'claimed'; workerId: string; pairs: (Omit<PairOf, 'workerId'> & { contentHash: string; status: SyncStatus })[] }
+  | (PairOf & { type: 'synced'; contentHash: string; vectorVersion: number })
+  | (PairOf & { type: 'failed'; stage: WorkerStage; errorCode: SyncErrorCode; retryCount: number; error: unknown })
+  /** Embedded an older content: the pair waits again with `currentContentHash` (this or another worker re-embeds it). */
+  | (PairOf & { type: 'content-changed'; contentHash: string; currentContentHash: string })
+  /**
+   * The lease was lost: found by a renewal (the work goes on and its mark tells), or by the mark
+   * (another worker holds it now: `claimedBy`; nothing was recorded).
+   */
+  | (PairOf & { type: 'claim-lost'; during: 'renewal' | 'mark'; claimedBy: string | null })
+  /** New calls at `stage` wait `pauseMs` (until `until`); `retryAfterMs` is what the service asked for, if it did. */
+  | { type: 'paused'; workerId: string; stage: WorkerStage; errorCode: SyncErrorCode; pauseMs: number; until: Date; retryAfterMs: number | undefined }
+  /** A deleted tool's point is gone from `collection`. */
+  | { type: 'removed'; workerId: string; toolObjectId: Types.ObjectId; id: string | null; collection: SyncCollectionName }
+  /** Removing it failed: recorded, retried after the backoff. */
+  | { type: 'remove-failed'; workerId: string; toolObjectId: Types.ObjectId; id: string | null; collection: SyncCollectionName; errorCode: SyncErrorCode; retryCount: number; error: unknown }
+  /** A claim found no work and nothing is in flight (once per stretch of idleness). */
+  | { type: 'idle'; workerId: string }
+  /** The database refused a claim, mark, renewal or release; the worker goes on (an unmarked pair's lease ends, and it is done again). */
+  | {
+    type: 'error';
+    workerId: string;
+    phase: 'claim' | 'mark' | 'renew' | 'release';
+    error: unknown;
+    /** The pair, for a mark or renewal. */
+    toolId?: Types.ObjectId;
+    collection?: SyncCollectionName;
+  }
+  | { type: 'stopped'; workerId: string; summary: SyncWorkerSummary };
