@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ferretDbBinaryPath, FERRETDB_VERSION } from '../../src/db/index.js';
-import { type SyncStats } from '../../src/index.js';
+import { SYNC_COLLECTION_NAMES, type SyncStats } from '../../src/index.js';
 import { CLI_PATH, hasStackTrace, runCli, type CliResult } from '../helpers/cli.js';
 
 /**
@@ -98,12 +98,17 @@ describe.runIf(engine !== undefined)('the embedded database', () => {
     const demo = await runCli(['demo', '--data-dir', dataDir], embeddedEnv());
     expect(demo.code, demo.stderr).toBe(0);
     expect(demo.stderr).toMatch(/database tool_sync_demo, collection tools$/m);
-    for (const phase of ['phase 1', 'phase 2', 'phase 3', 'phase 4', 'phase 5', 'phase 6', 'final']) expect(demo.stdout).toContain(`== ${phase}`);
+    for (const phase of ['phase 1', 'phase 2', 'phase 3', 'phase 4', 'phase 5', 'phase 6', 'phase 7', 'phase 8', 'phase 9', 'phase 10', 'final']) {
+      expect(demo.stdout).toContain(`== ${phase}`);
+    }
     expect(demo.stdout).not.toContain('\u001b[');
     const status = await runCli(['status', '--json', '--db', 'tool_sync_demo', '--data-dir', dataDir], embeddedEnv());
     expect(status.code, status.stderr).toBe(0);
     const stats = JSON.parse(status.stdout) as SyncStats;
-    expect(stats.byOverallStatus).toMatchObject({ synced: 59, failed: 1, pending: 0, stale: 0 });
+    // Three of the sixty were deleted, their points removed.
+    expect(stats.byOverallStatus).toMatchObject({ synced: 56, failed: 1, pending: 0, stale: 0 });
+    for (const name of SYNC_COLLECTION_NAMES) expect(stats.deletions[name]).toEqual({ pending: 0, failed: 0 });
+    expect(stats.vectorsByEmbeddingModel.usecases.map(({ model }) => model)).toEqual(['simulated-embedder-v2']);
   });
 });
 

@@ -40,7 +40,10 @@ async function expectAllComplete(): Promise<void> {
       const state = meta.collections[name] ?? {};
       // A retry time is stored where a collection failed (a backfill gives it one); elsewhere its absence is null.
       const retryTime = state.status === 'failed' ? ['nextRetryAt'] : [];
-      const keys = Object.keys(state).filter((key) => key !== 'nextRetryAt' || state.status === 'failed').sort();
+      // A claim and the embedding model are optional: absent or null.
+      const optional = ['claimedBy', 'claimedUntil', 'embeddingModel'];
+      for (const key of optional) expect(state[key] ?? null, `${doc.id} ${name} ${key}`).toBeNull();
+      const keys = Object.keys(state).filter((key) => (key !== 'nextRetryAt' || state.status === 'failed') && !optional.includes(key)).sort();
       expect(keys, `${doc.id} ${name}`).toEqual(['contentHash', 'errorCode', 'lastError', 'lastSyncAttemptAt', 'lastSyncedAt', ...retryTime, 'retryCount', 'status', 'vectorVersion'].sort());
       expect(state.contentHash).toBe(hashes[name]);
       const expected = partial ? (specShape().collections as Record<string, Record<string, unknown>>)[name] : { status: 'pending', retryCount: 0, vectorVersion: 0 };

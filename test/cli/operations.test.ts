@@ -125,7 +125,7 @@ describe('tool-sync reembed', () => {
 
     const dry = await runCli(['reembed', '--vector-collection', 'usecases', '--model', 'model-b', '--dry-run', '--uri', uri()]);
     expect(dry.code, dry.stderr).toBe(0);
-    expect(dry.stdout).toMatch(/flagged stale: 4/);
+    expect(dry.stdout).toMatch(/flagged stale: +4$/m);
     expect(await ToolModel.countDocuments({ 'syncMetadata.collections.usecases.status': 'stale' })).toBe(0);
 
     const run = await runCli(['reembed', '--vector-collection', 'usecases', '--model', 'model-b', '--uri', uri()]);
@@ -148,12 +148,21 @@ describe('tool-sync demo, the main job', () => {
     const result = await runCli(['demo', '--uri', inject('mongoUri')]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toContain('SIMULATION');
-    for (const phase of ['phase 1', 'phase 2', 'phase 3', 'phase 4', 'phase 5', 'phase 6', 'final']) expect(result.stdout).toContain(`== ${phase}`);
+    for (const phase of ['phase 1', 'phase 2', 'phase 3', 'phase 4', 'phase 5', 'phase 6', 'phase 7', 'phase 8', 'phase 9', 'phase 10', 'final']) {
+      expect(result.stdout).toContain(`== ${phase}`);
+    }
+    // The deleted tools' points were in the simulated Qdrant, then removed, and their tombstones went.
+    expect(result.stdout).toMatch(/phase 7: 3 synced tools deleted .*; 12 of their points still in the simulated Qdrant/);
+    expect(result.stdout).toMatch(/after the workers: 0 points of the deleted tools left/);
+    expect(result.stdout).toMatch(/flagEmbeddingModelChange flagged \d+ vectors stale/);
     const demo = mongoose.connection.useDb('tool_sync_demo', { useCache: false });
     try {
       const stats = await demo.collection('tools').aggregate<{ _id: string; n: number }>([{ $group: { _id: '$syncMetadata.overallStatus', n: { $sum: 1 } } }]).toArray();
       const counts = Object.fromEntries(stats.map((group) => [group._id, group.n]));
-      expect(counts).toEqual({ synced: 59, failed: 1 });
+      expect(counts).toEqual({ synced: 56, failed: 1 });
+      expect(await demo.collection('tool_sync_tombstones').countDocuments({})).toBe(0);
+      const models = await demo.collection('tools').distinct('syncMetadata.collections.usecases.embeddingModel', { 'syncMetadata.collections.usecases.status': 'synced' });
+      expect(models).toEqual(['simulated-embedder-v2']);
       const failed = (await demo.collection('tools').findOne({ 'syncMetadata.overallStatus': 'failed' })) as { syncMetadata: { collections: { tools: { errorCode: string } } } } | null;
       expect(failed?.syncMetadata.collections.tools.errorCode).toBe('VALIDATION_ERROR');
     } finally {

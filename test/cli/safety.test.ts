@@ -259,7 +259,7 @@ describe('--version', () => {
 
 describe('a usage error', () => {
   it.each([
-    [[], /no command given: one of backfill, rehash, settle, indexes, requeue, status, seed, demo \(see tool-sync --help\)/],
+    [[], /no command given: one of backfill, rehash, settle, reembed, indexes, requeue, status, seed, demo \(see tool-sync --help\)/],
     [['nonsense'], /unknown command 'nonsense' \(see tool-sync --help\)/],
     [['--frobnicate'], /unknown option '--frobnicate' \(see tool-sync --help\)/],
     [['status', '--frobnicate'], /unknown option '--frobnicate' \(see tool-sync status --help\)/],

@@ -1,7 +1,7 @@
 import { type ToolModelType } from '../../models/create-tool-model.js';
-import { type ITool } from '../../models/types.js';
-import { type SyncStage } from '../../sync/error-classification.js';
-import { SYNC_COLLECTION_NAMES, type SyncCollectionName } from '../../sync/vocabulary.js';
+import { engineFromBuildInfo } from '../../db/engine.js';
+import { SYNC_COLLECTION_NAMES } from '../../sync/vocabulary.js';
+import { runSyncWorker } from '../../worker/run-sync-worker.js';
 import { backfill } from '../../migrations/backfill.js';
 import { formatSummary } from '../progress.js';
 import { generateTools, seededRandom } from '../seed-data.js';
@@ -22,49 +22,93 @@ async function dashboard({ print, model, format }: DemoContext, title: string): 
   print(formatStatus(await model.getSyncStats(), format));
 }
 
-/** One collection through the simulated pipeline, reported with the real transitions. */
-async function syncCollection(model: ToolModelType, target: SimulatedSyncTarget, tool: ITool, collection: SyncCollectionName): Promise<'synced' | 'failed' | 'changed'> {
-  const { contentHash } = tool.syncMetadata.collections[collection];
-  let stage: SyncStage = 'validation';
+const WORKER_IDS = ['worker-a', 'worker-b', 'worker-c'];
+const SIX_HOURS_MS = 6 * 60 * 60 * 1000;
+
+/**
+ * Whether the server applies concurrent updates of one document atomically. FerretDB 1.x does
+ * not (an update is a read, a change in memory and a write): concurrent ones overwrite each other.
+ */
+async function updatesAtomic(model: ToolModelType): Promise<{ atomic: boolean; engine: string }> {
   try {
-    const text = SimulatedSyncTarget.textFor(tool, collection);
-    target.validate(text);
-    stage = 'embedding';
-    const vector = await target.embed(text);
-    stage = 'qdrant';
-    await target.upsert(collection, tool.id, vector);
-    const result = await model.markCollectionSynced(tool._id, collection, { contentHash });
-    return result.synced ? 'synced' : 'changed';
-  } catch (error) {
-    await model.markCollectionFailed(tool._id, collection, error, stage);
-    return 'failed';
+    const engine = engineFromBuildInfo(await model.db.db?.admin().command({ buildInfo: 1 }));
+    const ferretDbV1 = engine.name === 'FerretDB' && /^v?1\./.test(engine.version);
+    return { atomic: !ferretDbV1, engine: `${engine.name} ${engine.version}` };
+  } catch {
+    // buildInfo only chooses how the workers share the server; one that refuses it is taken as MongoDB.
+    return { atomic: true, engine: 'the server' };
   }
 }
 
+/** The model, with the statics the workers call taking turns (one at a time, in call order). */
+function takingTurns(model: ToolModelType): ToolModelType {
+  const serialized = new Set([
+    'claimSyncWork', 'markCollectionSynced', 'markCollectionFailed', 'extendClaims', 'releaseClaims',
+    'claimVectorDeletions', 'markVectorDeleted', 'markVectorDeleteFailed',
+  ]);
+  let last: Promise<unknown> = Promise.resolve();
+  return new Proxy(model, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver) as unknown;
+      if (typeof key !== 'string' || !serialized.has(key) || typeof value !== 'function') return value;
+      return (...args: unknown[]): Promise<unknown> => {
+        const turn = last.then(() => Reflect.apply(value, receiver, args) as unknown);
+        last = turn.catch(() => undefined);
+        return turn;
+      };
+    },
+  });
+}
+
 /**
- * The worker loop, against the simulated target: what needs sync, then what may be retried. Time
- * runs on a simulated clock that jumps past each backoff, so the demo does not wait for real.
+ * Three runSyncWorkers at once against the simulated target, until none finds work. Each round
+ * ends when all three are idle; failed collections wait for their backoff, so the next round's
+ * clock (the workers' `clock`, for their claims) is past it instead of the demo waiting for real.
  */
-async function runWorker({ print, model }: DemoContext, target: SimulatedSyncTarget, clock: { now: Date }): Promise<void> {
-  for (let pass = 1; pass <= 25; pass += 1) {
-    const counts = { synced: 0, failed: 0, changed: 0 };
-    const work: [ITool, SyncCollectionName][] = [];
-    for (const tool of await model.findNeedingSync({ limit: 1000 })) {
-      for (const name of SYNC_COLLECTION_NAMES) {
-        const { status } = tool.syncMetadata.collections[name];
-        if (status === 'pending' || status === 'stale') work.push([tool, name]);
-      }
-    }
-    for (const { tool, collections } of await model.findRetryable({ now: clock.now, limit: 1000 })) {
-      for (const name of collections) work.push([tool, name]);
-    }
-    if (work.length === 0) {
-      print(`worker: nothing left to do after ${pass - 1} passes`);
+async function runWorkers({ print, model }: DemoContext, target: SimulatedSyncTarget, embeddingModel: string = SimulatedSyncTarget.MODEL): Promise<void> {
+  const { atomic, engine } = await updatesAtomic(model);
+  if (!atomic) {
+    print(`(${engine} does not apply concurrent updates of one document atomically: the workers' database calls`);
+    print(' take turns here; their embeddings and upserts still overlap)');
+  }
+  const workerModel = atomic ? model : takingTurns(model);
+  for (let round = 1; round <= 25; round += 1) {
+    // Each round six hours (and a minute) later than the last, in the workers' eyes: past every backoff.
+    const offsetMs = (round - 1) * (SIX_HOURS_MS + 60_000);
+    const summaries = await Promise.all(WORKER_IDS.map((workerId) => runSyncWorker({
+      model: workerModel,
+      workerId,
+      // The simulated services answer at once: each worker holds many pairs, so it claims
+      // rarely (a claim is several queries).
+      concurrency: 100,
+      stopWhenIdle: true,
+      pollIntervalMs: 1_000,
+      // The simulation fails often on purpose: more retries than the default (5) keep every
+      // recoverable tool recoverable.
+      maxRetries: 10,
+      // Real pauses after a rate limit or outage, but short: the simulation's services recover at once.
+      pauseBaseMs: 5,
+      pauseMaxMs: 20,
+      clock: () => new Date(Date.now() + offsetMs),
+      embeddingModel,
+      embed: (tool, collection) => {
+        const text = SimulatedSyncTarget.textFor(tool, collection);
+        target.validate(text);
+        return target.embed(text);
+      },
+      upsert: (tool, collection, vector) => target.upsert(collection, tool.id, vector),
+      remove: (deleted, collection) => target.remove(collection, deleted.id),
+    })));
+    if (summaries.every((summary) => summary.claimed === 0)) {
+      print(`workers: nothing left to do after ${round - 1} round${round === 2 ? '' : 's'}`);
       return;
     }
-    for (const [tool, name] of work) counts[await syncCollection(model, target, tool, name)] += 1;
-    print(`worker pass ${pass}: ${work.length} collections tried: ${counts.synced} synced, ${counts.failed} failed, ${counts.changed} changed meanwhile`);
-    clock.now = new Date(clock.now.getTime() + 6 * 60 * 60 * 1000);
+    const pauses = summaries.reduce((sum, summary) => sum + summary.pauses, 0);
+    print(`workers round ${round} (${pauses} pauses after rate limits and outages):`);
+    for (const { workerId, synced, failed, contentChanged, removed, removeFailed } of summaries) {
+      const removals = removed + removeFailed > 0 ? `, ${removed} deleted tools' points removed, ${removeFailed} removals failed` : '';
+      print(`  ${workerId}: ${synced} synced, ${failed} failed, ${contentChanged} changed meanwhile${removals}`);
+    }
   }
 }
 
@@ -78,7 +122,6 @@ export async function runDemo(context: DemoContext): Promise<void> {
   const { print, model } = context;
   const random = seededRandom(20261124);
   const target = new SimulatedSyncTarget(random, { embeddingTimeout: 0.08, rateLimit: 0.06, qdrantOutage: 0.03 });
-  const clock = { now: new Date() };
   print('The embedding API and Qdrant below are a SIMULATION (see SimulatedSyncTarget): no network calls are made;');
   print('they fail on purpose with timeouts, rate limits and Qdrant outages so that the real transitions are exercised.');
 
@@ -107,9 +150,9 @@ export async function runDemo(context: DemoContext): Promise<void> {
   print(formatSummary(await backfill(model, { batchSize: 10, dryRun: false })));
   await dashboard(context, 'after the backfill');
 
-  print('\n== phase 4: the sync worker (SIMULATED embedder and Qdrant)');
-  await runWorker(context, target, clock);
-  await dashboard(context, 'after the worker');
+  print('\n== phase 4: three sync workers at once, runSyncWorker (SIMULATED embedder and Qdrant)');
+  await runWorkers(context, target);
+  await dashboard(context, 'after the workers');
 
   const edited = await model.find({ syncMetadata: { $exists: true } }).sort({ id: 1 }).limit(6);
   for (const [i, tool] of edited.entries()) {
@@ -121,7 +164,27 @@ export async function runDemo(context: DemoContext): Promise<void> {
   }
   await dashboard(context, 'phase 5: 6 tools edited (3 use cases through updateOne, 3 renamed through save)');
 
-  print('\n== phase 6: the sync worker again');
-  await runWorker(context, target, clock);
-  await dashboard(context, 'final: every recoverable tool is synced; the one with refused text waits for an edit (VALIDATION_ERROR)');
+  print('\n== phase 6: the sync workers again');
+  await runWorkers(context, target);
+  await dashboard(context, 'after the workers');
+
+  // Three synced tools deleted, three ways: each leaves a tombstone naming the collections holding its points.
+  const doomed = await model.find({ 'syncMetadata.overallStatus': 'synced' }).sort({ id: -1 }).limit(3);
+  const [first, second, third] = doomed;
+  if (first !== undefined) await model.deleteOne({ _id: first._id });
+  if (second !== undefined) await model.findByIdAndDelete(second._id);
+  if (third !== undefined) await third.deleteOne();
+  const slugs = doomed.map((tool) => tool.id);
+  const points = (): number => [...target.stored.keys()].filter((key) => slugs.some((slug) => key.endsWith(`/${slug}`))).length;
+  await dashboard(context, `phase 7: 3 synced tools deleted (deleteOne, findByIdAndDelete, doc.deleteOne()); ${points()} of their points still in the simulated Qdrant`);
+  print('\n== phase 8: the workers remove the deleted tools\' points');
+  await runWorkers(context, target);
+  await dashboard(context, `after the workers: ${points()} points of the deleted tools left, no tombstone waiting`);
+
+  // The embedding model changes: every vector the old one made is flagged, then re-embedded gradually.
+  const flagged = await model.flagEmbeddingModelChange('usecases', SimulatedSyncTarget.NEXT_MODEL);
+  await dashboard(context, `phase 9: the usecases embedding model changes to ${SimulatedSyncTarget.NEXT_MODEL}: flagEmbeddingModelChange flagged ${flagged} vectors stale`);
+  print(`\n== phase 10: the workers re-embed them with ${SimulatedSyncTarget.NEXT_MODEL}`);
+  await runWorkers(context, target, SimulatedSyncTarget.NEXT_MODEL);
+  await dashboard(context, 'final: every recoverable tool is synced, usecases all by the new model; the one with refused text waits for an edit (VALIDATION_ERROR)');
 }
