@@ -1,6 +1,7 @@
 /** The tools the benchmarks write: real package names and summaries, made as many as needed. */
 import { existsSync, readFileSync } from 'node:fs';
 import { generateTools, seededRandom, type SeedTool } from '../src/cli/seed-data.js';
+import { nextRetryAt, retryJitterKey } from '../src/sync/backoff.js';
 import { aggregateSyncStatus } from '../src/sync/status-order.js';
 import { SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, type SyncStatus } from '../src/sync/vocabulary.js';
 
@@ -48,8 +49,8 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
  * A sync state a live collection might hold, seeded by the tool's index: most tools synced,
- * some stale after an edit, some new, some failed with a categorized error. Applied to the
- * plain object of a document the model built.
+ * some stale after an edit, some new, some failed with a categorized error and the time its
+ * retry is due. Applied to the plain object of a document the model built.
  */
 export function applySyncStateMix(doc: Record<string, unknown>, index: number, now: Date): void {
   const random = seededRandom(index + 1);
@@ -72,10 +73,14 @@ export function applySyncStateMix(doc: Record<string, unknown>, index: number, n
     }
     if (status === 'failed') {
       const code = SYNC_ERROR_CODES[Math.floor(random() * SYNC_ERROR_CODES.length)] ?? 'UNKNOWN';
+      const retryCount = 1 + Math.floor(random() * 6);
+      const attemptAt = new Date(now.getTime() - Math.floor(random() * DAY_MS));
       state.errorCode = code;
       state.lastError = `${code}: the embedding request failed`;
-      state.retryCount = 1 + Math.floor(random() * 6);
-      state.lastSyncAttemptAt = new Date(now.getTime() - Math.floor(random() * DAY_MS));
+      state.retryCount = retryCount;
+      state.lastSyncAttemptAt = attemptAt;
+      // As markCollectionFailed stores it (the backoff after the attempt): most are due by now.
+      state.nextRetryAt = nextRetryAt(attemptAt, retryCount, code, retryJitterKey(doc._id, name));
     }
     statuses.push(status);
   }

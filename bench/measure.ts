@@ -40,13 +40,21 @@ export async function timed<T>(run: () => T | Promise<T>): Promise<{ ms: number;
   return { ms: performance.now() - started, value };
 }
 
+/** Untimed work around each sample: bookkeeping before it, undoing what it changed after it. */
+export interface SampleHooks {
+  before?: () => void;
+  after?: () => Promise<void>;
+}
+
 /**
  * Runs `run` repeatedly: at least `minSamples` times, then while the budget lasts, at most
- * `maxSamples` times. Slow engines get fewer samples instead of an endless run.
+ * `maxSamples` times. Slow engines get fewer samples instead of an endless run. The hooks are
+ * not timed, but spend the budget: it bounds the bench's wall time.
  */
 export async function sampleLatency(
   run: () => Promise<unknown>,
   limits: { minSamples: number; maxSamples: number; budgetMs: number },
+  hooks: SampleHooks = {},
 ): Promise<LatencySummary> {
   const durations: number[] = [];
   const started = performance.now();
@@ -54,7 +62,9 @@ export async function sampleLatency(
     durations.length < limits.minSamples
     || (durations.length < limits.maxSamples && performance.now() - started < limits.budgetMs)
   ) {
+    hooks.before?.();
     durations.push((await timed(run)).ms);
+    await hooks.after?.();
   }
   return summarize(durations);
 }

@@ -15,14 +15,15 @@ import { loadDataset, toolsAt } from './dataset.js';
 import { benchHashing } from './hashing.js';
 import { benchQueries } from './queries.js';
 import { engineBoundFigures, markdownTable, renderTable, tableRows, TARGETS, type Results } from './report.js';
+import { benchWorker, WORKER_EMBED_MS } from './worker.js';
 import { benchWritePath, MIN_WRITE_TOOLS, type UpdateStatementLimit } from './write-path.js';
 
-const SECTIONS = ['hashing', 'write', 'backfill', 'queries'] as const;
+const SECTIONS = ['hashing', 'write', 'backfill', 'queries', 'worker'] as const;
 type Section = (typeof SECTIONS)[number];
 
 const SIZES = {
-  default: { writes: 10_000, singleWrites: 200, backfill: 100_000, queries: [10_000, 100_000] },
-  large: { writes: 10_000, singleWrites: 1_000, backfill: 1_000_000, queries: [10_000, 100_000, 1_000_000] },
+  default: { writes: 10_000, singleWrites: 200, backfill: 100_000, queries: [10_000, 100_000], worker: 10_000 },
+  large: { writes: 10_000, singleWrites: 1_000, backfill: 1_000_000, queries: [10_000, 100_000, 1_000_000], worker: 10_000 },
 };
 
 /**
@@ -31,15 +32,15 @@ const SIZES = {
  * size, one bulkWrite) and says so. The write budget is per kind of write, for its three sides.
  */
 const BUDGETS = {
-  default: { writes: { scenarioMs: 20_000, minWrites: 3 }, backfillMs: 90_000, query: { minSamples: 2, maxSamples: 50, budgetMs: 10_000 } },
-  large: { writes: { scenarioMs: 120_000, minWrites: 3 }, backfillMs: 3_600_000, query: { minSamples: 2, maxSamples: 50, budgetMs: 60_000 } },
+  default: { writes: { scenarioMs: 20_000, minWrites: 3 }, backfillMs: 90_000, query: { minSamples: 2, maxSamples: 50, budgetMs: 10_000 }, workerRunMs: 60_000 },
+  large: { writes: { scenarioMs: 120_000, minWrites: 3 }, backfillMs: 3_600_000, query: { minSamples: 2, maxSamples: 50, budgetMs: 60_000 }, workerRunMs: 300_000 },
 };
 
 interface Flags { large?: boolean; scale: number; data: string; out: string; only: Section[]; dbName: string }
 
 /**
  * The sizes times `scale` (at least 10; the write path at least MIN_WRITE_TOOLS tools and 3
- * writes of each kind): a quick try, or the bench's own smoke test.
+ * writes of each kind; the worker at least 40 tools): a quick try, or the bench's own smoke test.
  */
 function scaled(sizes: typeof SIZES.default, scale: number): typeof SIZES.default {
   const times = (n: number, least = 10): number => Math.max(least, Math.round(n * scale));
@@ -48,6 +49,8 @@ function scaled(sizes: typeof SIZES.default, scale: number): typeof SIZES.defaul
     singleWrites: times(sizes.singleWrites, 3),
     backfill: times(sizes.backfill),
     queries: sizes.queries.map((n) => times(n)),
+    // Enough tools for some work of every kind in the mix, few enough for the smoke test.
+    worker: times(sizes.worker, 40),
   };
 }
 
@@ -130,6 +133,8 @@ async function main(flags: Flags): Promise<void> {
       benchBackfill(dataset, { uri: database.uri, dbName: flags.dbName }, { documents: sizes.backfill, batchSize: 1000, budgetMs: budgets.backfillMs }));
     results.queries = await run('queries', 'worker and dashboard queries', () =>
       benchQueries(dataset, sizes.queries, budgets.query, (tools) => { log(`  queries at ${tools.toLocaleString('en-US')} tools`); }));
+    results.worker = await run('worker', `sync worker (${sizes.worker.toLocaleString('en-US')} tools, ${WORKER_EMBED_MS} ms embedder)`, () =>
+      benchWorker(dataset, { tools: sizes.worker, embedMs: WORKER_EMBED_MS, budgetMs: budgets.workerRunMs }, (workers) => { log(`  ${workers} worker${workers === 1 ? '' : 's'}`); }));
     await mongoose.connection.dropDatabase();
   } finally {
     await mongoose.disconnect();
