@@ -146,17 +146,19 @@ class SyncWorker<V> {
       return undefined;
     }
     const pairs = claimed.flatMap(({ tool, collections: held }) => held.map((pair) => ({ tool, pair })));
-    // Slots left: deleted tools' points to remove (quick calls; no lease renewal needed).
+    if (pairs.length > 0) {
+      this.summary.claimed += pairs.length;
+      this.emit({
+        type: 'claimed',
+        workerId,
+        pairs: pairs.map(({ tool, pair: { collection, contentHash, status } }) => ({ toolId: tool._id, collection, contentHash, status })),
+      });
+      for (const { tool, pair } of pairs) this.start(tool, pair);
+    }
+    // Slots left: deleted tools' points to remove (quick calls; no lease renewal needed). Started
+    // after the pairs, so a failed claim of removals never strands pairs already claimed.
     const removals = pairs.length < limit ? await this.claimAndStartRemovals(limit - pairs.length) : 0;
-    if (removals === undefined) return undefined;
-    if (pairs.length === 0) return removals;
-    this.summary.claimed += pairs.length;
-    this.emit({
-      type: 'claimed',
-      workerId,
-      pairs: pairs.map(({ tool, pair: { collection, contentHash, status } }) => ({ toolId: tool._id, collection, contentHash, status })),
-    });
-    for (const { tool, pair } of pairs) this.start(tool, pair);
+    if (removals === undefined) return pairs.length > 0 ? pairs.length : undefined;
     return pairs.length + removals;
   }
 

@@ -536,6 +536,28 @@ describe('runSyncWorker', () => {
     expect(summary).toMatchObject({ errors: 1, synced: 4 });
   });
 
+  it('a refused claim of removals never strands the pairs claimed just before it', async () => {
+    await seedTools(1);
+    const model = await workerModel();
+    let refused = false;
+    // The first claim of removals is "refused" by the database, right after pairs were claimed.
+    const flaky = new Proxy(model, {
+      get(target, key, receiver) {
+        const value = Reflect.get(target, key, receiver) as unknown;
+        if (key !== 'claimVectorDeletions' || typeof value !== 'function') return value;
+        return (...args: unknown[]): unknown => {
+          if (refused) return Reflect.apply(value, receiver, args);
+          refused = true;
+          return Promise.reject(new mongoose.mongo.MongoNetworkError('connection reset'));
+        };
+      },
+    });
+    const target = simulatedTarget();
+    const summary = await runSyncWorker({ ...CALLER, model: flaky, embed: target.embed, upsert: target.upsert, stopWhenIdle: true, pollIntervalMs: 20, concurrency: 8 });
+    expect(summary).toMatchObject({ errors: 1, synced: 4, claimed: 4 });
+    await expectAllSynced(1);
+  });
+
   it("removes deleted tools' points in every collection that held them, retries a failed removal, and the tombstones go", async () => {
     const ids = await seedTools(3);
     const target = simulatedTarget(() => 0);
