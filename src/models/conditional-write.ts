@@ -53,22 +53,25 @@ async function writeOne(collection: ToolCollection, write: PlannedWrite, context
  * One tool: read it, decide, write on the plan's condition; decide again from a fresh read when
  * the write did not match or when the plan settled the tool first.
  */
-export async function applyPlan<T, D extends { _id: mongo.ObjectId } = StoredTool>(
+export async function applyPlan<T, D extends { _id: mongo.ObjectId | string } = StoredTool>(
   collection: ToolCollection,
-  id: mongo.ObjectId,
+  id: mongo.ObjectId | string,
   decide: (doc: D, now: Date) => Decision<T>,
   context: WriteContext & { what: string; first?: D; missing?: () => T },
 ): Promise<T> {
   const now = context.now ?? (() => new Date());
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt += 1) {
     // The caller may have just read the document (a queue): the first plan is made from that.
-    const doc = attempt === 0 && context.first !== undefined ? context.first : await collection.findOne<D>({ _id: id }, { session: context.session });
+    // A tombstone's `_id` is a string: the driver's default typing of `_id` (an ObjectId) does not say so.
+    const byId = { _id: id } as mongo.Filter<mongo.Document>;
+    const doc: D | null = attempt === 0 && context.first !== undefined ? context.first : await collection.findOne<D>(byId, { session: context.session });
+    const hex = typeof id === 'string' ? id : id.toHexString();
     if (doc === null) {
       if (context.missing !== undefined) return context.missing();
-      throw new ToolNotFoundError(id.toHexString());
+      throw new ToolNotFoundError(hex);
     }
     const decision = decide(doc, now());
-    if (decision.kind === 'invalid') throw new SyncStateError(id.toHexString(), decision.reason);
+    if (decision.kind === 'invalid') throw new SyncStateError(hex, decision.reason);
     if (decision.write === null) return (decision as { result: T }).result;
     const landed = await writeOne(collection, decision.write, context);
     if (landed && decision.kind === 'done') return decision.result;

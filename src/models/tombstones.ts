@@ -1,5 +1,5 @@
 import { type ReturnModelType } from '@typegoose/typegoose';
-import { type mongo, type Types } from 'mongoose';
+import mongoose, { type mongo, type Types } from 'mongoose';
 import { classifySyncError, errorMessage } from '../sync/error-classification.js';
 import {
   finishedFilter,
@@ -8,13 +8,15 @@ import {
   planMarkVectorDeleteFailed,
   planRequeueDeletions,
   tombstoneFor,
+  tombstoneKey,
   type Tombstone,
   type VectorDeletedResult,
   type VectorDeleteFailedResult,
 } from '../sync/plans/tombstone.js';
 import { type StoredTool } from '../sync/stored-tool.js';
 import { SYNC_COLLECTION_NAMES, type SyncCollectionName } from '../sync/vocabulary.js';
-import { applyPlan } from './conditional-write.js';
+import { applyPlan, isUnsendable, type ToolCollection } from './conditional-write.js';
+import { SyncConflictError } from './errors.js';
 import { collectionName, collectionNames, dateArgument, errorCodes, integerInRange, toolObjectId } from './sync-arguments.js';
 import { leaseArgument, workerIdArgument, type ClaimOptions } from './tool-claims.js';
 import { limitArgument } from './tool-queries.js';
@@ -29,7 +31,9 @@ export const TOMBSTONE_COLLECTION = 'tool_sync_tombstones';
 
 export type { Tombstone, VectorDeletedResult, VectorDeleteFailedResult };
 
-const tombstones = (model: ToolModelType): mongo.Collection => model.db.collection(TOMBSTONE_COLLECTION);
+const tombstones = (model: ToolModelType): mongo.Collection<Tombstone> => model.db.collection(TOMBSTONE_COLLECTION) as unknown as mongo.Collection<Tombstone>;
+/** The same collection, for the shared conditional write (typed for tools, whose `_id` is an ObjectId). */
+const planTarget = (model: ToolModelType): ToolCollection => tombstones(model) as unknown as ToolCollection;
 const toolsCollectionOf = (model: ToolModelType): string => model.collection.collectionName;
 
 /** Tools read per batch when a delete's candidates are tombstoned. */
@@ -46,8 +50,9 @@ export interface DeleteScope {
  * the tombstone and the tool, never a deleted tool with no record of its points; a tombstone whose
  * tool still exists is void (see retireLiving). Returns the tools tombstoned.
  */
-export async function recordTombstones(model: ToolModelType, filter: mongo.Filter<mongo.Document>, scope: DeleteScope): Promise<mongo.ObjectId[]> {
+export async function recordTombstones(model: ToolModelType, filter: mongo.Filter<mongo.Document>, scope: DeleteScope): Promise<Recorded> {
   const recorded: mongo.ObjectId[] = [];
+  const token = new mongoose.Types.ObjectId();
   const projection = { _id: 1, id: 1, 'syncMetadata.collections': 1 };
   const cursor = model.collection.find<StoredTool>(filter, { projection, session: scope.session, collation: scope.collation, batchSize: CANDIDATE_BATCH });
   let batch: Tombstone[] = [];
@@ -56,16 +61,17 @@ export async function recordTombstones(model: ToolModelType, filter: mongo.Filte
     const size = await updatesPerBulk(model.db, batch.length);
     for (let start = 0; start < batch.length; start += size) {
       // A tombstone left by an earlier attempt whose tool was not deleted is replaced: that one was void.
-      const writes = batch.slice(start, start + size).map((tombstone) => ({ replaceOne: { filter: { _id: tombstone._id }, replacement: tombstone, upsert: true } }));
+      const writes = batch.slice(start, start + size)
+        .map((tombstone) => ({ replaceOne: { filter: { _id: tombstone._id }, replacement: tombstone, upsert: true } })) as mongo.AnyBulkWriteOperation<Tombstone>[];
       await tombstones(model).bulkWrite(writes, { ordered: false, session: scope.session });
     }
-    recorded.push(...batch.map(({ _id }) => _id));
+    recorded.push(...batch.map(({ toolObjectId }) => toolObjectId));
     batch = [];
   };
   try {
     const now = new Date();
     for await (const tool of cursor) {
-      const tombstone = tombstoneFor(tool, toolsCollectionOf(model), now);
+      const tombstone = tombstoneFor(tool, toolsCollectionOf(model), now, token);
       if (tombstone !== null) batch.push(tombstone);
       if (batch.length >= CANDIDATE_BATCH) await flush();
     }
@@ -73,20 +79,40 @@ export async function recordTombstones(model: ToolModelType, filter: mongo.Filte
   } finally {
     await cursor.close();
   }
-  return recorded;
+  return { token, ids: recorded };
+}
+
+/** What a delete's tombstoning wrote: its token and the tools. */
+export interface Recorded {
+  token: mongo.ObjectId;
+  ids: mongo.ObjectId[];
 }
 
 /**
  * After a delete (or its failure): the tombstones of tools that still exist are void (the delete
  * matched another tool, or none, or failed) and go. Their points belong to a live tool.
  */
-export async function retireLiving(model: ToolModelType, ids: mongo.ObjectId[], session?: mongo.ClientSession): Promise<void> {
+export async function retireLiving(model: ToolModelType, { token, ids }: Recorded, session?: mongo.ClientSession): Promise<void> {
   for (let start = 0; start < ids.length; start += CANDIDATE_BATCH) {
     const chunk = ids.slice(start, start + CANDIDATE_BATCH);
     const living = await model.collection.find({ _id: { $in: chunk } }, { projection: { _id: 1 }, session }).toArray();
-    if (living.length > 0) await tombstones(model).deleteMany({ _id: { $in: living.map(({ _id }) => _id) }, toolsCollection: toolsCollectionOf(model) }, { session });
+    // Only its own: a concurrent delete of the same tool may have written the tombstone again.
+    const keys = living.map(({ _id }) => tombstoneKey(toolsCollectionOf(model), _id));
+    if (keys.length > 0) await tombstones(model).deleteMany({ _id: { $in: keys }, writtenBy: token }, { session });
   }
 }
+
+/**
+ * A tombstone whose tool still exists is void (its delete failed, or crashed before it was sent)
+ * only once it is this old: until then its delete may simply not have been sent yet (a large
+ * deleteMany tombstones every tool first).
+ */
+export const VOID_TOMBSTONE_AFTER_MS = 60 * 60 * 1000;
+
+/** A stored tombstone the package can act on: its key, an ObjectId tool `_id`, a string or null `id`, a Date. */
+const usable = (tombstone: Tombstone): boolean => tombstone.toolObjectId instanceof mongoose.Types.ObjectId
+  && tombstone._id === tombstoneKey(tombstone.toolsCollection, tombstone.toolObjectId)
+  && (tombstone.id === null || typeof tombstone.id === 'string') && tombstone.deletedAt instanceof Date;
 
 /** A deleted tool's points to remove from `collections`: give them to `remove`, then mark each. */
 export interface ClaimedDeletion {
@@ -118,7 +144,7 @@ export async function claimVectorDeletions(model: ToolModelType, given: ClaimOpt
   const found = await tombstones(model).find<Tombstone>({ toolsCollection: toolsCollectionOf(model), $or: work }, { sort: { deletedAt: 1, _id: 1 }, limit: options.limit }).toArray();
   if (found.length === 0) return [];
   const living = await model.collection.find<StoredTool>(
-    { $or: [{ _id: { $in: found.map(({ _id }) => _id) } }, { id: { $in: found.map(({ id }) => id).filter((id): id is string => id !== null) } }] },
+    { $or: [{ _id: { $in: found.filter(usable).map(({ toolObjectId }) => toolObjectId) } }, { id: { $in: found.map(({ id }) => id).filter((id): id is string => typeof id === 'string') } }] },
     { projection: { _id: 1, id: 1 } },
   ).toArray();
   const liveIds = new Set(living.map(({ _id }) => String(_id)));
@@ -126,15 +152,30 @@ export async function claimVectorDeletions(model: ToolModelType, given: ClaimOpt
   const claimed: ClaimedDeletion[] = [];
   let pairs = 0;
   for (const tombstone of found) {
-    if (liveIds.has(String(tombstone._id)) || (tombstone.id !== null && liveSlugs.has(tombstone.id))) {
-      await tombstones(model).deleteOne({ _id: tombstone._id });
+    // One the package did not write (or that was edited by hand) is left alone, never handed out.
+    if (!usable(tombstone)) continue;
+    if (liveIds.has(String(tombstone.toolObjectId))) {
+      // Its tool is still there: void once old enough (see VOID_TOMBSTONE_AFTER_MS), never work.
+      if (now.getTime() - tombstone.deletedAt.getTime() >= VOID_TOMBSTONE_AFTER_MS) await tombstones(model).deleteOne({ _id: tombstone._id, deletedAt: tombstone.deletedAt });
       continue;
     }
-    const got = await applyPlan<SyncCollectionName[], Tombstone>(tombstones(model), tombstone._id, (stored, at) => planClaimDeletion(stored, { ...options, collections, maxRetries }, at), {
-      what: `claimVectorDeletions(${String(tombstone._id)})`, first: tombstone, now: clock, missing: () => [],
-    });
+    if (tombstone.id !== null && liveSlugs.has(tombstone.id)) {
+      // Re-created under the same id: its upsert replaces the points (see the README).
+      await tombstones(model).deleteOne({ _id: tombstone._id, deletedAt: tombstone.deletedAt });
+      continue;
+    }
+    let got: SyncCollectionName[];
+    try {
+      got = await applyPlan<SyncCollectionName[], Tombstone>(planTarget(model), tombstone._id, (stored, at) => planClaimDeletion(stored, { ...options, collections, maxRetries }, at), {
+        what: `claimVectorDeletions(${tombstone._id})`, first: tombstone, now: clock, missing: () => [],
+      });
+    } catch (error) {
+      // One tombstone that cannot be claimed (its state was edited into something no write matches) never stops the others.
+      if (error instanceof SyncConflictError || error instanceof mongoose.mongo.MongoServerError || isUnsendable(error)) continue;
+      throw error;
+    }
     if (got.length === 0) continue;
-    claimed.push({ toolObjectId: tombstone._id, id: tombstone.id, deletedAt: tombstone.deletedAt, collections: got });
+    claimed.push({ toolObjectId: tombstone.toolObjectId, id: tombstone.id, deletedAt: tombstone.deletedAt, collections: got });
     pairs += got.length;
     if (pairs >= options.limit) break;
   }
@@ -142,7 +183,7 @@ export async function claimVectorDeletions(model: ToolModelType, given: ClaimOpt
 }
 
 /** Removes a tombstone whose removals are all done. */
-async function removeIfFinished(model: ToolModelType, id: mongo.ObjectId): Promise<void> {
+async function removeIfFinished(model: ToolModelType, id: string): Promise<void> {
   const tombstone = await tombstones(model).findOne<Tombstone>({ _id: id });
   const filter = tombstone === null ? null : finishedFilter(tombstone);
   if (filter !== null) await tombstones(model).deleteOne(filter);
@@ -158,10 +199,11 @@ export async function markVectorDeleted(
   const id = toolObjectId(toolIdArg, 'toolObjectId');
   const collection = collectionName(collectionArg);
   const workerId = options.workerId === undefined ? undefined : workerIdArgument(options.workerId);
-  const result = await applyPlan<VectorDeletedResult, Tombstone>(tombstones(model), id, (stored, now) => planMarkVectorDeleted(stored, collection, now, workerId), {
+  const key = tombstoneKey(toolsCollectionOf(model), id);
+  const result = await applyPlan<VectorDeletedResult, Tombstone>(planTarget(model), key, (stored, now) => planMarkVectorDeleted(stored, collection, now, workerId), {
     what: `markVectorDeleted(${id.toHexString()}, ${collection})`, missing: () => ({ done: true }),
   });
-  if (result.done) await removeIfFinished(model, id);
+  if (result.done) await removeIfFinished(model, key);
   return result;
 }
 
@@ -177,7 +219,7 @@ export async function markVectorDeleteFailed(
   const collection = collectionName(collectionArg);
   const workerId = options.workerId === undefined ? undefined : workerIdArgument(options.workerId);
   const failure = { errorCode: classifySyncError(error, 'qdrant'), lastError: String(truncateLastError(errorMessage(error))) };
-  return applyPlan<VectorDeleteFailedResult, Tombstone>(tombstones(model), id, (stored, now) => planMarkVectorDeleteFailed(stored, collection, failure, now, workerId), {
+  return applyPlan<VectorDeleteFailedResult, Tombstone>(planTarget(model), tombstoneKey(toolsCollectionOf(model), id), (stored, now) => planMarkVectorDeleteFailed(stored, collection, failure, now, workerId), {
     what: `markVectorDeleteFailed(${id.toHexString()}, ${collection})`, missing: () => ({ recorded: false, reason: 'already-done', claimedBy: null }),
   });
 }
@@ -192,8 +234,8 @@ export async function requeueFailedDeletions(model: ToolModelType, options: { co
   }));
   let requeued = 0;
   for (const tombstone of await tombstones(model).find<Tombstone>({ toolsCollection: toolsCollectionOf(model), $or: failedIn }).toArray()) {
-    requeued += await applyPlan<number, Tombstone>(tombstones(model), tombstone._id, (stored) => planRequeueDeletions(stored, collections, codes), {
-      what: `requeueFailed(deletion ${String(tombstone._id)})`, first: tombstone, missing: () => 0,
+    requeued += await applyPlan<number, Tombstone>(planTarget(model), tombstone._id, (stored) => planRequeueDeletions(stored, collections, codes), {
+      what: `requeueFailed(deletion ${tombstone._id})`, first: tombstone, missing: () => 0,
     });
   }
   return requeued;
@@ -204,7 +246,7 @@ export async function releaseDeletionClaims(model: ToolModelType, workerId: stri
   let released = 0;
   for (const name of SYNC_COLLECTION_NAMES) {
     const result = await tombstones(model).updateMany(
-      { toolsCollection: toolsCollectionOf(model), ...(ids === undefined ? {} : { _id: { $in: ids } }), [`collections.${name}.claimedBy`]: workerId },
+      { toolsCollection: toolsCollectionOf(model), ...(ids === undefined ? {} : { _id: { $in: ids.map((id) => tombstoneKey(toolsCollectionOf(model), id)) } }), [`collections.${name}.claimedBy`]: workerId },
       { $set: { [`collections.${name}.claimedBy`]: null, [`collections.${name}.claimedUntil`]: null } },
     );
     released += result.modifiedCount;

@@ -374,7 +374,7 @@ class SyncWorker<V> {
     }
   }
 
-  private claimLostAtMark(toolId: Types.ObjectId, collection: SyncCollectionName, claimedBy: string, lostBefore: boolean): void {
+  private claimLostAtMark(toolId: Types.ObjectId, collection: SyncCollectionName, claimedBy: string | null, lostBefore: boolean): void {
     if (!lostBefore) this.summary.claimLost += 1;
     this.emit({ type: 'claim-lost', workerId: this.settings.workerId, toolId, collection, during: 'mark', claimedBy });
   }

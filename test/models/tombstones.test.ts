@@ -1,7 +1,7 @@
 import mongoose from 'mongoose';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { SyncArgumentError, SYNC_COLLECTION_NAMES, ToolModel, type SyncCollectionName } from '../../src/index.js';
-import { recordTombstones, TOMBSTONE_COLLECTION } from '../../src/models/tombstones.js';
+import { recordTombstones, TOMBSTONE_COLLECTION, VOID_TOMBSTONE_AFTER_MS } from '../../src/models/tombstones.js';
 import { skipReason } from '../helpers/capabilities.js';
 import { engine, useTestDatabase } from '../helpers/database.js';
 import { toolInput } from '../helpers/tools.js';
@@ -9,7 +9,8 @@ import { toolInput } from '../helpers/tools.js';
 useTestDatabase(import.meta.url);
 
 interface StoredTombstone {
-  _id: mongoose.Types.ObjectId;
+  _id: string;
+  toolObjectId: mongoose.Types.ObjectId;
   id: string | null;
   toolsCollection: string;
   deletedAt: Date;
@@ -17,7 +18,7 @@ interface StoredTombstone {
 }
 
 const tombstones = (): mongoose.mongo.Collection => ToolModel.db.collection(TOMBSTONE_COLLECTION);
-const tombstoneOf = async (id: mongoose.Types.ObjectId): Promise<StoredTombstone | null> => tombstones().findOne<StoredTombstone>({ _id: id });
+const tombstoneOf = async (id: mongoose.Types.ObjectId): Promise<StoredTombstone | null> => tombstones().findOne<StoredTombstone>({ toolObjectId: id });
 
 /** A tool embedded in `collections` (the others never). */
 async function embeddedTool(collections: readonly SyncCollectionName[] = SYNC_COLLECTION_NAMES, overrides: Record<string, unknown> = {}): Promise<mongoose.Types.ObjectId> {
@@ -82,13 +83,18 @@ describe('every delete path leaves a tombstone for a tool with vectors, none for
 });
 
 describe('a crash between the tombstone and the delete', () => {
-  it('leaves the tombstone and the tool; the tombstone is void and never gives work', async () => {
+  it('leaves the tombstone and the tool; the tombstone never gives work, and is void once old enough', async () => {
     const id = await embeddedTool();
     // What a delete that never reached the server leaves: its tombstone, written first.
-    expect(await recordTombstones(ToolModel, { _id: id }, {})).toEqual([id]);
+    expect((await recordTombstones(ToolModel, { _id: id }, {})).ids).toEqual([id]);
     expect(await ToolModel.exists({ _id: id })).not.toBeNull();
     expect(await tombstoneOf(id)).not.toBeNull();
+    // Its delete may not have been sent yet (a large deleteMany tombstones everything first): kept.
     expect(await ToolModel.claimVectorDeletions({ workerId: 'w', limit: 10 })).toEqual([]);
+    expect(await tombstoneOf(id)).not.toBeNull();
+    // Old enough, and the tool still there: the delete never happened.
+    const later = new Date(Date.now() + VOID_TOMBSTONE_AFTER_MS + 1000);
+    expect(await ToolModel.claimVectorDeletions({ workerId: 'w', limit: 10, now: later })).toEqual([]);
     expect(await tombstoneOf(id)).toBeNull();
   });
 });

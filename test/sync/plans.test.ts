@@ -804,7 +804,7 @@ describe('marks by a claimant', () => {
   const future = new Date(NOW.getTime() + 1000);
   const past = new Date(NOW.getTime() - 1000);
 
-  it("are refused while another worker's lease is live, and go ahead once it has ended or when no worker is named", () => {
+  it("are refused unless the worker holds the pair (another's lease, live or ended, or a claim already released), and go ahead when no worker is named", () => {
     const live = storedTool({ overallStatus: 'pending', states: { tools: { status: 'pending', claimedBy: 'other', claimedUntil: future } } });
     const failure = { errorCode: 'UNKNOWN', lastError: 'x' } as const;
     expect(planMarkSynced(live, 'tools', HASHES.tools, NOW, 'w1')).toEqual({ kind: 'done', write: null, result: { synced: false, reason: 'claim-lost', claimedBy: 'other' } });
@@ -813,9 +813,16 @@ describe('marks by a claimant', () => {
     });
     expect(doneWrite(planMarkSynced(live, 'tools', HASHES.tools, NOW)).result).toEqual({ synced: true, vectorVersion: 3 });
     const ended = storedTool({ overallStatus: 'pending', states: { tools: { status: 'pending', claimedBy: 'other', claimedUntil: past } } });
-    const { write, result } = doneWrite(planMarkSynced(ended, 'tools', HASHES.tools, NOW, 'w1'));
+    expect(planMarkSynced(ended, 'tools', HASHES.tools, NOW, 'w1')).toEqual({ kind: 'done', write: null, result: { synced: false, reason: 'claim-lost', claimedBy: 'other' } });
+    // Synced and released by the worker that took it over: a late report of the first one writes nothing.
+    const released = storedTool({ states: { tools: { status: 'synced', claimedBy: null, claimedUntil: null } } });
+    expect(planMarkFailed(released, 'tools', failure, NOW, 'w1')).toEqual({
+      kind: 'done', write: null, result: { recorded: false, reason: 'claim-lost', claimedBy: null, errorCode: 'UNKNOWN', retryCount: 0 },
+    });
+    const own = storedTool({ overallStatus: 'pending', states: { tools: { status: 'pending', claimedBy: 'w1', claimedUntil: past } } });
+    const { write, result } = doneWrite(planMarkSynced(own, 'tools', HASHES.tools, NOW, 'w1'));
     expect(result).toEqual({ synced: true, vectorVersion: 3 });
-    expect(write?.filter).toMatchObject(claimAsRead('tools', 'other', past));
+    expect(write?.filter).toMatchObject(claimAsRead('tools', 'w1', past));
     expect(write?.update.$set).toMatchObject(claimCleared('tools'));
   });
 });

@@ -84,7 +84,7 @@ export async function beforeBulkWrite(this: ToolModelType, operations: Operation
     result = await this.bulkWrite(sent, own);
   } finally {
     if (prepared.some(({ marksContent }) => marksContent)) await settleAfterWrite(this, { [PENDING_HASH_CHECK]: token }, options?.session);
-    if (tombstoned.length > 0) await retireLiving(this, tombstoned, options?.session ?? undefined);
+    for (const recorded of tombstoned) await retireLiving(this, recorded, options?.session ?? undefined);
   }
   // Mongoose's documented way for a pre hook to replace the operation with its own result.
   // eslint-disable-next-line @typescript-eslint/only-throw-error

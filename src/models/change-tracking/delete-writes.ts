@@ -1,7 +1,7 @@
 import { type ReturnModelType } from '@typegoose/typegoose';
 import { type mongo, type Query } from 'mongoose';
 import { type Tool } from '../tool.js';
-import { recordTombstones, retireLiving } from '../tombstones.js';
+import { recordTombstones, retireLiving, type Recorded } from '../tombstones.js';
 import { type ToolDocument } from './document-writes.js';
 
 type ToolModelType = ReturnModelType<typeof Tool>;
@@ -11,7 +11,7 @@ type ToolQuery = Query<unknown, unknown>;
 export const DELETE_OPERATIONS = ['deleteOne', 'deleteMany', 'findOneAndDelete'] as const;
 
 /** The tools each delete tombstoned, from its pre hook to its post hook. */
-const tombstoned = new WeakMap<object, mongo.ObjectId[]>();
+const tombstoned = new WeakMap<object, Recorded>();
 
 const modelOf = (query: ToolQuery): ToolModelType => query.model as unknown as ToolModelType;
 
@@ -21,14 +21,17 @@ const modelOf = (query: ToolQuery): ToolModelType => query.model as unknown as T
  */
 export async function beforeQueryDelete(this: ToolQuery): Promise<void> {
   const options = this.getOptions() as { session?: mongo.ClientSession; collation?: mongo.CollationOptions };
-  tombstoned.set(this, await recordTombstones(modelOf(this), this.getFilter(), { session: options.session, collation: options.collation }));
+  // Cast as Mongoose will cast it for the delete (a hex string becomes an ObjectId, a date string a
+  // Date, strictQuery drops unknown paths): the raw read must match the tools the delete will.
+  const filter = this.cast(this.model, this.getFilter()) as mongo.Filter<mongo.Document>;
+  tombstoned.set(this, await recordTombstones(modelOf(this), filter, { session: options.session, collation: options.collation }));
 }
 
 /** After a delete, landed or not: the tombstones of tools still there are void. */
 export async function afterQueryDelete(this: ToolQuery): Promise<void> {
-  const ids = tombstoned.get(this);
+  const recorded = tombstoned.get(this);
   tombstoned.delete(this);
-  if (ids !== undefined && ids.length > 0) await retireLiving(modelOf(this), ids, (this.getOptions() as { session?: mongo.ClientSession }).session);
+  if (recorded !== undefined && recorded.ids.length > 0) await retireLiving(modelOf(this), recorded, (this.getOptions() as { session?: mongo.ClientSession }).session);
 }
 
 export async function afterQueryDeleteError(this: ToolQuery, error: unknown): Promise<void> {
@@ -44,9 +47,9 @@ export async function beforeDocumentDelete(this: ToolDocument): Promise<void> {
 }
 
 export async function afterDocumentDelete(this: ToolDocument): Promise<void> {
-  const ids = tombstoned.get(this);
+  const recorded = tombstoned.get(this);
   tombstoned.delete(this);
-  if (ids !== undefined && ids.length > 0) await retireLiving(documentModel(this), ids, this.$session() ?? undefined);
+  if (recorded !== undefined && recorded.ids.length > 0) await retireLiving(documentModel(this), recorded, this.$session() ?? undefined);
 }
 
 /** A bulk's delete operations, before the bulk is sent: their tombstones (see bulk-write.ts). */
@@ -54,12 +57,14 @@ export async function tombstonesForBulk(
   model: ToolModelType,
   operations: Record<string, unknown>[],
   session: mongo.ClientSession | undefined,
-): Promise<mongo.ObjectId[]> {
-  const ids: mongo.ObjectId[] = [];
+): Promise<Recorded[]> {
+  const recorded: Recorded[] = [];
   for (const operation of operations) {
     const body = (operation.deleteOne ?? operation.deleteMany) as { filter?: mongo.Filter<mongo.Document>; collation?: mongo.CollationOptions } | undefined;
     if (body?.filter === undefined) continue;
-    ids.push(...await recordTombstones(model, body.filter, { session, collation: body.collation }));
+    // Cast as Mongoose casts a bulk's filters (see beforeQueryDelete).
+    const filter = model.find().cast(model, body.filter) as mongo.Filter<mongo.Document>;
+    recorded.push(await recordTombstones(model, filter, { session, collation: body.collation }));
   }
-  return ids;
+  return recorded;
 }

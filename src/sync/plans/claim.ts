@@ -26,10 +26,13 @@ export interface ClaimRequest {
   limit: number;
 }
 
-/** Held by another worker whose lease has not ended (a caller that names no worker claims nothing: never). */
-export function heldByOther(state: ParsedCollection | undefined, workerId: string | undefined, now: Date): boolean {
-  if (workerId === undefined || state?.claimedBy === null || state?.claimedBy === undefined || state.claimedBy === workerId) return false;
-  return state.claimedUntil !== null && state.claimedUntil.getTime() > now.getTime();
+/**
+ * A worker's report no longer belongs to it: the pair is not claimed by `workerId` (another worker
+ * claimed it after the lease ended, or has already reported it and released it). A caller that
+ * names no worker claims nothing: never.
+ */
+export function claimLostBy(state: ParsedCollection | undefined, workerId: string | undefined): boolean {
+  return workerId !== undefined && state?.claimedBy !== workerId;
 }
 
 /** Held by a worker, this one included, whose lease has not ended. */

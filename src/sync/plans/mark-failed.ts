@@ -3,7 +3,7 @@ import { aggregateSyncStatus } from '../status-order.js';
 import { parseSyncState, type StoredTool } from '../stored-tool.js';
 import { collectionPath, METADATA_UPDATED_AT, OVERALL_STATUS } from '../sync-state.js';
 import { type SyncCollectionName, type SyncErrorCode } from '../vocabulary.js';
-import { claimUnchanged, clearClaim, heldByOther } from './claim.js';
+import { claimLostBy, claimUnchanged, clearClaim } from './claim.js';
 import { settledStatuses } from './mark-synced.js';
 import { type Decision } from './plan.js';
 import { planQuarantine } from './quarantine.js';
@@ -12,8 +12,8 @@ import { unchangedSince } from './settle.js';
 
 export type MarkFailedResult =
   | { recorded: true; errorCode: SyncErrorCode; retryCount: number }
-  /** The worker's lease ended and another worker claimed the work: nothing was recorded. */
-  | { recorded: false; reason: 'claim-lost'; claimedBy: string; errorCode: SyncErrorCode; retryCount: number };
+  /** The pair is not this worker's any more (its lease ended; another worker claimed or reported it): nothing was recorded. */
+  | { recorded: false; reason: 'claim-lost'; claimedBy: string | null; errorCode: SyncErrorCode; retryCount: number };
 
 /**
  * A sync attempt failed: `failed`, the classified error recorded, one more retry counted, and
@@ -36,8 +36,8 @@ export function planMarkFailed(
   const parsed = parseSyncState(tool);
   const state = parsed.collections[collection];
   const retryCount = (state?.retryCount ?? 0) + 1;
-  if (heldByOther(state, workerId, now)) {
-    return { kind: 'done', write: null, result: { recorded: false, reason: 'claim-lost', claimedBy: String(state?.claimedBy), errorCode: failure.errorCode, retryCount: retryCount - 1 } };
+  if (claimLostBy(state, workerId)) {
+    return { kind: 'done', write: null, result: { recorded: false, reason: 'claim-lost', claimedBy: state?.claimedBy ?? null, errorCode: failure.errorCode, retryCount: retryCount - 1 } };
   }
   const statuses = settledStatuses(tool);
   statuses[collection] = 'failed';

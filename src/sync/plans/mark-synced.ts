@@ -3,15 +3,15 @@ import { parseSyncState, type StoredTool } from '../stored-tool.js';
 import { collectionPath, METADATA_UPDATED_AT, OVERALL_STATUS } from '../sync-state.js';
 import { SYNC_COLLECTION_NAMES, type SyncCollectionName, type SyncStatus } from '../vocabulary.js';
 import { type Decision } from './plan.js';
-import { claimUnchanged, clearClaim, heldByOther } from './claim.js';
+import { claimLostBy, claimUnchanged, clearClaim } from './claim.js';
 import { settleFirst } from './settle-first.js';
 import { unchangedSince } from './settle.js';
 
 export type MarkSyncedResult =
   | { synced: true; vectorVersion: number }
   | { synced: false; reason: 'content-changed'; currentContentHash: string }
-  /** The worker's lease ended and another worker claimed the work: that one reports it. */
-  | { synced: false; reason: 'claim-lost'; claimedBy: string };
+  /** The pair is not this worker's any more (its lease ended; another worker claimed or reported it): nothing was written. */
+  | { synced: false; reason: 'claim-lost'; claimedBy: string | null };
 
 /** The four statuses of a settled tool (every collection parsed and complete). */
 export function settledStatuses(tool: StoredTool): Record<SyncCollectionName, SyncStatus> {
@@ -37,7 +37,7 @@ export function planMarkSynced(
   if (unsettled !== undefined) return unsettled;
   const parsed = parseSyncState(tool);
   const state = parsed.collections[collection];
-  if (heldByOther(state, workerId, now)) return { kind: 'done', write: null, result: { synced: false, reason: 'claim-lost', claimedBy: String(state?.claimedBy) } };
+  if (claimLostBy(state, workerId)) return { kind: 'done', write: null, result: { synced: false, reason: 'claim-lost', claimedBy: state?.claimedBy ?? null } };
   const current = state?.contentHash ?? '';
   // Either way the claim is done with: released, on the condition that it is still as read.
   const condition = { ...unchangedSince(tool._id, parsed), ...claimUnchanged(collection, state) };

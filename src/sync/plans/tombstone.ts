@@ -27,13 +27,17 @@ export interface DeletionState {
 }
 
 export interface Tombstone {
-  /** The deleted tool's `_id` (its toolObjectId). */
-  _id: mongo.ObjectId;
+  /** `<tools collection>/<tool _id>` (see tombstoneKey): one tombstone per tool of a tools collection. */
+  _id: string;
+  /** The deleted tool's `_id`. */
+  toolObjectId: mongo.ObjectId;
   /** The collection of tools it was deleted from (several tool collections may share a database). */
   toolsCollection: string;
   /** Its business `id`: the key its points were stored under. */
   id: string | null;
   deletedAt: Date;
+  /** The delete that wrote it: only that delete's own follow-up retires it (see retireLiving). */
+  writtenBy: mongo.ObjectId;
   collections: Partial<Record<SyncCollectionName, DeletionState>>;
 }
 
@@ -59,23 +63,29 @@ const freshDeletion = (): DeletionState => ({
   status: 'pending', lastSyncAttemptAt: null, lastError: null, errorCode: null, retryCount: 0, nextRetryAt: null, claimedBy: null, claimedUntil: null,
 });
 
+/** A tombstone's `_id`: tools collections sharing a database (and copies of one tool) never share one. */
+export const tombstoneKey = (toolsCollection: string, toolObjectId: mongo.ObjectId): string => `${toolsCollection}/${toolObjectId.toHexString()}`;
+
 /** The tombstone of a tool about to be deleted; null when it never had a vector (nothing to remove). */
-export function tombstoneFor(tool: StoredTool, toolsCollection: string, now: Date): Tombstone | null {
+export function tombstoneFor(tool: StoredTool, toolsCollection: string, now: Date, writtenBy: mongo.ObjectId): Tombstone | null {
   const names = collectionsWithVectors(tool, now);
   if (names.length === 0) return null;
   return {
-    _id: tool._id,
+    _id: tombstoneKey(toolsCollection, tool._id),
+    toolObjectId: tool._id,
     toolsCollection,
     id: typeof tool.id === 'string' ? tool.id : null,
     deletedAt: now,
+    writtenBy,
     collections: Object.fromEntries(names.map((name) => [name, freshDeletion()])),
   };
 }
 
 /** A stored tombstone's collection state, trusting nothing (the package writes them; a person might not). */
 export function deletionState(tombstone: Tombstone, name: SyncCollectionName): DeletionState | undefined {
-  const raw = (tombstone.collections as Record<string, unknown> | undefined)?.[name];
-  if (typeof raw !== 'object' || raw === null) return undefined;
+  const collections: unknown = tombstone.collections;
+  const raw = typeof collections === 'object' && collections !== null && !Array.isArray(collections) ? (collections as Record<string, unknown>)[name] : undefined;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || raw instanceof Date) return undefined;
   const state = raw as Record<string, unknown>;
   const status = (DELETION_STATUSES as readonly unknown[]).includes(state.status) ? (state.status as DeletionStatus) : 'pending';
   return {
@@ -169,7 +179,8 @@ export function planMarkVectorDeleteFailed(
 ): Decision<VectorDeleteFailedResult> {
   const state = deletionState(tombstone, collection);
   if (state === undefined || state.status === 'synced') return { kind: 'done', write: null, result: { recorded: false, reason: 'already-done', claimedBy: null } };
-  if (heldByOther(state, workerId, now)) return { kind: 'done', write: null, result: { recorded: false, reason: 'claim-lost', claimedBy: state.claimedBy } };
+  // Not this worker's any more: another one claimed it after the lease ended.
+  if (workerId !== undefined && state.claimedBy !== workerId) return { kind: 'done', write: null, result: { recorded: false, reason: 'claim-lost', claimedBy: state.claimedBy } };
   const retryCount = state.retryCount + 1;
   return {
     kind: 'done',

@@ -8,6 +8,7 @@ import {
   planMarkVectorDeleteFailed,
   planRequeueDeletions,
   tombstoneFor,
+  tombstoneKey,
   type DeletionState,
   type Tombstone,
 } from '../../../src/sync/plans/tombstone.js';
@@ -25,7 +26,11 @@ const deletion = (overrides: Partial<DeletionState> = {}): DeletionState => ({
   status: 'pending', lastSyncAttemptAt: null, lastError: null, errorCode: null, retryCount: 0, nextRetryAt: null, claimedBy: null, claimedUntil: null, ...overrides,
 });
 
-const tombstone = (collections: Tombstone['collections']): Tombstone => ({ _id: new Types.ObjectId(), toolsCollection: 'tools', id: 'vscode', deletedAt: EARLIER, collections });
+const WRITER = new Types.ObjectId();
+function tombstone(collections: Tombstone['collections']): Tombstone {
+  const toolObjectId = new Types.ObjectId();
+  return { _id: tombstoneKey('tools', toolObjectId), toolObjectId, toolsCollection: 'tools', id: 'vscode', deletedAt: EARLIER, writtenBy: WRITER, collections };
+}
 
 describe('which collections a deleted tool has points in', () => {
   it('embedded once (a vector version or a last sync), or claimed by a live lease; none means no tombstone', () => {
@@ -36,10 +41,12 @@ describe('which collections a deleted tool has points in', () => {
       interface: { status: 'pending', vectorVersion: 0, lastSyncedAt: null, claimedBy: 'w', claimedUntil: EARLIER },
     });
     expect(collectionsWithVectors(mixed, NOW)).toEqual(['tools', 'functionality', 'usecases']);
-    const made = tombstoneFor(mixed, 'tools', NOW);
-    expect(made).toEqual({ _id: mixed._id, toolsCollection: 'tools', id: 'vscode', deletedAt: NOW, collections: { tools: deletion(), functionality: deletion(), usecases: deletion() } });
-    expect(tombstoneFor(tool({ tools: { status: 'pending', vectorVersion: 0, lastSyncedAt: null } }), 'tools', NOW)).toBeNull();
-    expect(tombstoneFor({ _id: new Types.ObjectId() }, 'tools', NOW)).toBeNull();
+    const made = tombstoneFor(mixed, 'tools', NOW, WRITER);
+    expect(made).toEqual({
+      _id: `tools/${mixed._id.toHexString()}`, toolObjectId: mixed._id, toolsCollection: 'tools', id: 'vscode', deletedAt: NOW, writtenBy: WRITER, collections: { tools: deletion(), functionality: deletion(), usecases: deletion() },
+    });
+    expect(tombstoneFor(tool({ tools: { status: 'pending', vectorVersion: 0, lastSyncedAt: null } }), 'tools', NOW, WRITER)).toBeNull();
+    expect(tombstoneFor({ _id: new Types.ObjectId() }, 'tools', NOW, WRITER)).toBeNull();
   });
 });
 
