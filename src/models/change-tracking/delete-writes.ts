@@ -52,19 +52,30 @@ export async function afterDocumentDelete(this: ToolDocument): Promise<void> {
   if (recorded !== undefined && recorded.ids.length > 0) await retireLiving(documentModel(this), recorded, this.$session() ?? undefined);
 }
 
-/** A bulk's delete operations, before the bulk is sent: their tombstones (see bulk-write.ts). */
+/**
+ * A bulk's delete operations, before the bulk is sent: their tombstones (see bulk-write.ts). The
+ * deletes' filters are read together, one read per collation, so a bulk's deletes cost a read, the
+ * tombstones' bulks and a read after, however many there are.
+ */
 export async function tombstonesForBulk(
   model: ToolModelType,
   operations: Record<string, unknown>[],
   session: mongo.ClientSession | undefined,
 ): Promise<Recorded[]> {
-  const recorded: Recorded[] = [];
+  const byCollation = new Map<string, { collation: mongo.CollationOptions | undefined; filters: mongo.Filter<mongo.Document>[] }>();
   for (const operation of operations) {
     const body = (operation.deleteOne ?? operation.deleteMany) as { filter?: mongo.Filter<mongo.Document>; collation?: mongo.CollationOptions } | undefined;
     if (body?.filter === undefined) continue;
+    const key = JSON.stringify(body.collation ?? null);
+    const group = byCollation.get(key) ?? { collation: body.collation, filters: [] };
     // Cast as Mongoose casts a bulk's filters (see beforeQueryDelete).
-    const filter = model.find().cast(model, body.filter) as mongo.Filter<mongo.Document>;
-    recorded.push(await recordTombstones(model, filter, { session, collation: body.collation }));
+    group.filters.push(model.find().cast(model, body.filter) as mongo.Filter<mongo.Document>);
+    byCollation.set(key, group);
+  }
+  const recorded: Recorded[] = [];
+  for (const { collation, filters } of byCollation.values()) {
+    const filter = filters.length === 1 ? filters[0] ?? {} : { $or: filters };
+    recorded.push(await recordTombstones(model, filter, { session, collation }));
   }
   return recorded;
 }
