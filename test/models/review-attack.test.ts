@@ -1,35 +1,19 @@
 import mongoose from 'mongoose';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createToolModel, SYNC_COLLECTION_NAMES, ToolModel, type SyncCollectionName } from '../../src/index.js';
+import { createToolModel, ToolModel, type SyncCollectionName } from '../../src/index.js';
 import { TOMBSTONE_COLLECTION } from '../../src/models/tombstones.js';
+import { embeddedTool, tombstoneOf, tombstones } from '../helpers/tombstones.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { rawTool, toolInput } from '../helpers/tools.js';
 
 /*
- * Hostile review of claims, tombstones, embedding models and the worker. Every test here but the
- * last describe block fails against the code as reviewed: each name states the promised behaviour.
+ * From a hostile review of claims, tombstones, embedding models and the worker: every test here but
+ * the last describe block failed against the code as reviewed (each name states the promise), and
+ * stays as a regression test.
  */
 
 useTestDatabase(import.meta.url);
 
-interface StoredTombstone {
-  _id: string;
-  toolObjectId: mongoose.Types.ObjectId;
-  toolsCollection: string;
-  collections: Record<string, { status: string }>;
-}
-
-const tombstones = (): mongoose.mongo.Collection => ToolModel.db.collection(TOMBSTONE_COLLECTION);
-const tombstoneOf = async (id: mongoose.Types.ObjectId): Promise<StoredTombstone | null> => tombstones().findOne<StoredTombstone>({ toolObjectId: id });
-
-/** A tool embedded in `collections` (the others never). */
-async function embeddedTool(collections: readonly SyncCollectionName[] = SYNC_COLLECTION_NAMES, overrides: Record<string, unknown> = {}): Promise<mongoose.Types.ObjectId> {
-  const tool = await ToolModel.create(toolInput(overrides));
-  for (const name of collections) {
-    await ToolModel.markCollectionSynced(tool._id, name, { contentHash: tool.syncMetadata.collections[name].contentHash, embeddingModel: 'm' });
-  }
-  return tool._id;
-}
 
 async function collectionState(id: mongoose.Types.ObjectId, name: SyncCollectionName): Promise<Record<string, unknown>> {
   const stored = await rawTool({ _id: id });

@@ -1,33 +1,14 @@
 import mongoose from 'mongoose';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { SyncArgumentError, SYNC_COLLECTION_NAMES, ToolModel, type SyncCollectionName } from '../../src/index.js';
-import { recordTombstones, TOMBSTONE_COLLECTION, VOID_TOMBSTONE_AFTER_MS } from '../../src/models/tombstones.js';
+import { recordTombstones, VOID_TOMBSTONE_AFTER_MS } from '../../src/models/tombstones.js';
 import { skipReason } from '../helpers/capabilities.js';
+import { embeddedTool, tombstoneOf, tombstones } from '../helpers/tombstones.js';
 import { engine, useTestDatabase } from '../helpers/database.js';
 import { toolInput } from '../helpers/tools.js';
 
 useTestDatabase(import.meta.url);
 
-interface StoredTombstone {
-  _id: string;
-  toolObjectId: mongoose.Types.ObjectId;
-  id: string | null;
-  toolsCollection: string;
-  deletedAt: Date;
-  collections: Record<string, { status: string; retryCount: number; nextRetryAt: Date | null; errorCode: string | null }>;
-}
-
-const tombstones = (): mongoose.mongo.Collection => ToolModel.db.collection(TOMBSTONE_COLLECTION);
-const tombstoneOf = async (id: mongoose.Types.ObjectId): Promise<StoredTombstone | null> => tombstones().findOne<StoredTombstone>({ toolObjectId: id });
-
-/** A tool embedded in `collections` (the others never). */
-async function embeddedTool(collections: readonly SyncCollectionName[] = SYNC_COLLECTION_NAMES, overrides: Record<string, unknown> = {}): Promise<mongoose.Types.ObjectId> {
-  const tool = await ToolModel.create(toolInput(overrides));
-  for (const name of collections) {
-    await ToolModel.markCollectionSynced(tool._id, name, { contentHash: tool.syncMetadata.collections[name].contentHash, embeddingModel: 'm' });
-  }
-  return tool._id;
-}
 
 beforeEach(async () => {
   await ToolModel.deleteMany({});

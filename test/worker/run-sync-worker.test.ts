@@ -65,6 +65,22 @@ async function seedTools(count: number): Promise<mongoose.Types.ObjectId[]> {
 /** The options every worker here shares: the embedding model it records, and a vector store's removal (no deletions here but below). */
 const CALLER = { embeddingModel: 'simulated-embedder-1', remove: (): Promise<void> => Promise.resolve() };
 
+/** `model`, whose first call of `method` the database "refuses" (a reset connection). */
+function refusingFirst(model: ToolModelType, method: 'claimSyncWork' | 'claimVectorDeletions'): ToolModelType {
+  let refused = false;
+  return new Proxy(model, {
+    get(target, key, receiver) {
+      const value = Reflect.get(target, key, receiver) as unknown;
+      if (key !== method || typeof value !== 'function') return value;
+      return (...args: unknown[]): unknown => {
+        if (refused) return Reflect.apply(value, receiver, args);
+        refused = true;
+        return Promise.reject(new mongoose.mongo.MongoNetworkError('connection reset'));
+      };
+    },
+  });
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A promise to resolve from outside. */
@@ -512,19 +528,8 @@ describe('runSyncWorker', () => {
   it('reports a database error as an event and goes on', async () => {
     await seedTools(1);
     const model = await workerModel();
-    let refused = false;
     // The same model, whose first claim the database "refuses".
-    const flaky = new Proxy(model, {
-      get(target, key, receiver) {
-        const value = Reflect.get(target, key, receiver) as unknown;
-        if (key !== 'claimSyncWork' || typeof value !== 'function') return value;
-        return (...args: unknown[]): unknown => {
-          if (refused) return Reflect.apply(value, receiver, args);
-          refused = true;
-          return Promise.reject(new mongoose.mongo.MongoNetworkError('connection reset'));
-        };
-      },
-    });
+    const flaky = refusingFirst(model, 'claimSyncWork');
     const target = simulatedTarget();
     const errors: SyncWorkerEvent[] = [];
     const summary = await runSyncWorker({ ...CALLER,
@@ -539,19 +544,8 @@ describe('runSyncWorker', () => {
   it('a refused claim of removals never strands the pairs claimed just before it', async () => {
     await seedTools(1);
     const model = await workerModel();
-    let refused = false;
     // The first claim of removals is "refused" by the database, right after pairs were claimed.
-    const flaky = new Proxy(model, {
-      get(target, key, receiver) {
-        const value = Reflect.get(target, key, receiver) as unknown;
-        if (key !== 'claimVectorDeletions' || typeof value !== 'function') return value;
-        return (...args: unknown[]): unknown => {
-          if (refused) return Reflect.apply(value, receiver, args);
-          refused = true;
-          return Promise.reject(new mongoose.mongo.MongoNetworkError('connection reset'));
-        };
-      },
-    });
+    const flaky = refusingFirst(model, 'claimVectorDeletions');
     const target = simulatedTarget();
     const summary = await runSyncWorker({ ...CALLER, model: flaky, embed: target.embed, upsert: target.upsert, stopWhenIdle: true, pollIntervalMs: 20, concurrency: 8 });
     expect(summary).toMatchObject({ errors: 1, synced: 4, claimed: 4 });
