@@ -108,6 +108,16 @@ describe('tool-sync seed, status and requeue', () => {
     const rest = await runCli(['requeue', '--vector-collection', 'usecases', '--uri', uri()]);
     expect(rest.stdout).toContain('requeued 1 failed collection');
     expect(await ToolModel.countDocuments({ 'syncMetadata.overallStatus': 'failed' })).toBe(0);
+
+    // A deleted tool whose point could not be removed: shown by status, put back in line by requeue.
+    await ToolModel.deleteOne({ _id: first._id });
+    await ToolModel.claimVectorDeletions({ workerId: 'w', limit: 10, collections: ['tools'] });
+    await ToolModel.markVectorDeleteFailed(first._id, 'tools', new Error('503 Service Unavailable'), { workerId: 'w' });
+    const withDeletions = await runCli(['status', '--uri', uri()]);
+    expect(withDeletions.stdout).toMatch(/deletions failed[^\n]*\n[^]*?tools\s*│\s*0\s*│\s*1\s*│/);
+    const deletions = await runCli(['requeue', '--uri', uri()]);
+    expect(deletions.stdout).toContain("requeued 1 failed removal of deleted tools' points");
+    expect((await ToolModel.getSyncStats()).deletions.tools).toEqual({ pending: 1, failed: 0 });
   });
 });
 
