@@ -18,7 +18,7 @@ import { SYNC_COLLECTION_NAMES, type SyncCollectionName } from '../sync/vocabula
 import { applyPlan, isUnsendable, type ToolCollection } from './conditional-write.js';
 import { SyncConflictError } from './errors.js';
 import { collectionName, collectionNames, dateArgument, errorCodes, integerInRange, toolObjectId } from './sync-arguments.js';
-import { leaseArgument, workerIdArgument, type ClaimOptions } from './tool-claims.js';
+import { leaseArgument, workerIdArgument, workerIdOption, type ClaimOptions } from './tool-claims.js';
 import { limitArgument } from './tool-queries.js';
 import { type Tool } from './tool.js';
 import { updatesPerBulk } from './updates-per-bulk.js';
@@ -198,7 +198,7 @@ export async function markVectorDeleted(
 ): Promise<VectorDeletedResult> {
   const id = toolObjectId(toolIdArg, 'toolObjectId');
   const collection = collectionName(collectionArg);
-  const workerId = options.workerId === undefined ? undefined : workerIdArgument(options.workerId);
+  const workerId = workerIdOption(options);
   const key = tombstoneKey(toolsCollectionOf(model), id);
   const result = await applyPlan<VectorDeletedResult, Tombstone>(planTarget(model), key, (stored, now) => planMarkVectorDeleted(stored, collection, now, workerId), {
     what: `markVectorDeleted(${id.toHexString()}, ${collection})`, missing: () => ({ done: true }),
@@ -217,7 +217,7 @@ export async function markVectorDeleteFailed(
 ): Promise<VectorDeleteFailedResult> {
   const id = toolObjectId(toolIdArg, 'toolObjectId');
   const collection = collectionName(collectionArg);
-  const workerId = options.workerId === undefined ? undefined : workerIdArgument(options.workerId);
+  const workerId = workerIdOption(options);
   const failure = { errorCode: classifySyncError(error, 'qdrant'), lastError: String(truncateLastError(errorMessage(error))) };
   return applyPlan<VectorDeleteFailedResult, Tombstone>(planTarget(model), tombstoneKey(toolsCollectionOf(model), id), (stored, now) => planMarkVectorDeleteFailed(stored, collection, failure, now, workerId), {
     what: `markVectorDeleteFailed(${id.toHexString()}, ${collection})`, missing: () => ({ recorded: false, reason: 'already-done', claimedBy: null }),

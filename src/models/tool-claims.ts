@@ -34,6 +34,12 @@ export function workerIdArgument(value: unknown): string {
   throw new SyncArgumentError('workerId', value, 'a non-empty string of at most 200 characters naming the worker');
 }
 
+/** The optional `workerId` of a mark's options (options a JavaScript caller may pass as anything): checked, or undefined. */
+export function workerIdOption(options: unknown): string | undefined {
+  const given = typeof options === 'object' && options !== null ? (options as { workerId?: unknown }).workerId : undefined;
+  return given === undefined ? undefined : workerIdArgument(given);
+}
+
 export const leaseArgument = (value: unknown): number => integerInRange(value ?? DEFAULT_LEASE_MS, 'leaseMs', 1000, MAX_LEASE_MS);
 
 /**

@@ -13,7 +13,7 @@ import { applyPlan } from './conditional-write.js';
 import { SyncArgumentError } from './errors.js';
 import { collectionName, collectionNames, contentHashArgument, embeddingModelArgument, errorCodes, toolObjectId } from './sync-arguments.js';
 import { type Tool } from './tool.js';
-import { workerIdArgument } from './tool-claims.js';
+import { workerIdOption } from './tool-claims.js';
 import { truncateLastError } from './validators.js';
 
 type ToolModelType = ReturnModelType<typeof Tool>;
@@ -36,7 +36,7 @@ export async function markCollectionSynced(
   const collection = collectionName(collectionArg);
   const given = options as { contentHash?: unknown; workerId?: unknown; embeddingModel?: unknown } | undefined;
   const contentHash = contentHashArgument(given?.contentHash);
-  const workerId = given?.workerId === undefined ? undefined : workerIdArgument(given.workerId);
+  const workerId = workerIdOption(given);
   const embeddingModel = given?.embeddingModel === undefined || given.embeddingModel === null ? null : embeddingModelArgument(given.embeddingModel);
   return applyPlan(toolCollection(model), id, (tool, now) => planMarkSynced(tool, collection, contentHash, now, workerId, embeddingModel), {
     what: `markCollectionSynced(${id.toHexString()}, ${collection})`,
@@ -54,9 +54,7 @@ export async function markCollectionFailed(
   const id = toolObjectId(toolId);
   const collection = collectionName(collectionArg);
   if (!(SYNC_STAGES as readonly unknown[]).includes(stage)) throw new SyncArgumentError('stage', stage, `one of ${SYNC_STAGES.join(', ')}`);
-  // Typed as an object, but a JavaScript caller may pass anything.
-  const given: { workerId?: unknown } = typeof options === 'object' && (options as unknown) !== null ? options : {};
-  const workerId = given.workerId === undefined ? undefined : workerIdArgument(given.workerId);
+  const workerId = workerIdOption(options);
   const failure = { errorCode: classifySyncError(error, stage as SyncStage), lastError: String(truncateLastError(errorMessage(error))) };
   return applyPlan(toolCollection(model), id, (tool, now) => planMarkFailed(tool, collection, failure, now, workerId), {
     what: `markCollectionFailed(${id.toHexString()}, ${collection})`,
