@@ -65,7 +65,8 @@ export async function applyPlan<T, D extends { _id: mongo.ObjectId | string } = 
     // A tombstone's `_id` is a string: the driver's default typing of `_id` (an ObjectId) does not say so.
     const byId = { _id: id } as mongo.Filter<mongo.Document>;
     const doc: D | null = attempt === 0 && context.first !== undefined ? context.first : await collection.findOne<D>(byId, { session: context.session });
-    const hex = typeof id === 'string' ? id : id.toHexString();
+    // Any `_id` a document may have (a legacy tool's may be a number): named, never a TypeError.
+    const hex = String(id);
     if (doc === null) {
       if (context.missing !== undefined) return context.missing();
       throw new ToolNotFoundError(hex);

@@ -6,6 +6,7 @@ import {
   planClaimDeletion,
   planMarkVectorDeleted,
   planMarkVectorDeleteFailed,
+  planReopenRemoval,
   planRequeueDeletions,
   tombstoneFor,
   tombstoneKey,
@@ -14,6 +15,7 @@ import {
   type VectorDeleteFailedResult,
 } from '../sync/plans/tombstone.js';
 import { type StoredTool } from '../sync/stored-tool.js';
+import { pointIdFromHex } from '../sync/point-id.js';
 import { SYNC_COLLECTION_NAMES, type SyncCollectionName } from '../sync/vocabulary.js';
 import { applyPlan, isUnsendable, type ToolCollection } from './conditional-write.js';
 import { SyncConflictError } from './errors.js';
@@ -118,17 +120,34 @@ const usable = (tombstone: Tombstone): boolean => tombstone.toolObjectId instanc
 export interface ClaimedDeletion {
   /** The deleted tool's `_id`. */
   toolObjectId: Types.ObjectId;
-  /** Its business `id` (the key its points were stored under); null if it had none. */
+  /** The key of its points (pointIdOf its `_id`): remove this point from each collection. */
+  pointId: string;
+  /** Its business `id` when it was deleted, for the record (null if unknown). */
   id: string | null;
   deletedAt: Date;
   collections: SyncCollectionName[];
 }
 
+/** Removals the worker may claim in `name`: pending or failed and due, no lease live, no embedding upsert still to come. */
+function removalWork(name: SyncCollectionName, now: Date): Record<string, unknown>[] {
+  const path = (key: string): string => `collections.${name}.${key}`;
+  const free = { $and: [
+    { $or: [{ [path('claimedUntil')]: null }, { [path('claimedUntil')]: { $lte: now } }] },
+    { $or: [{ [path('notBefore')]: null }, { [path('notBefore')]: { $lte: now } }] },
+  ] };
+  return [
+    { [path('status')]: 'pending', ...free },
+    { [path('status')]: 'failed', [path('nextRetryAt')]: { $lte: now }, ...free },
+  ];
+}
+
 /**
  * Claims up to `limit` removals (tombstone × collection) that are pending, or failed and due, each
- * leased to `workerId` like live work. A tombstone whose tool exists again is void and goes; so does
- * one whose `id` a live tool now has: that tool's upsert by `id` replaces the points, and removing
- * them by `id` would remove the live tool's.
+ * leased to `workerId` like live work; never one held by a live lease (this worker's own
+ * included), nor one whose tool a worker was embedding when it was deleted until that worker's
+ * lease has ended or its mark has come. A tombstone whose tool exists again is void and goes. A
+ * tool re-created under the same business `id` is another document (another `_id`, so other
+ * points): its predecessor's removals stay owed.
  */
 export async function claimVectorDeletions(model: ToolModelType, given: ClaimOptions = {}): Promise<ClaimedDeletion[]> {
   const options = { workerId: workerIdArgument(given.workerId), limit: limitArgument(given.limit, 10), leaseMs: leaseArgument(given.leaseMs), now: given.now };
@@ -137,18 +156,11 @@ export async function claimVectorDeletions(model: ToolModelType, given: ClaimOpt
   const fixedNow = options.now === undefined ? undefined : dateArgument(options.now, 'now');
   const clock = (): Date => fixedNow ?? new Date();
   const now = clock();
-  const work = collections.flatMap((name) => [
-    { [`collections.${name}.status`]: 'pending' },
-    { [`collections.${name}.status`]: 'failed', [`collections.${name}.nextRetryAt`]: { $lte: now } },
-  ]);
+  const work = collections.flatMap((name) => removalWork(name, now));
   const found = await tombstones(model).find<Tombstone>({ toolsCollection: toolsCollectionOf(model), $or: work }, { sort: { deletedAt: 1, _id: 1 }, limit: options.limit }).toArray();
   if (found.length === 0) return [];
-  const living = await model.collection.find<StoredTool>(
-    { $or: [{ _id: { $in: found.filter(usable).map(({ toolObjectId }) => toolObjectId) } }, { id: { $in: found.map(({ id }) => id).filter((id): id is string => typeof id === 'string') } }] },
-    { projection: { _id: 1, id: 1 } },
-  ).toArray();
+  const living = await model.collection.find<StoredTool>({ _id: { $in: found.filter(usable).map(({ toolObjectId }) => toolObjectId) } }, { projection: { _id: 1 } }).toArray();
   const liveIds = new Set(living.map(({ _id }) => String(_id)));
-  const liveSlugs = new Set(living.map(({ id }) => id));
   const claimed: ClaimedDeletion[] = [];
   let pairs = 0;
   for (const tombstone of found) {
@@ -157,11 +169,6 @@ export async function claimVectorDeletions(model: ToolModelType, given: ClaimOpt
     if (liveIds.has(String(tombstone.toolObjectId))) {
       // Its tool is still there: void once old enough (see VOID_TOMBSTONE_AFTER_MS), never work.
       if (now.getTime() - tombstone.deletedAt.getTime() >= VOID_TOMBSTONE_AFTER_MS) await tombstones(model).deleteOne({ _id: tombstone._id, deletedAt: tombstone.deletedAt });
-      continue;
-    }
-    if (tombstone.id !== null && liveSlugs.has(tombstone.id)) {
-      // Re-created under the same id: its upsert replaces the points (see the README).
-      await tombstones(model).deleteOne({ _id: tombstone._id, deletedAt: tombstone.deletedAt });
       continue;
     }
     let got: SyncCollectionName[];
@@ -175,11 +182,21 @@ export async function claimVectorDeletions(model: ToolModelType, given: ClaimOpt
       throw error;
     }
     if (got.length === 0) continue;
-    claimed.push({ toolObjectId: tombstone.toolObjectId, id: tombstone.id, deletedAt: tombstone.deletedAt, collections: got });
+    const { toolObjectId, id, deletedAt } = tombstone;
+    claimed.push({ toolObjectId, pointId: pointIdFromHex(toolObjectId.toHexString()), id, deletedAt, collections: got });
     pairs += got.length;
     if (pairs >= options.limit) break;
   }
   return claimed;
+}
+
+/**
+ * A point was written (or may have been) for a tool that is gone: its removal in `collection` is
+ * owed after that write, whatever the tombstone said (see planReopenRemoval).
+ */
+export async function reopenRemoval(model: ToolModelType, toolObjectId: mongo.ObjectId, collection: SyncCollectionName): Promise<void> {
+  const { filter, update, upsert } = planReopenRemoval({ toolObjectId, toolsCollection: toolsCollectionOf(model) }, collection, new Date(), new mongoose.Types.ObjectId());
+  await tombstones(model).updateOne(filter as mongo.Filter<Tombstone>, update, { upsert });
 }
 
 /** Removes a tombstone whose removals are all done. */

@@ -1,5 +1,5 @@
 import { type DocumentType, type ReturnModelType } from '@typegoose/typegoose';
-import { type Types } from 'mongoose';
+import mongoose, { type Types } from 'mongoose';
 import { isSyncStatus, SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, SYNC_STATUSES, type SyncCollectionName, type SyncErrorCode, type SyncStatus } from '../sync/vocabulary.js';
 import { parseSyncState, type ParsedSyncState, type StoredTool } from '../sync/stored-tool.js';
 import { planQuarantine, QUARANTINE_MESSAGE_PREFIX } from '../sync/plans/quarantine.js';
@@ -93,8 +93,14 @@ function dueIn(parsed: ParsedSyncState, maxRetries: number, now: Date): SyncColl
   });
 }
 
-/** Failed collections stored before retry times were: a settle gives them theirs. */
-export const WITHOUT_RETRY_TIME = SYNC_COLLECTION_NAMES.map((name) => ({ [statusPath(name)]: 'failed', [collectionPath(name, 'nextRetryAt')]: { $exists: false } }));
+/**
+ * Failed collections without a retry time (stored before retry times were, or by another writer
+ * that left it null): a settle gives them theirs.
+ */
+export const WITHOUT_RETRY_TIME = SYNC_COLLECTION_NAMES.flatMap((name) => [
+  { [statusPath(name)]: 'failed', [collectionPath(name, 'nextRetryAt')]: { $exists: false } },
+  { [statusPath(name)]: 'failed', [collectionPath(name, 'nextRetryAt')]: null, [collectionPath(name, 'errorCode')]: { $ne: 'VALIDATION_ERROR' } },
+]);
 
 /** Documents per reply of each collection's queue: what a poll reads beyond what it returns. */
 export const QUEUE_BATCH = 16;
@@ -275,8 +281,10 @@ export async function getSyncStats(model: ToolModelType, options: { now?: unknow
   }
   const waiting = { $or: [...SYNC_COLLECTION_NAMES.map((name) => ({ [statusPath(name)]: { $in: NEEDS_SYNC } }))] };
   const oldest = await model.findOne(waiting, { 'syncMetadata.updatedAt': 1 }).sort({ 'syncMetadata.updatedAt': 1 }).lean<{ _id: Types.ObjectId; syncMetadata?: { updatedAt?: Date } }>();
-  const oldestLegacy = legacyWithoutMetadata > 0 ? await model.findOne(LEGACY, { createdAt: 1, _id: 1 }).sort({ _id: 1 }).lean<{ _id: Types.ObjectId; createdAt?: Date }>() : null;
-  const since = [oldest?.syncMetadata?.updatedAt, oldestLegacy?.createdAt ?? oldestLegacy?._id.getTimestamp()]
+  const oldestLegacy = legacyWithoutMetadata > 0 ? await model.findOne(LEGACY, { createdAt: 1, _id: 1 }).sort({ _id: 1 }).lean<{ _id: unknown; createdAt?: Date }>() : null;
+  // A legacy tool's `_id` may be anything: only an ObjectId tells when it was made.
+  const legacyId = oldestLegacy?._id;
+  const since = [oldest?.syncMetadata?.updatedAt, oldestLegacy?.createdAt ?? (legacyId instanceof mongoose.Types.ObjectId ? legacyId.getTimestamp() : undefined)]
     .filter((date): date is Date => date instanceof Date)
     .map((date) => date.getTime());
   return {

@@ -14,6 +14,7 @@ import { SyncArgumentError } from './errors.js';
 import { collectionName, collectionNames, contentHashArgument, embeddingModelArgument, errorCodes, toolObjectId } from './sync-arguments.js';
 import { type Tool } from './tool.js';
 import { workerIdOption } from './tool-claims.js';
+import { reopenRemoval } from './tombstones.js';
 import { truncateLastError } from './validators.js';
 
 type ToolModelType = ReturnModelType<typeof Tool>;
@@ -38,9 +39,17 @@ export async function markCollectionSynced(
   const contentHash = contentHashArgument(given?.contentHash);
   const workerId = workerIdOption(given);
   const embeddingModel = given?.embeddingModel === undefined || given.embeddingModel === null ? null : embeddingModelArgument(given.embeddingModel);
-  return applyPlan(toolCollection(model), id, (tool, now) => planMarkSynced(tool, collection, contentHash, now, workerId, embeddingModel), {
+  let deleted = false;
+  const result = await applyPlan<MarkSyncedResult>(toolCollection(model), id, (tool, now) => planMarkSynced(tool, collection, contentHash, now, workerId, embeddingModel), {
     what: `markCollectionSynced(${id.toHexString()}, ${collection})`,
+    missing: () => {
+      deleted = true;
+      return { synced: false, reason: 'deleted' };
+    },
   });
+  // The caller wrote a point for a tool that is gone: its removal comes after that write.
+  if (deleted) await reopenRemoval(model, id, collection);
+  return result;
 }
 
 export async function markCollectionFailed(
@@ -56,9 +65,18 @@ export async function markCollectionFailed(
   if (!(SYNC_STAGES as readonly unknown[]).includes(stage)) throw new SyncArgumentError('stage', stage, `one of ${SYNC_STAGES.join(', ')}`);
   const workerId = workerIdOption(options);
   const failure = { errorCode: classifySyncError(error, stage as SyncStage), lastError: String(truncateLastError(errorMessage(error))) };
-  return applyPlan(toolCollection(model), id, (tool, now) => planMarkFailed(tool, collection, failure, now, workerId), {
+  // A failed store write may have landed all the same.
+  const mayHaveWritten = stage === 'qdrant';
+  let deleted = false;
+  const result = await applyPlan<MarkFailedResult>(toolCollection(model), id, (tool, now) => planMarkFailed(tool, collection, failure, now, workerId, mayHaveWritten), {
     what: `markCollectionFailed(${id.toHexString()}, ${collection})`,
+    missing: () => {
+      deleted = true;
+      return { recorded: false, reason: 'deleted', errorCode: failure.errorCode };
+    },
   });
+  if (deleted && mayHaveWritten) await reopenRemoval(model, id, collection);
+  return result;
 }
 
 export interface RequeueOptions {

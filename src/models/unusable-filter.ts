@@ -38,6 +38,8 @@ function badCollectionValues(name: (typeof SYNC_COLLECTION_NAMES)[number]): Cond
 
 export const UNUSABLE_METADATA: Condition = {
   $or: [
+    // Not metadata, but what every claim and mark names the tool by (see parseSyncState).
+    { _id: { $not: { $type: 'objectId' } } },
     notOfType(SYNC_METADATA, ['object', 'null']),
     present(OVERALL_STATUS, { $nin: [...SYNC_STATUSES] }),
     notOfType(`${SYNC_METADATA}.collections`, ['object']),

@@ -93,6 +93,14 @@ const describe = (value: unknown): string => {
   }
 };
 
+/**
+ * Failed for a reason worth retrying, yet no retry time (another writer stored the failure): no
+ * retry queue would ever find it, so a settle makes it due (see planSettle).
+ */
+function failedWithoutRetryTime(stored: Record<string, unknown>): boolean {
+  return stored.status === 'failed' && stored.errorCode !== 'VALIDATION_ERROR' && stored.nextRetryAt === null;
+}
+
 function parseCollection(name: SyncCollectionName, stored: Record<string, unknown>): ParsedCollection {
   // A retry time means something for a failed collection only: elsewhere its absence is null.
   const missing = COLLECTION_STATE_KEYS.filter((key) => stored[key] === undefined
@@ -114,7 +122,7 @@ function parseCollection(name: SyncCollectionName, stored: Record<string, unknow
   const bad = checks.find(([key, valid]) => stored[key] !== undefined && !valid(stored[key]));
   const hash = typeof stored.contentHash === 'string' && HASH.test(stored.contentHash) ? stored.contentHash : '';
   return {
-    complete: missing.length === 0 && bad === undefined && hash !== '',
+    complete: missing.length === 0 && bad === undefined && hash !== '' && !failedWithoutRetryTime(stored),
     missing,
     status: isSyncStatus(stored.status) ? stored.status : undefined,
     storedStatus: stored.status,
@@ -150,19 +158,31 @@ export function parseSyncState(tool: StoredTool): ParsedSyncState {
   }
 }
 
+/**
+ * Claims, marks and point keys name a tool by its ObjectId `_id` (see pointIdOf): a tool stored
+ * with another `_id` (a legacy number, string or UUID) cannot be worked on, and says why.
+ */
+function unusableId(id: unknown): string | undefined {
+  if (id === undefined || (typeof id === 'object' && id !== null && (id as { _bsontype?: unknown })._bsontype === 'ObjectId')) return undefined;
+  const kind = id === null ? 'null' : typeof id === 'object' ? String((id as { _bsontype?: unknown })._bsontype ?? 'an object') : `a ${typeof id}`;
+  return `_id ${describe(id)} (${kind}) is not an ObjectId: tool-sync claims and keys points by an ObjectId _id; `
+    + 're-insert the tool with one (and delete this copy)';
+}
+
 function parse(tool: StoredTool): ParsedSyncState {
   const meta = tool.syncMetadata;
   const absent = meta === undefined || meta === null;
   const collections = {} as Record<SyncCollectionName, ParsedCollection | undefined>;
   for (const name of SYNC_COLLECTION_NAMES) collections[name] = undefined;
+  const badId = unusableId(tool._id);
   if (!absent && !isObject(meta)) {
     return {
-      absent, invalid: `syncMetadata is ${describe(meta)}, not an object`, overallStatus: undefined, pendingHashCheck: null,
+      absent, invalid: badId ?? `syncMetadata is ${describe(meta)}, not an object`, overallStatus: undefined, pendingHashCheck: null,
       lastModifiedFields: [], missingMetadataKeys: [], collections,
     };
   }
   const stored = isObject(meta) ? meta : {};
-  let invalid: string | undefined;
+  let invalid: string | undefined = badId;
   if (stored.overallStatus !== undefined && !isSyncStatus(stored.overallStatus)) invalid = `syncMetadata.overallStatus is ${describe(stored.overallStatus)}`;
   const storedCollections = stored.collections;
   if (storedCollections !== undefined && !isObject(storedCollections)) invalid ??= `syncMetadata.collections is ${describe(storedCollections)}`;

@@ -19,8 +19,15 @@ export interface SyncWorkerSummary {
   failed: number;
   /** Embedded, but the content changed meanwhile: waiting again with its new hash. */
   contentChanged: number;
-  /** The lease ended and another worker took the work over (the pair is theirs now). */
+  /**
+   * Pairs this worker stopped holding: a renewal found the claim gone, the lease ran out without a
+   * renewal, or the mark found another worker's claim (the pair is theirs now, or back in line).
+   */
   claimLost: number;
+  /** Of those, the pairs put back in line because this worker's store write may have replaced a later one's (see the fencing rule). */
+  reopened: number;
+  /** Pairs whose tool was deleted while they were in work (a removal of the point is recorded when one was written). */
+  deletedMeanwhile: number;
   /** Given back unfinished when the worker stopped (aborted calls, or a mark the database refused). */
   released: number;
   /** How many times a rate limit or an outage paused new calls. */
@@ -44,10 +51,14 @@ export type SyncWorkerEvent =
   /** Embedded an older content: the pair waits again with `currentContentHash` (this or another worker re-embeds it). */
   | (PairOf & { type: 'content-changed'; contentHash: string; currentContentHash: string })
   /**
-   * The lease was lost: found by a renewal (the work goes on and its mark tells), or by the mark
-   * (another worker holds it now: `claimedBy`; nothing was recorded).
+   * The pair is no longer this worker's: a renewal found the claim gone, or the lease ran out
+   * without a renewal (`lease-end`) — the embedding is aborted and nothing is written; or the mark
+   * found it lost after the write (another worker holds it now: `claimedBy`; nothing of the sync
+   * was recorded, and `reopened` says the pair was put back in line because of that write).
    */
-  | (PairOf & { type: 'claim-lost'; during: 'renewal' | 'mark'; claimedBy: string | null })
+  | (PairOf & { type: 'claim-lost'; during: 'renewal' | 'lease-end' | 'mark'; claimedBy: string | null; reopened: boolean })
+  /** The tool was deleted while the pair was in work; `removalOwed`: the point was (or may have been) written, and its removal is recorded. */
+  | (PairOf & { type: 'deleted-meanwhile'; removalOwed: boolean })
   /** New calls at `stage` wait `pauseMs` (until `until`); `retryAfterMs` is what the service asked for, if it did. */
   | { type: 'paused'; workerId: string; stage: WorkerStage; errorCode: SyncErrorCode; pauseMs: number; until: Date; retryAfterMs: number | undefined }
   /** A deleted tool's point is gone from `collection`. */

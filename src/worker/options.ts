@@ -13,17 +13,25 @@ import { type PausePolicy } from './pause.js';
 /** A deleted tool whose points are to be removed (see claimVectorDeletions). */
 export interface DeletedTool {
   toolObjectId: Types.ObjectId;
-  /** The business `id` its points were stored under (null if it had none). */
+  /** The key of its points (pointIdOf its `_id`): the point to remove. */
+  pointId: string;
+  /** Its business `id` when it was deleted, for the record (null if unknown). */
   id: string | null;
   deletedAt: Date;
 }
 
-/** What embed and upsert are given besides the tool: the worker's stop signal and the hash being embedded. */
+/** What embed and upsert are given besides the tool. */
 export interface SyncCallContext {
-  /** Aborted when the worker is asked to stop: pass it to your HTTP client. */
+  /**
+   * For `embed`: aborted when the worker is asked to stop or no longer holds the pair; pass it to
+   * your HTTP client. For `upsert`: never aborted (a store write the worker gave up on could land
+   * after another worker's): give your store client a timeout instead.
+   */
   signal: AbortSignal;
   /** The hash of the content being embedded (markCollectionSynced compares it); worth storing in the point's payload. */
   contentHash: string;
+  /** The key of the tool's point in every collection: pointIdOf(tool), derived from its `_id` (which never changes). */
+  pointId: string;
   workerId: string;
 }
 
@@ -35,11 +43,10 @@ export interface SyncWorkerOptions<V = number[]> {
   /** Your vector store (Qdrant): stores the vector as this tool's point in `collection`. */
   upsert: (tool: ITool, collection: SyncCollectionName, vector: V, context: SyncCallContext) => Promise<unknown>;
   /**
-   * Your vector store again: removes a deleted tool's point from `collection` (the tool is gone;
-   * `deleted.id` is the key its points were stored under). Resolves once the point is gone (also
-   * when there was none).
+   * Your vector store again: removes a deleted tool's point (`deleted.pointId`) from `collection`.
+   * Resolves once the point is gone (also when there was none).
    */
-  remove: (deleted: DeletedTool, collection: SyncCollectionName, context: Omit<SyncCallContext, 'contentHash'>) => Promise<unknown>;
+  remove: (deleted: DeletedTool, collection: SyncCollectionName, context: Pick<SyncCallContext, 'signal' | 'workerId'>) => Promise<unknown>;
   /**
    * The embedding model `embed` uses (e.g. `text-embedding-3-small`): recorded with each vector, so
    * that `flagEmbeddingModelChange` finds the vectors another model made.

@@ -1,10 +1,12 @@
 import { type Types } from 'mongoose';
+import { pointIdOf } from '../models/point-id.js';
 import { type ClaimedCollection, type ClaimedTool } from '../models/tool-claims.js';
 import { type ClaimedDeletion } from '../models/tombstones.js';
 import { type ITool } from '../models/types.js';
 import { classifySyncError } from '../sync/error-classification.js';
 import { type SyncCollectionName } from '../sync/vocabulary.js';
 import { type SyncWorkerEvent, type SyncWorkerSummary } from './events.js';
+import { holdLease, type HeldLease, type LeaseEnd } from './lease.js';
 import { workerSettings, type SyncCallContext, type SyncWorkerOptions, type WorkerSettings } from './options.js';
 import {
   afterSuccess, NOT_PAUSED, pauseAfterFailure, pauseRemainingMs, retryAfterHintMs, type StagePause, type WorkerStage,
@@ -29,18 +31,21 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 type ErrorPhase = Extract<SyncWorkerEvent, { type: 'error' }>['phase'];
 
-/** Thrown inside a task when the worker was asked to stop: the pair is released, not marked. */
-class Stopped extends Error {
-  override name = 'Stopped';
+/**
+ * Thrown inside a task when the worker is stopping or no longer holds the pair: the pair is then
+ * released or left, never marked. Never told apart from other errors by `instanceof` (a value
+ * thrown by the caller's code may be a Proxy that throws on it): the task checks its state instead.
+ */
+class NotHeld extends Error {
+  override name = 'NotHeld';
 }
 
-/** A claim's lease, renewed every third of it while its task runs. */
-interface Renewal {
-  /** Stops renewing; resolves once a renewal in flight has ended (so it never races the mark). */
-  stop(): Promise<void>;
-  /** A renewal found the claim gone (already reported and counted). */
-  lost(): boolean;
-}
+/**
+ * The signal `upsert` gets: never aborted. A store write the worker gave up on could land after
+ * another worker's; one let finish has landed (or failed) before its mark, which re-opens the pair
+ * if the claim was lost meanwhile (see planReopen).
+ */
+const NEVER_ABORTED = new AbortController().signal;
 
 class SyncWorker<V> {
   private readonly stopping = new AbortController();
@@ -59,7 +64,8 @@ class SyncWorker<V> {
   constructor(private readonly settings: WorkerSettings<V>) {
     this.summary = {
       workerId: settings.workerId,
-      claimed: 0, synced: 0, failed: 0, contentChanged: 0, claimLost: 0, released: 0, pauses: 0, removed: 0, removeFailed: 0, errors: 0,
+      claimed: 0, synced: 0, failed: 0, contentChanged: 0, claimLost: 0, reopened: 0, deletedMeanwhile: 0, released: 0, pauses: 0, removed: 0,
+      removeFailed: 0, errors: 0,
       stoppedBy: 'signal',
     };
   }
@@ -90,7 +96,7 @@ class SyncWorker<V> {
     const { concurrency, pollIntervalMs, stopWhenIdle } = this.settings;
     while (!this.signal.aborted) {
       // Every claimed pair starts with an embedding: while embedding is paused, claim nothing.
-      await this.whilePaused('embedding');
+      await this.whilePaused('embedding', this.signal);
       if (this.isStopping()) return;
       const free = concurrency - this.running.size;
       // A claim costs several queries: refill in batches, once at least half the slots are free.
@@ -139,6 +145,8 @@ class SyncWorker<V> {
   private async claimAndStart(limit: number): Promise<number | undefined> {
     const { model, workerId, leaseMs, collections, maxRetries, clock } = this.settings;
     let claimed: ClaimedTool[];
+    // The leases are counted from before the claim was sent: never longer than the database's.
+    const grantedAtMs = Date.now();
     try {
       claimed = await model.claimSyncWork({ workerId, limit, leaseMs, collections, maxRetries, ...(clock === undefined ? {} : { now: clock() }) });
     } catch (error) {
@@ -153,7 +161,7 @@ class SyncWorker<V> {
         workerId,
         pairs: pairs.map(({ tool, pair: { collection, contentHash, status } }) => ({ toolId: tool._id, collection, contentHash, status })),
       });
-      for (const { tool, pair } of pairs) this.start(tool, pair);
+      for (const { tool, pair } of pairs) this.start(tool, pair, grantedAtMs);
     }
     // Slots left: deleted tools' points to remove (quick calls; no lease renewal needed). Started
     // after the pairs, so a failed claim of removals never strands pairs already claimed.
@@ -186,14 +194,15 @@ class SyncWorker<V> {
   /** One deleted tool's point in one collection: removed, then marked (or its failure recorded). */
   private async removal(deleted: ClaimedDeletion, collection: SyncCollectionName): Promise<void> {
     const { model, remove, workerId } = this.settings;
-    const { toolObjectId, id } = deleted;
+    const { toolObjectId, pointId, id } = deleted;
     try {
-      await this.whilePaused('qdrant');
-      this.throwIfStopping();
-      await remove({ toolObjectId, id, deletedAt: deleted.deletedAt }, collection, { signal: this.signal, workerId });
+      await this.whilePaused('qdrant', this.signal);
+      if (this.isStopping()) throw new NotHeld('the worker is stopping');
+      await remove({ toolObjectId, pointId, id, deletedAt: deleted.deletedAt }, collection, { signal: this.signal, workerId });
       this.pauses.qdrant = afterSuccess(this.pauses.qdrant);
     } catch (error) {
-      if (error instanceof Stopped || this.signal.aborted) {
+      // Stopping (whatever was thrown): given back for another worker, not a failure.
+      if (this.isStopping()) {
         this.unfinished.set(String(toolObjectId), toolObjectId);
         return;
       }
@@ -205,13 +214,15 @@ class SyncWorker<V> {
       }
       return;
     }
-    await model.markVectorDeleted(toolObjectId, collection, { workerId });
+    const result = await model.markVectorDeleted(toolObjectId, collection, { workerId });
+    // Not this worker's any more (re-opened after a late upsert, or taken over): done again by whoever holds it.
+    if (!result.done) return;
     this.summary.removed += 1;
     this.emit({ type: 'removed', workerId, toolObjectId, id, collection });
   }
 
-  private start(tool: ITool, pair: ClaimedCollection): void {
-    this.track(this.work(tool, pair).catch((error: unknown) => { this.reportError('mark', error, tool._id, pair.collection); }));
+  private start(tool: ITool, pair: ClaimedCollection, grantedAtMs: number): void {
+    this.track(this.work(tool, pair, grantedAtMs).catch((error: unknown) => { this.reportError('mark', error, tool._id, pair.collection); }));
   }
 
   /** A task in work: it holds a slot until it ends. */
@@ -223,44 +234,58 @@ class SyncWorker<V> {
     this.running.add(task);
   }
 
-  /** One pair: embed, upsert, mark; the lease renewed meanwhile. */
-  private async work(tool: ITool, pair: ClaimedCollection): Promise<void> {
+  /**
+   * One pair: embed, upsert, mark; the lease renewed meanwhile. The store is written only while
+   * the pair is held: a lost or expired lease aborts the embedding and the upsert is never sent.
+   */
+  private async work(tool: ITool, pair: ClaimedCollection, grantedAtMs: number): Promise<void> {
     const { embed, upsert, workerId } = this.settings;
     const { collection, contentHash } = pair;
-    const context: SyncCallContext = { signal: this.signal, contentHash, workerId };
-    const renewal = this.renew(tool._id, collection);
+    const lease = this.hold(tool._id, collection, grantedAtMs);
+    const context: SyncCallContext = { signal: lease.signal, contentHash, workerId, pointId: pointIdOf(tool._id) };
+    const stillHeld = (): void => {
+      if (this.isStopping() || lease.ended() !== undefined) throw new NotHeld('the worker is stopping, or the pair is no longer held');
+    };
     let stage: WorkerStage = 'embedding';
+    let writing = false;
     try {
-      await this.whilePaused('embedding');
-      this.throwIfStopping();
-      const vector = await embed(tool, collection, context);
-      this.pauses.embedding = afterSuccess(this.pauses.embedding);
-      stage = 'qdrant';
-      await this.whilePaused('qdrant');
-      this.throwIfStopping();
-      await upsert(tool, collection, vector, context);
-      this.pauses.qdrant = afterSuccess(this.pauses.qdrant);
-    } catch (error) {
-      // Stopped before the vector was stored: given back for another worker, not a failure of the tool.
-      if (error instanceof Stopped || this.signal.aborted) {
-        await renewal.stop();
-        this.unfinished.set(String(tool._id), tool._id);
+      try {
+        await this.whilePaused('embedding', lease.signal);
+        stillHeld();
+        const vector = await embed(tool, collection, context);
+        this.pauses.embedding = afterSuccess(this.pauses.embedding);
+        stage = 'qdrant';
+        await this.whilePaused('qdrant', lease.signal);
+        stillHeld();
+        writing = true;
+        await upsert(tool, collection, vector, { ...context, signal: NEVER_ABORTED });
+        this.pauses.qdrant = afterSuccess(this.pauses.qdrant);
+      } catch (error) {
+        // Nothing was written: a pair no longer held is left to its holder; stopping gives it back.
+        if (!writing && lease.ended() !== undefined) return;
+        if (!writing && this.isStopping()) {
+          await lease.stop();
+          this.unfinished.set(String(tool._id), tool._id);
+          return;
+        }
+        // At once, before the mark: no new call of this stage starts meanwhile.
+        this.pauseAfter(stage, error);
+        await this.inTurn(tool._id, async () => {
+          await lease.stop();
+          await this.markFailed(tool, pair, error, stage, lease.ended() !== undefined);
+        });
         return;
       }
-      // At once, before the mark: no new call of this stage starts meanwhile.
-      this.pauseAfter(stage, error);
+      // Stored: marked even when stopping, since the work is done.
       await this.inTurn(tool._id, async () => {
-        await renewal.stop();
-        await this.markFailed(tool, pair, error, stage, renewal.lost());
+        // Renewed until the mark's turn (which releases the claim), never during it.
+        await lease.stop();
+        await this.markSynced(tool, pair, lease.ended() !== undefined);
       });
-      return;
+    } finally {
+      // Whatever happened (a mark that threw included), no renewal outlives the task.
+      await lease.stop();
     }
-    // Stored in Qdrant: marked even when stopping, since the work is done.
-    await this.inTurn(tool._id, async () => {
-      // Renewed until the mark's turn (which releases the claim), never during it.
-      await renewal.stop();
-      await this.markSynced(tool, pair, renewal.lost());
-    });
   }
 
   /**
@@ -268,7 +293,7 @@ class SyncWorker<V> {
    * and be read and planned again. One after another, each is one read and one write.
    */
   private async inTurn(toolId: Types.ObjectId, mark: () => Promise<void>): Promise<void> {
-    const key = toolId.toHexString();
+    const key = String(toolId);
     const turn = (this.marking.get(key) ?? Promise.resolve()).then(mark);
     this.marking.set(key, turn);
     try {
@@ -283,14 +308,10 @@ class SyncWorker<V> {
     return this.signal.aborted;
   }
 
-  private throwIfStopping(): void {
-    if (this.isStopping()) throw new Stopped('the worker is stopping');
-  }
-
-  /** Until the stage's pause ends (it may grow meanwhile), or the worker stops. */
-  private async whilePaused(stage: WorkerStage): Promise<void> {
+  /** Until the stage's pause ends (it may grow meanwhile), or `signal` aborts (stopping, or the pair is no longer held). */
+  private async whilePaused(stage: WorkerStage, signal: AbortSignal): Promise<void> {
     const remaining = (): number => pauseRemainingMs(this.pauses[stage], Date.now());
-    while (remaining() > 0 && !this.isStopping()) await sleep(remaining(), this.signal);
+    while (remaining() > 0 && !signal.aborted) await sleep(remaining(), signal);
   }
 
   private pauseAfter(stage: WorkerStage, error: unknown): void {
@@ -305,33 +326,27 @@ class SyncWorker<V> {
     this.emit({ type: 'paused', workerId: this.settings.workerId, stage, errorCode, pauseMs: next.pauseMs, until, retryAfterMs });
   }
 
-  private renew(toolId: Types.ObjectId, collection: SyncCollectionName): Renewal {
+  /** The pair's lease, renewed every third of it; its end (lost, or run out) is reported and counted once. */
+  private hold(toolId: Types.ObjectId, collection: SyncCollectionName, grantedAtMs: number): HeldLease {
     const { model, workerId, leaseMs } = this.settings;
-    let pending: Promise<void> | undefined;
-    let lost = false;
-    const once = async (): Promise<void> => {
-      try {
-        const renewed = await model.extendClaims(workerId, [{ toolId, collection }], { leaseMs });
-        if (renewed.length > 0) return;
-        lost = true;
-        this.summary.claimLost += 1;
-        this.emit({ type: 'claim-lost', workerId, toolId, collection, during: 'renewal', claimedBy: null });
-      } catch (error) {
-        // Tried again at the next tick; the lease still has two thirds to run.
-        this.reportError('renew', error, toolId, collection);
-      }
-    };
-    const timer = setInterval(() => {
-      if (pending !== undefined || lost) return;
-      pending = once().finally(() => { pending = undefined; });
-    }, Math.max(1, Math.floor(leaseMs / 3)));
-    return {
-      stop: async () => {
-        clearInterval(timer);
-        await pending;
+    return holdLease({
+      leaseMs,
+      grantedAtMs,
+      stopping: this.signal,
+      renew: async () => {
+        try {
+          return (await model.extendClaims(workerId, [{ toolId, collection }], { leaseMs })).length > 0;
+        } catch (error) {
+          // Tried again at the next tick; the lease runs out by itself if none succeeds.
+          this.reportError('renew', error, toolId, collection);
+          return undefined;
+        }
       },
-      lost: () => lost,
-    };
+      onEnd: (end: LeaseEnd) => {
+        this.summary.claimLost += 1;
+        this.emit({ type: 'claim-lost', workerId, toolId, collection, during: end === 'lost' ? 'renewal' : 'lease-end', claimedBy: null, reopened: false });
+      },
+    });
   }
 
   /** `lostBefore`: a renewal already reported the claim lost (the pair is counted once). */
@@ -347,8 +362,10 @@ class SyncWorker<V> {
       } else if (result.reason === 'content-changed') {
         this.summary.contentChanged += 1;
         this.emit({ type: 'content-changed', workerId, toolId, collection, contentHash, currentContentHash: result.currentContentHash });
+      } else if (result.reason === 'deleted') {
+        this.toolDeleted(toolId, collection, true);
       } else {
-        this.claimLostAtMark(toolId, collection, result.claimedBy, lostBefore);
+        this.claimLostAtMark(toolId, collection, result, lostBefore);
       }
     } catch (error) {
       this.unfinished.set(String(toolId), toolId);
@@ -365,8 +382,10 @@ class SyncWorker<V> {
       if (result.recorded) {
         this.summary.failed += 1;
         this.emit({ type: 'failed', workerId, toolId, collection, stage, errorCode: result.errorCode, retryCount: result.retryCount, error });
+      } else if (result.reason === 'deleted') {
+        this.toolDeleted(toolId, collection, stage === 'qdrant');
       } else {
-        this.claimLostAtMark(toolId, collection, result.claimedBy, lostBefore);
+        this.claimLostAtMark(toolId, collection, result, lostBefore);
       }
     } catch (thrown) {
       this.unfinished.set(String(toolId), toolId);
@@ -374,9 +393,21 @@ class SyncWorker<V> {
     }
   }
 
-  private claimLostAtMark(toolId: Types.ObjectId, collection: SyncCollectionName, claimedBy: string | null, lostBefore: boolean): void {
+  private claimLostAtMark(
+    toolId: Types.ObjectId,
+    collection: SyncCollectionName,
+    { claimedBy, reopened }: { claimedBy: string | null; reopened: boolean },
+    lostBefore: boolean,
+  ): void {
     if (!lostBefore) this.summary.claimLost += 1;
-    this.emit({ type: 'claim-lost', workerId: this.settings.workerId, toolId, collection, during: 'mark', claimedBy });
+    if (reopened) this.summary.reopened += 1;
+    this.emit({ type: 'claim-lost', workerId: this.settings.workerId, toolId, collection, during: 'mark', claimedBy, reopened });
+  }
+
+  /** The tool was deleted while its pair was in work; `removalOwed`: a store write was made (or may have been), so its removal was recorded. */
+  private toolDeleted(toolId: Types.ObjectId, collection: SyncCollectionName, removalOwed: boolean): void {
+    this.summary.deletedMeanwhile += 1;
+    this.emit({ type: 'deleted-meanwhile', workerId: this.settings.workerId, toolId, collection, removalOwed });
   }
 
   private async releaseUnfinished(): Promise<void> {

@@ -34,6 +34,8 @@ const HASHES = computeContentHashes(CONTENT);
 type States = Partial<Record<SyncCollectionName, Partial<CollectionSyncState>>>;
 
 function collectionState(hash: string, overrides: Partial<CollectionSyncState> = {}): CollectionSyncState {
+  // As the package stores a failure: with its retry time (none only for a validation error).
+  const retryTime = overrides.status === 'failed' && overrides.errorCode !== 'VALIDATION_ERROR' ? { nextRetryAt: EARLIER } : {};
   return {
     status: 'synced',
     lastSyncedAt: EARLIER,
@@ -47,6 +49,7 @@ function collectionState(hash: string, overrides: Partial<CollectionSyncState> =
     claimedBy: null,
     claimedUntil: null,
     embeddingModel: null,
+    ...retryTime,
     ...overrides,
   };
 }
@@ -304,9 +307,12 @@ describe('planSettle', () => {
         [collectionPath('functionality', 'status')]: 'stale',
         [collectionPath('functionality', 'retryCount')]: 0,
         [collectionPath('functionality', 'contentHash')]: hashes.functionality,
+        // Back in line: the failures' retry times are void.
+        [collectionPath('functionality', 'nextRetryAt')]: null,
         [collectionPath('usecases', 'status')]: 'pending',
         [collectionPath('usecases', 'retryCount')]: 0,
         [collectionPath('usecases', 'contentHash')]: hashes.usecases,
+        [collectionPath('usecases', 'nextRetryAt')]: null,
         [collectionPath('interface', 'status')]: 'stale',
         [collectionPath('interface', 'retryCount')]: 1,
         [collectionPath('interface', 'contentHash')]: hashes.interface,
@@ -332,6 +338,22 @@ describe('planSettle', () => {
     const write = settleWrite(tool);
     expect(write.update.$set).toMatchObject({ [collectionPath('usecases', 'status')]: 'stale', [collectionPath('usecases', 'nextRetryAt')]: null });
     expect(Object.keys(write.update.$set as object)).not.toContain(collectionPath('tools', 'nextRetryAt'));
+  });
+
+  it('makes a failure stored without a retry time (another writer left it null) due now; a validation failure waits for a content change', () => {
+    const tool = storedTool({
+      overallStatus: 'failed',
+      states: {
+        usecases: { status: 'failed', retryCount: 2, errorCode: 'QDRANT_UNAVAILABLE', nextRetryAt: null },
+        interface: { status: 'failed', retryCount: 1, errorCode: 'VALIDATION_ERROR', nextRetryAt: null },
+      },
+    });
+    expect(parseSyncState(tool).collections.usecases?.complete).toBe(false);
+    expect(parseSyncState(tool).collections.interface?.complete).toBe(true);
+    expect(isSettled(parseSyncState(tool))).toBe(false);
+    const write = settleWrite(tool);
+    expect(write.update.$set).toEqual({ [collectionPath('usecases', 'nextRetryAt')]: NOW, [METADATA_UPDATED_AT]: NOW });
+    expectSettlesIn(tool);
   });
 
   it('transitions only the collections whose content changed', () => {
@@ -553,7 +575,7 @@ describe('planMarkFailed', () => {
   it('makes the overall status failed from synced', () => {
     const tool = storedTool();
     const { write, result } = doneWrite(planMarkFailed(tool, 'tools', failure, NOW));
-    expect(result.retryCount).toBe(1);
+    expect(result).toMatchObject({ recorded: true, retryCount: 1 });
     expect(write?.filter[collectionPath('tools', 'retryCount')]).toBe(0);
     expect(write?.update.$set).toMatchObject({ [OVERALL_STATUS]: 'failed', [collectionPath('tools', 'status')]: 'failed' });
   });
@@ -807,17 +829,22 @@ describe('marks by a claimant', () => {
   it("are refused unless the worker holds the pair (another's lease, live or ended, or a claim already released), and go ahead when no worker is named", () => {
     const live = storedTool({ overallStatus: 'pending', states: { tools: { status: 'pending', claimedBy: 'other', claimedUntil: future } } });
     const failure = { errorCode: 'UNKNOWN', lastError: 'x' } as const;
-    expect(planMarkSynced(live, 'tools', HASHES.tools, NOW, 'w1')).toEqual({ kind: 'done', write: null, result: { synced: false, reason: 'claim-lost', claimedBy: 'other' } });
+    // A refused sync mark re-opens the pair (its write came first): the holder's claim goes.
+    const refused = doneWrite(planMarkSynced(live, 'tools', HASHES.tools, NOW, 'w1'));
+    expect(refused.result).toEqual({ synced: false, reason: 'claim-lost', claimedBy: 'other', reopened: true });
+    expect(refused.write?.update.$set).toMatchObject(claimCleared('tools'));
+    expect(refused.write?.filter).toMatchObject(claimAsRead('tools', 'other', future));
+    // A failure before any store write re-opens nothing.
     expect(planMarkFailed(live, 'tools', failure, NOW, 'w1')).toEqual({
-      kind: 'done', write: null, result: { recorded: false, reason: 'claim-lost', claimedBy: 'other', errorCode: 'UNKNOWN', retryCount: 0 },
+      kind: 'done', write: null, result: { recorded: false, reason: 'claim-lost', claimedBy: 'other', errorCode: 'UNKNOWN', retryCount: 0, reopened: false },
     });
     expect(doneWrite(planMarkSynced(live, 'tools', HASHES.tools, NOW)).result).toEqual({ synced: true, vectorVersion: 3 });
     const ended = storedTool({ overallStatus: 'pending', states: { tools: { status: 'pending', claimedBy: 'other', claimedUntil: past } } });
-    expect(planMarkSynced(ended, 'tools', HASHES.tools, NOW, 'w1')).toEqual({ kind: 'done', write: null, result: { synced: false, reason: 'claim-lost', claimedBy: 'other' } });
-    // Synced and released by the worker that took it over: a late report of the first one writes nothing.
+    expect(doneWrite(planMarkSynced(ended, 'tools', HASHES.tools, NOW, 'w1')).result).toEqual({ synced: false, reason: 'claim-lost', claimedBy: 'other', reopened: true });
+    // Synced and released by the worker that took it over: a late report of the first one records nothing.
     const released = storedTool({ states: { tools: { status: 'synced', claimedBy: null, claimedUntil: null } } });
     expect(planMarkFailed(released, 'tools', failure, NOW, 'w1')).toEqual({
-      kind: 'done', write: null, result: { recorded: false, reason: 'claim-lost', claimedBy: null, errorCode: 'UNKNOWN', retryCount: 0 },
+      kind: 'done', write: null, result: { recorded: false, reason: 'claim-lost', claimedBy: null, errorCode: 'UNKNOWN', retryCount: 0, reopened: false },
     });
     const own = storedTool({ overallStatus: 'pending', states: { tools: { status: 'pending', claimedBy: 'w1', claimedUntil: past } } });
     const { write, result } = doneWrite(planMarkSynced(own, 'tools', HASHES.tools, NOW, 'w1'));

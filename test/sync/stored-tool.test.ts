@@ -12,6 +12,8 @@ const CONTENT = EDITOR_CONTENT;
 const SYNCED_AT = new Date('2026-01-01T00:00:00Z');
 
 function collectionState(hash: string, overrides: Partial<CollectionSyncState> = {}): CollectionSyncState {
+  // As the package stores a failure: with its retry time (none only for a validation error).
+  const retryTime = overrides.status === 'failed' && overrides.errorCode !== 'VALIDATION_ERROR' ? { nextRetryAt: SYNCED_AT } : {};
   return {
     status: 'synced',
     lastSyncedAt: SYNCED_AT,
@@ -25,6 +27,7 @@ function collectionState(hash: string, overrides: Partial<CollectionSyncState> =
     claimedBy: null,
     claimedUntil: null,
     embeddingModel: null,
+    ...retryTime,
     ...overrides,
   };
 }

@@ -2,7 +2,7 @@ import { parseSyncState, type StoredTool } from '../stored-tool.js';
 import { aggregateSyncStatus } from '../status-order.js';
 import { collectionPath, METADATA_UPDATED_AT, OVERALL_STATUS } from '../sync-state.js';
 import { type SyncCollectionName } from '../vocabulary.js';
-import { settledStatuses } from './mark-synced.js';
+import { settledStatuses } from './settled-statuses.js';
 import { type PlannedWrite } from './plan.js';
 import { unchangedSince } from './settle.js';
 

@@ -4,20 +4,28 @@ import { parseSyncState, type StoredTool } from '../stored-tool.js';
 import { collectionPath, METADATA_UPDATED_AT, OVERALL_STATUS } from '../sync-state.js';
 import { type SyncCollectionName, type SyncErrorCode } from '../vocabulary.js';
 import { claimLostBy, claimUnchanged, clearClaim } from './claim.js';
-import { settledStatuses } from './mark-synced.js';
+import { settledStatuses } from './settled-statuses.js';
 import { type Decision } from './plan.js';
+import { planReopen } from './reopen.js';
 import { planQuarantine } from './quarantine.js';
 import { settleFirst } from './settle-first.js';
 import { unchangedSince } from './settle.js';
 
 export type MarkFailedResult =
   | { recorded: true; errorCode: SyncErrorCode; retryCount: number }
-  /** The pair is not this worker's any more (its lease ended; another worker claimed or reported it): nothing was recorded. */
-  | { recorded: false; reason: 'claim-lost'; claimedBy: string | null; errorCode: SyncErrorCode; retryCount: number };
+  /**
+   * The pair is not this worker's any more (its lease ended; another worker claimed or reported
+   * it): the failure was not recorded. `reopened`: the failed call was a vector store write that
+   * may have landed, so the pair was put back in line (see planReopen).
+   */
+  | { recorded: false; reason: 'claim-lost'; claimedBy: string | null; errorCode: SyncErrorCode; retryCount: number; reopened: boolean }
+  /** The tool is gone (deleted meanwhile); a store write that may have landed is owed a removal, recorded in its tombstone. */
+  | { recorded: false; reason: 'deleted'; errorCode: SyncErrorCode };
 
 /**
  * A sync attempt failed: `failed`, the classified error recorded, one more retry counted, and
  * the time its retry is due stored (see `nextRetryAt`: none for `VALIDATION_ERROR`).
+ * `mayHaveWritten`: the failed call was the vector store write (it may have landed all the same).
  */
 export function planMarkFailed(
   tool: StoredTool,
@@ -25,6 +33,7 @@ export function planMarkFailed(
   failure: { errorCode: SyncErrorCode; lastError: string },
   now: Date,
   workerId?: string,
+  mayHaveWritten = false,
 ): Decision<MarkFailedResult> {
   const unsettled = settleFirst(tool, now);
   // Metadata that cannot be used cannot take this failure either: the tool is quarantined (see
@@ -37,7 +46,12 @@ export function planMarkFailed(
   const state = parsed.collections[collection];
   const retryCount = (state?.retryCount ?? 0) + 1;
   if (claimLostBy(state, workerId)) {
-    return { kind: 'done', write: null, result: { recorded: false, reason: 'claim-lost', claimedBy: state?.claimedBy ?? null, errorCode: failure.errorCode, retryCount: retryCount - 1 } };
+    const reopen = mayHaveWritten ? planReopen(tool, parsed, collection, now) : null;
+    return {
+      kind: 'done',
+      write: reopen,
+      result: { recorded: false, reason: 'claim-lost', claimedBy: state?.claimedBy ?? null, errorCode: failure.errorCode, retryCount: retryCount - 1, reopened: reopen !== null },
+    };
   }
   const statuses = settledStatuses(tool);
   statuses[collection] = 'failed';

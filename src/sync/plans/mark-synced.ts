@@ -4,22 +4,22 @@ import { collectionPath, METADATA_UPDATED_AT, OVERALL_STATUS } from '../sync-sta
 import { SYNC_COLLECTION_NAMES, type SyncCollectionName, type SyncStatus } from '../vocabulary.js';
 import { type Decision } from './plan.js';
 import { claimLostBy, claimUnchanged, clearClaim } from './claim.js';
+import { planReopen } from './reopen.js';
+import { settledStatuses } from './settled-statuses.js';
 import { settleFirst } from './settle-first.js';
 import { unchangedSince } from './settle.js';
 
 export type MarkSyncedResult =
   | { synced: true; vectorVersion: number }
   | { synced: false; reason: 'content-changed'; currentContentHash: string }
-  /** The pair is not this worker's any more (its lease ended; another worker claimed or reported it): nothing was written. */
-  | { synced: false; reason: 'claim-lost'; claimedBy: string | null };
-
-/** The four statuses of a settled tool (every collection parsed and complete). */
-export function settledStatuses(tool: StoredTool): Record<SyncCollectionName, SyncStatus> {
-  const parsed = parseSyncState(tool);
-  const statuses = {} as Record<SyncCollectionName, SyncStatus>;
-  for (const name of SYNC_COLLECTION_NAMES) statuses[name] = parsed.collections[name]?.status ?? 'pending';
-  return statuses;
-}
+  /**
+   * The pair is not this worker's any more (its lease ended; another worker claimed or reported
+   * it): nothing of this sync was recorded. `reopened`: the worker's write may have replaced a
+   * later worker's vector, so the pair was put back in line (see planReopen).
+   */
+  | { synced: false; reason: 'claim-lost'; claimedBy: string | null; reopened: boolean }
+  /** The tool is gone (deleted meanwhile): the point just written is owed a removal, recorded in its tombstone. */
+  | { synced: false; reason: 'deleted' };
 
 /**
  * The worker embedded the content whose hash it read: `synced`, only while the stored hash is
@@ -37,7 +37,11 @@ export function planMarkSynced(
   if (unsettled !== undefined) return unsettled;
   const parsed = parseSyncState(tool);
   const state = parsed.collections[collection];
-  if (claimLostBy(state, workerId)) return { kind: 'done', write: null, result: { synced: false, reason: 'claim-lost', claimedBy: state?.claimedBy ?? null } };
+  if (claimLostBy(state, workerId)) {
+    // The worker has written its vector: it may have landed over a later worker's.
+    const reopen = planReopen(tool, parsed, collection, now);
+    return { kind: 'done', write: reopen, result: { synced: false, reason: 'claim-lost', claimedBy: state?.claimedBy ?? null, reopened: reopen !== null } };
+  }
   const current = state?.contentHash ?? '';
   // Either way the claim is done with: released, on the condition that it is still as read.
   const condition = { ...unchangedSince(tool._id, parsed), ...claimUnchanged(collection, state) };

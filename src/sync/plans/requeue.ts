@@ -3,7 +3,7 @@ import { parseSyncState, type StoredTool } from '../stored-tool.js';
 import { collectionPath, METADATA_UPDATED_AT, OVERALL_STATUS } from '../sync-state.js';
 import { afterRequeue } from '../transitions.js';
 import { type SyncCollectionName, type SyncErrorCode } from '../vocabulary.js';
-import { settledStatuses } from './mark-synced.js';
+import { settledStatuses } from './settled-statuses.js';
 import { type Decision } from './plan.js';
 import { planQuarantine } from './quarantine.js';
 import { settleFirst } from './settle-first.js';

@@ -141,6 +141,10 @@ export function planSettle(tool: StoredTool, now: Date, options: SettleOptions =
       // Out of `failed`: no retry is due any more (the collection is back in line).
       if (next.status !== 'failed' && state.nextRetryAt !== null) set[collectionPath(name, 'nextRetryAt')] = null;
     }
+    // Failed with nothing to wait for (no retry time, not a validation error): due now.
+    if (statuses[name] === 'failed' && state.errorCode !== 'VALIDATION_ERROR' && state.storedNextRetryAt === null) {
+      set[collectionPath(name, 'nextRetryAt')] = now;
+    }
   }
   if (noCollections) {
     const collections = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, newCollectionState(hashes[name])]));

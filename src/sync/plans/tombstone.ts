@@ -2,13 +2,15 @@ import { type mongo } from 'mongoose';
 import { nextRetryAt, retryJitterKey } from '../backoff.js';
 import { parseSyncState, type StoredTool } from '../stored-tool.js';
 import { SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, type SyncCollectionName, type SyncErrorCode } from '../vocabulary.js';
-import { type Decision } from './plan.js';
+import { type Decision, type PlannedWrite } from './plan.js';
 
 /*
  * A deleted tool's vectors outlive it in Qdrant until a worker removes them. Before a tool with
  * vectors is deleted, a tombstone records which collections hold its points; a worker claims them
  * like any other work, removes the points and marks each collection done; a tombstone whose
- * collections are all done is removed.
+ * collections are all done is removed. A collection that a worker was embedding when the tool
+ * was deleted is removed only after that worker's lease (its upsert may still come); a worker's
+ * write that lands after a removal re-opens it (see planReopenRemoval).
  */
 
 export const DELETION_STATUSES = ['pending', 'synced', 'failed'] as const;
@@ -24,6 +26,12 @@ export interface DeletionState {
   nextRetryAt: Date | null;
   claimedBy: string | null;
   claimedUntil: Date | null;
+  /**
+   * Not to be removed before then: the end of the lease of a worker that was embedding this
+   * collection when the tool was deleted (null: no such worker). Its upsert may land until then;
+   * its mark, or the lease's end, lets the removal go.
+   */
+  notBefore: Date | null;
 }
 
 export interface Tombstone {
@@ -33,7 +41,7 @@ export interface Tombstone {
   toolObjectId: mongo.ObjectId;
   /** The collection of tools it was deleted from (several tool collections may share a database). */
   toolsCollection: string;
-  /** Its business `id`: the key its points were stored under. */
+  /** Its business `id` when it was deleted (for the record: points are keyed by the `_id`, see pointIdOf). */
   id: string | null;
   deletedAt: Date;
   /** The delete that wrote it: only that delete's own follow-up retires it (see retireLiving). */
@@ -42,6 +50,16 @@ export interface Tombstone {
 }
 
 const isDate = (value: unknown): value is Date => value instanceof Date;
+
+/** An ObjectId of any copy of the bson package (the driver's, or one a caller brought). */
+export const isObjectId = (value: unknown): value is mongo.ObjectId =>
+  typeof value === 'object' && value !== null && (value as { _bsontype?: unknown })._bsontype === 'ObjectId';
+
+/** Held by a worker whose lease has not ended at `now`: the end of that lease, else null. */
+function liveLeaseEnd(raw: Record<string, unknown> | undefined, now: Date): Date | null {
+  const until = raw?.claimedUntil;
+  return isDate(until) && until.getTime() > now.getTime() ? until : null;
+}
 
 /**
  * The collections in which the tool has (or may be about to have) points: embedded at least once,
@@ -54,22 +72,28 @@ export function collectionsWithVectors(tool: StoredTool, now: Date): SyncCollect
     const state = parsed.collections[name];
     const raw = stored?.[name];
     const embedded = (state?.vectorVersion ?? 0) > 0 || isDate(raw?.lastSyncedAt);
-    const inFlight = isDate(raw?.claimedUntil) && raw.claimedUntil.getTime() > now.getTime();
-    return embedded || inFlight;
+    return embedded || liveLeaseEnd(raw, now) !== null;
   });
 }
 
-const freshDeletion = (): DeletionState => ({
-  status: 'pending', lastSyncAttemptAt: null, lastError: null, errorCode: null, retryCount: 0, nextRetryAt: null, claimedBy: null, claimedUntil: null,
+/** A removal to do, once `notBefore` (if any) has passed. */
+export const freshDeletion = (notBefore: Date | null = null): DeletionState => ({
+  status: 'pending', lastSyncAttemptAt: null, lastError: null, errorCode: null, retryCount: 0, nextRetryAt: null, claimedBy: null, claimedUntil: null, notBefore,
 });
 
 /** A tombstone's `_id`: tools collections sharing a database (and copies of one tool) never share one. */
 export const tombstoneKey = (toolsCollection: string, toolObjectId: mongo.ObjectId): string => `${toolsCollection}/${toolObjectId.toHexString()}`;
 
-/** The tombstone of a tool about to be deleted; null when it never had a vector (nothing to remove). */
+/**
+ * The tombstone of a tool about to be deleted; null when it never had a vector (nothing to
+ * remove), or when its `_id` is not an ObjectId (the package never embeds such a tool: it
+ * quarantines it, so no point of it is the package's to remove).
+ */
 export function tombstoneFor(tool: StoredTool, toolsCollection: string, now: Date, writtenBy: mongo.ObjectId): Tombstone | null {
+  if (!isObjectId(tool._id)) return null;
   const names = collectionsWithVectors(tool, now);
   if (names.length === 0) return null;
+  const stored = (tool.syncMetadata as { collections?: Record<string, Record<string, unknown> | undefined> } | undefined)?.collections;
   return {
     _id: tombstoneKey(toolsCollection, tool._id),
     toolObjectId: tool._id,
@@ -77,7 +101,7 @@ export function tombstoneFor(tool: StoredTool, toolsCollection: string, now: Dat
     id: typeof tool.id === 'string' ? tool.id : null,
     deletedAt: now,
     writtenBy,
-    collections: Object.fromEntries(names.map((name) => [name, freshDeletion()])),
+    collections: Object.fromEntries(names.map((name) => [name, freshDeletion(liveLeaseEnd(stored?.[name], now))])),
   };
 }
 
@@ -97,6 +121,7 @@ export function deletionState(tombstone: Tombstone, name: SyncCollectionName): D
     nextRetryAt: isDate(state.nextRetryAt) ? state.nextRetryAt : null,
     claimedBy: typeof state.claimedBy === 'string' ? state.claimedBy : null,
     claimedUntil: isDate(state.claimedUntil) ? state.claimedUntil : null,
+    notBefore: isDate(state.notBefore) ? state.notBefore : null,
   };
 }
 
@@ -105,17 +130,20 @@ const path = (name: SyncCollectionName, key: keyof DeletionState): string => `co
 /** The condition that a collection's removal state is still as read (`$eq`: stored values are compared, never run). */
 function asRead(tombstone: Tombstone, name: SyncCollectionName): Record<string, unknown> {
   const raw = ((tombstone.collections as Record<string, Record<string, unknown> | undefined>)[name]) ?? {};
-  return Object.fromEntries((['status', 'retryCount', 'claimedBy', 'claimedUntil', 'nextRetryAt'] as const)
+  return Object.fromEntries((['status', 'retryCount', 'claimedBy', 'claimedUntil', 'nextRetryAt', 'notBefore'] as const)
     .map((key) => [path(name, key), { $eq: raw[key] ?? null }]));
 }
 
-const heldByOther = (state: DeletionState, workerId: string | undefined, now: Date): boolean =>
-  workerId !== undefined && state.claimedBy !== null && state.claimedBy !== workerId && state.claimedUntil !== null && state.claimedUntil.getTime() > now.getTime();
+const after = (date: Date | null, now: Date): boolean => date !== null && date.getTime() > now.getTime();
 
-/** Removal work in this collection: pending, or failed and due, and not held by a live lease of another. */
-export function isDeletionWork(state: DeletionState | undefined, workerId: string, maxRetries: number, now: Date): state is DeletionState {
-  if (state === undefined || heldByOther(state, workerId, now)) return false;
-  if (state.status === 'pending') return state.claimedUntil === null || state.claimedBy === workerId || state.claimedUntil.getTime() <= now.getTime();
+/**
+ * Removal work in this collection: pending, or failed and due; not held by a live lease (the
+ * worker's own included: that removal is in flight, and handed out again it would run twice);
+ * and no embedding worker's upsert still to come (`notBefore`).
+ */
+export function isDeletionWork(state: DeletionState | undefined, maxRetries: number, now: Date): state is DeletionState {
+  if (state === undefined || after(state.claimedUntil, now) || after(state.notBefore, now)) return false;
+  if (state.status === 'pending') return true;
   return state.status === 'failed' && state.retryCount < maxRetries && state.nextRetryAt !== null && state.nextRetryAt.getTime() <= now.getTime();
 }
 
@@ -131,7 +159,7 @@ export function planClaimDeletion(
   const set: Record<string, unknown> = {};
   for (const name of request.collections) {
     const state = deletionState(tombstone, name);
-    if (!isDeletionWork(state, request.workerId, request.maxRetries, now)) continue;
+    if (!isDeletionWork(state, request.maxRetries, now)) continue;
     claimed.push(name);
     filter = { ...filter, ...asRead(tombstone, name) };
     set[path(name, 'claimedBy')] = request.workerId;
@@ -142,13 +170,19 @@ export function planClaimDeletion(
   return { kind: 'done', write: { filter, update: { $set: set } }, result: claimed };
 }
 
-export type VectorDeletedResult = { done: true } | { done: false; reason: 'claim-lost'; claimedBy: string };
+export type VectorDeletedResult = { done: true } | { done: false; reason: 'claim-lost'; claimedBy: string | null };
 
-/** The points of `collection` are gone: that removal is done (the claim released). */
+/**
+ * The points of `collection` are gone: that removal is done (the claim released). With a
+ * `workerId`, only while that worker holds the removal: one that was re-opened meanwhile (an
+ * embedding worker's upsert landed after the removal was claimed) stays to be done again.
+ */
 export function planMarkVectorDeleted(tombstone: Tombstone, collection: SyncCollectionName, now: Date, workerId?: string): Decision<VectorDeletedResult> {
   const state = deletionState(tombstone, collection);
-  if (state === undefined || state.status === 'synced') return { kind: 'done', write: null, result: { done: true } };
-  if (heldByOther(state, workerId, now)) return { kind: 'done', write: null, result: { done: false, reason: 'claim-lost', claimedBy: String(state.claimedBy) } };
+  if (state === undefined || (state.status === 'synced' && workerId === undefined)) return { kind: 'done', write: null, result: { done: true } };
+  if (workerId !== undefined && state.claimedBy !== workerId) {
+    return { kind: 'done', write: null, result: { done: false, reason: 'claim-lost', claimedBy: state.claimedBy } };
+  }
   return {
     kind: 'done',
     write: {
@@ -157,7 +191,7 @@ export function planMarkVectorDeleted(tombstone: Tombstone, collection: SyncColl
         $set: {
           [path(collection, 'status')]: 'synced', [path(collection, 'lastSyncAttemptAt')]: now, [path(collection, 'lastError')]: null,
           [path(collection, 'errorCode')]: null, [path(collection, 'nextRetryAt')]: null, [path(collection, 'claimedBy')]: null,
-          [path(collection, 'claimedUntil')]: null,
+          [path(collection, 'claimedUntil')]: null, [path(collection, 'notBefore')]: null,
         },
       },
     },
@@ -220,4 +254,28 @@ export function finishedFilter(tombstone: Tombstone): Record<string, unknown> | 
   const names = SYNC_COLLECTION_NAMES.filter((name) => deletionState(tombstone, name) !== undefined);
   if (names.some((name) => deletionState(tombstone, name)?.status !== 'synced')) return null;
   return { _id: tombstone._id, ...Object.fromEntries(names.map((name) => [path(name, 'status'), 'synced'])) };
+}
+
+/**
+ * A worker's vector store write for a tool that is gone now (deleted while it was being embedded)
+ * has landed, or may have: the tool's point in `collection` is to be removed after it. The removal
+ * is pending again whatever it was (done, failed, or held by a worker whose removal may have come
+ * before the write: that worker's mark then finds it lost), and a tombstone already removed is
+ * written anew. Not conditional: whatever the tombstone says, this removal is owed.
+ */
+export function planReopenRemoval(
+  deleted: { toolObjectId: mongo.ObjectId; toolsCollection: string },
+  collection: SyncCollectionName,
+  now: Date,
+  writtenBy: mongo.ObjectId,
+): PlannedWrite & { upsert: true } {
+  const key = tombstoneKey(deleted.toolsCollection, deleted.toolObjectId);
+  return {
+    filter: { _id: key },
+    update: {
+      $set: { [`collections.${collection}`]: freshDeletion() },
+      $setOnInsert: { toolObjectId: deleted.toolObjectId, toolsCollection: deleted.toolsCollection, id: null, deletedAt: now, writtenBy },
+    },
+    upsert: true,
+  };
 }

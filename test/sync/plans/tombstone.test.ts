@@ -2,10 +2,13 @@ import { Types } from 'mongoose';
 import { describe, expect, it } from 'vitest';
 import {
   collectionsWithVectors,
+  deletionState,
   finishedFilter,
+  isDeletionWork,
   planClaimDeletion,
   planMarkVectorDeleted,
   planMarkVectorDeleteFailed,
+  planReopenRemoval,
   planRequeueDeletions,
   tombstoneFor,
   tombstoneKey,
@@ -23,7 +26,7 @@ function tool(collections: Record<string, Record<string, unknown>>): StoredTool 
 }
 
 const deletion = (overrides: Partial<DeletionState> = {}): DeletionState => ({
-  status: 'pending', lastSyncAttemptAt: null, lastError: null, errorCode: null, retryCount: 0, nextRetryAt: null, claimedBy: null, claimedUntil: null, ...overrides,
+  status: 'pending', lastSyncAttemptAt: null, lastError: null, errorCode: null, retryCount: 0, nextRetryAt: null, claimedBy: null, claimedUntil: null, notBefore: null, ...overrides,
 });
 
 const WRITER = new Types.ObjectId();
@@ -43,10 +46,19 @@ describe('which collections a deleted tool has points in', () => {
     expect(collectionsWithVectors(mixed, NOW)).toEqual(['tools', 'functionality', 'usecases']);
     const made = tombstoneFor(mixed, 'tools', NOW, WRITER);
     expect(made).toEqual({
-      _id: `tools/${mixed._id.toHexString()}`, toolObjectId: mixed._id, toolsCollection: 'tools', id: 'vscode', deletedAt: NOW, writtenBy: WRITER, collections: { tools: deletion(), functionality: deletion(), usecases: deletion() },
+      _id: `tools/${mixed._id.toHexString()}`, toolObjectId: mixed._id, toolsCollection: 'tools', id: 'vscode', deletedAt: NOW, writtenBy: WRITER,
+      // In flight: removed only once its worker's lease has ended (its upsert may still come).
+      collections: { tools: deletion(), functionality: deletion(), usecases: deletion({ notBefore: LATER }) },
     });
     expect(tombstoneFor(tool({ tools: { status: 'pending', vectorVersion: 0, lastSyncedAt: null } }), 'tools', NOW, WRITER)).toBeNull();
     expect(tombstoneFor({ _id: new Types.ObjectId() }, 'tools', NOW, WRITER)).toBeNull();
+  });
+
+  it('none for a tool whose _id is not an ObjectId (the package never embeds one: it is quarantined)', () => {
+    const synced = { status: 'synced', vectorVersion: 2, lastSyncedAt: EARLIER };
+    for (const _id of [42, 'legacy-7', { _bsontype: 'Binary' }]) {
+      expect(tombstoneFor({ ...tool({ tools: synced }), _id } as unknown as StoredTool, 'tools', NOW, WRITER)).toBeNull();
+    }
   });
 });
 
@@ -67,6 +79,40 @@ describe('removal plans', () => {
       'collections.usecases.claimedBy': 'w', 'collections.usecases.claimedUntil': until, 'collections.usecases.nextRetryAt': until,
     });
     expect(decision.write.filter).toMatchObject({ _id: stone._id, 'collections.tools.claimedBy': { $eq: null }, 'collections.usecases.nextRetryAt': { $eq: EARLIER } });
+  });
+
+  it("never hand out a removal under a live lease, the worker's own included (it is in flight), nor before notBefore", () => {
+    const request = { workerId: 'w', leaseMs: 60_000, collections: ['tools', 'functionality', 'usecases', 'interface'] as const, maxRetries: 5 };
+    const stone = tombstone({
+      tools: deletion({ claimedBy: 'w', claimedUntil: LATER }),
+      functionality: deletion({ notBefore: LATER }),
+      usecases: deletion({ notBefore: EARLIER }),
+      interface: deletion({ claimedBy: 'w', claimedUntil: EARLIER }),
+    });
+    expect(isDeletionWork(deletionState(stone, 'tools'), 5, NOW)).toBe(false);
+    expect(isDeletionWork(deletionState(stone, 'functionality'), 5, NOW)).toBe(false);
+    const decision = planClaimDeletion(stone, request, NOW);
+    expect(decision.kind === 'done' && decision.result).toEqual(['usecases', 'interface']);
+  });
+
+  it('re-open a removal after a late write: pending again whatever it was (done, failed or held), the tombstone written anew if gone', () => {
+    const toolObjectId = new Types.ObjectId();
+    const write = planReopenRemoval({ toolObjectId, toolsCollection: 'tools' }, 'usecases', NOW, WRITER);
+    expect(write).toEqual({
+      filter: { _id: `tools/${toolObjectId.toHexString()}` },
+      update: {
+        $set: { 'collections.usecases': deletion() },
+        $setOnInsert: { toolObjectId, toolsCollection: 'tools', id: null, deletedAt: NOW, writtenBy: WRITER },
+      },
+      upsert: true,
+    });
+  });
+
+  it('a removal marked done by a worker that no longer holds it (re-opened meanwhile) stays to be done', () => {
+    const reopened = tombstone({ tools: deletion() });
+    expect(planMarkVectorDeleted(reopened, 'tools', NOW, 'w')).toEqual({ kind: 'done', write: null, result: { done: false, reason: 'claim-lost', claimedBy: null } });
+    const doneByOther = tombstone({ tools: deletion({ status: 'synced' }) });
+    expect(planMarkVectorDeleted(doneByOther, 'tools', NOW, 'w')).toEqual({ kind: 'done', write: null, result: { done: false, reason: 'claim-lost', claimedBy: null } });
   });
 
   it('mark done, refuse a lost claim, record a failure with its backoff, requeue it, and know when the tombstone is finished', () => {
