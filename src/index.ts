@@ -24,6 +24,8 @@ export { CollectionSyncStatus, defaultCollectionSyncStatus } from './models/coll
 export { SyncMetadata, SyncCollections, defaultSyncMetadata, defaultSyncCollections } from './models/sync-metadata.js';
 export { Tool, ToolModel } from './models/tool.js';
 export { createToolModel } from './models/create-tool-model.js';
+export { pointIdOf } from './models/point-id.js';
+export { POINT_ID_NAMESPACE } from './sync/point-id.js';
 export type { ToolModelOptions, ToolModelType } from './models/create-tool-model.js';
 export { BUSINESS_FIELDS, PRICING_MODELS, KNOWN_INTERFACES, TOOL_LIMITS } from './models/tool-vocabulary.js';
 export type { BusinessField, PricingModel } from './models/tool-vocabulary.js';

@@ -111,10 +111,13 @@ export async function retireLiving(model: ToolModelType, { token, ids }: Recorde
  */
 export const VOID_TOMBSTONE_AFTER_MS = 60 * 60 * 1000;
 
-/** A stored tombstone the package can act on: its key, an ObjectId tool `_id`, a string or null `id`, a Date. */
+/**
+ * A stored tombstone the package can act on: its key, an ObjectId tool `_id`, a Date. (Its `id`
+ * is only a record: missing when a late write's removal wrote the tombstone, which some engines
+ * store without the null.)
+ */
 const usable = (tombstone: Tombstone): boolean => tombstone.toolObjectId instanceof mongoose.Types.ObjectId
-  && tombstone._id === tombstoneKey(tombstone.toolsCollection, tombstone.toolObjectId)
-  && (tombstone.id === null || typeof tombstone.id === 'string') && tombstone.deletedAt instanceof Date;
+  && tombstone._id === tombstoneKey(tombstone.toolsCollection, tombstone.toolObjectId) && tombstone.deletedAt instanceof Date;
 
 /** A deleted tool's points to remove from `collections`: give them to `remove`, then mark each. */
 export interface ClaimedDeletion {
@@ -182,7 +185,8 @@ export async function claimVectorDeletions(model: ToolModelType, given: ClaimOpt
       throw error;
     }
     if (got.length === 0) continue;
-    const { toolObjectId, id, deletedAt } = tombstone;
+    const { toolObjectId, deletedAt } = tombstone;
+    const id = typeof tombstone.id === 'string' ? tombstone.id : null;
     claimed.push({ toolObjectId, pointId: pointIdFromHex(toolObjectId.toHexString()), id, deletedAt, collections: got });
     pairs += got.length;
     if (pairs >= options.limit) break;

@@ -176,27 +176,34 @@ describe('claimSyncWork', () => {
 });
 
 describe('marks and releases', () => {
-  it('a mark by the claimant releases the claim; by a worker whose lease another holds, it is refused', async () => {
+  it('a mark by the claimant releases the claim; by a worker whose lease another holds, it is refused, and a refused store write re-opens the pair', async () => {
     await newTools(1);
     const [claim] = await ToolModel.claimSyncWork({ workerId: 'a', limit: 2, leaseMs: 60_000 });
     if (claim === undefined) throw new Error('nothing claimed');
     const [tools, functionality] = claim.collections;
     if (tools === undefined || functionality === undefined) throw new Error('two collections expected');
     const id = claim.tool._id;
+    // b wrote a vector it no longer held the pair for: a's write may have come first, so a's claim goes too.
     expect(await ToolModel.markCollectionSynced(id, 'tools', { contentHash: tools.contentHash, workerId: 'b' }))
-      .toEqual({ synced: false, reason: 'claim-lost', claimedBy: 'a' });
+      .toEqual({ synced: false, reason: 'claim-lost', claimedBy: 'a', reopened: true });
+    expect(await stateOf(id, 'tools')).toMatchObject({ status: 'pending', claimedBy: null, claimedUntil: null });
+    expect(await ToolModel.markCollectionSynced(id, 'tools', { contentHash: tools.contentHash, workerId: 'a' }))
+      .toEqual({ synced: false, reason: 'claim-lost', claimedBy: null, reopened: false });
     expect((await stateOf(id, 'tools')).status).toBe('pending');
+    const [again] = await ToolModel.claimSyncWork({ workerId: 'a', limit: 1, collections: ['tools'] });
+    expect(again?.collections.map(({ collection }) => collection)).toEqual(['tools']);
     expect(await ToolModel.markCollectionSynced(id, 'tools', { contentHash: tools.contentHash, workerId: 'a' })).toEqual({ synced: true, vectorVersion: 1 });
     expect(await stateOf(id, 'tools')).toMatchObject({ status: 'synced', claimedBy: null, claimedUntil: null });
 
+    // A failure before any store write leaves the holder alone.
     const lost = await ToolModel.markCollectionFailed(id, 'functionality', new Error('x'), 'embedding', { workerId: 'b' });
-    expect(lost).toMatchObject({ recorded: false, reason: 'claim-lost', claimedBy: 'a' });
-    expect((await stateOf(id, 'functionality')).status).toBe('pending');
+    expect(lost).toMatchObject({ recorded: false, reason: 'claim-lost', claimedBy: 'a', reopened: false });
+    expect(await stateOf(id, 'functionality')).toMatchObject({ status: 'pending', claimedBy: 'a' });
     expect(await ToolModel.markCollectionFailed(id, 'functionality', new Error('x'), 'embedding', { workerId: 'a' })).toMatchObject({ recorded: true, retryCount: 1 });
     expect(await stateOf(id, 'functionality')).toMatchObject({ status: 'failed', claimedBy: null, claimedUntil: null });
   });
 
-  it('a worker whose lease ended and was taken over is told so when it reports', async () => {
+  it('a worker whose lease ended and was taken over is told so when it reports; its write re-opens the pair, and the next claim syncs it', async () => {
     await newTools(1);
     const [first] = await ToolModel.claimSyncWork({ workerId: 'slow', limit: 1, leaseMs: 1_000 });
     const [second] = await ToolModel.claimSyncWork({ workerId: 'fast', limit: 1, leaseMs: 60_000, now: later(5_000) });
@@ -204,9 +211,28 @@ describe('marks and releases', () => {
     if (first === undefined || second === undefined || pair === undefined) throw new Error('claims expected');
     expect(second.collections[0]?.collection).toBe(pair.collection);
     expect(await ToolModel.markCollectionSynced(first.tool._id, pair.collection, { contentHash: pair.contentHash, workerId: 'slow' }))
-      .toEqual({ synced: false, reason: 'claim-lost', claimedBy: 'fast' });
+      .toEqual({ synced: false, reason: 'claim-lost', claimedBy: 'fast', reopened: true });
+    // fast's write may have landed before slow's: fast's mark records nothing either.
+    expect(await ToolModel.markCollectionSynced(first.tool._id, pair.collection, { contentHash: pair.contentHash, workerId: 'fast' }))
+      .toEqual({ synced: false, reason: 'claim-lost', claimedBy: null, reopened: false });
+    const [third] = await ToolModel.claimSyncWork({ workerId: 'fast', limit: 1, leaseMs: 60_000, now: later(6_000) });
+    expect(third?.collections[0]?.collection).toBe(pair.collection);
     expect(await ToolModel.markCollectionSynced(first.tool._id, pair.collection, { contentHash: pair.contentHash, workerId: 'fast' }))
       .toEqual({ synced: true, vectorVersion: 1 });
+  });
+
+  it('a late sync mark after another worker synced the pair makes it stale again (the late write may be the one in the store)', async () => {
+    await newTools(1);
+    const [first] = await ToolModel.claimSyncWork({ workerId: 'slow', limit: 1, leaseMs: 1_000, collections: ['usecases'] });
+    const [second] = await ToolModel.claimSyncWork({ workerId: 'fast', limit: 1, leaseMs: 60_000, collections: ['usecases'], now: later(5_000) });
+    const pair = first?.collections[0];
+    if (first === undefined || second === undefined || pair === undefined) throw new Error('claims expected');
+    expect(await ToolModel.markCollectionSynced(first.tool._id, 'usecases', { contentHash: pair.contentHash, workerId: 'fast' })).toEqual({ synced: true, vectorVersion: 1 });
+    expect(await ToolModel.markCollectionSynced(first.tool._id, 'usecases', { contentHash: pair.contentHash, workerId: 'slow' }))
+      .toEqual({ synced: false, reason: 'claim-lost', claimedBy: null, reopened: true });
+    expect(await stateOf(first.tool._id, 'usecases')).toMatchObject({ status: 'stale', claimedBy: null, vectorVersion: 1 });
+    const stored = await ToolModel.findById(first.tool._id).orFail();
+    expect(stored.syncMetadata.overallStatus).toBe('pending');
   });
 
   it('a mark without a workerId works as before and clears any claim', async () => {

@@ -1,6 +1,7 @@
 import mongoose from 'mongoose';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { SyncArgumentError, SYNC_COLLECTION_NAMES, ToolModel, type SyncCollectionName } from '../../src/index.js';
+import { pointIdOf } from '../../src/models/point-id.js';
 import { recordTombstones, VOID_TOMBSTONE_AFTER_MS } from '../../src/models/tombstones.js';
 import { skipReason } from '../helpers/capabilities.js';
 import { embeddedTool, tombstoneOf, tombstones } from '../helpers/tombstones.js';
@@ -131,13 +132,25 @@ describe('removing the points of deleted tools', () => {
     expect((await tombstoneOf(id))?.collections.interface).toMatchObject({ status: 'pending', retryCount: 0, nextRetryAt: null });
   });
 
-  it('a tool re-created with the same id retires the pending tombstone (its own upsert replaces the points)', async () => {
+  it('a tool re-created with the same id is another document: the first one\'s removal stays owed (its points are keyed by its own _id)', async () => {
     const id = await embeddedTool(['tools']);
     const slug = (await ToolModel.findById(id).orFail()).id;
     await ToolModel.deleteOne({ _id: id });
-    await ToolModel.create(toolInput({ id: slug }));
-    expect(await ToolModel.claimVectorDeletions({ workerId: 'w', limit: 10 })).toEqual([]);
-    expect(await tombstoneOf(id)).toBeNull();
+    const again = await ToolModel.create(toolInput({ id: slug }));
+    // Deleted again before it synced: nothing of it to remove, and the first removal is still there.
+    await ToolModel.deleteOne({ _id: again._id });
+    expect(await tombstoneOf(again._id)).toBeNull();
+    const claimed = await ToolModel.claimVectorDeletions({ workerId: 'w', limit: 10 });
+    expect(claimed).toEqual([{ toolObjectId: id, pointId: pointIdOf(id), id: slug, deletedAt: expect.any(Date) as Date, collections: ['tools'] }]);
+    expect(pointIdOf(id)).not.toBe(pointIdOf(again._id));
+  });
+
+  it('a tool whose id changed keeps its point key: its removal names the same point', async () => {
+    const id = await embeddedTool(['usecases']);
+    await ToolModel.updateOne({ _id: id }, { $set: { id: 'renamed-tool' } });
+    await ToolModel.deleteOne({ _id: id });
+    const [claimed] = await ToolModel.claimVectorDeletions({ workerId: 'w', limit: 10 });
+    expect(claimed).toMatchObject({ pointId: pointIdOf(id), id: 'renamed-tool', collections: ['usecases'] });
   });
 
   it('refuses bad arguments, naming them', async () => {

@@ -128,12 +128,17 @@ describe('requeueFailed', () => {
 });
 
 describe('bad arguments and unknown tools', () => {
-  it('is a clear error for an unknown tool, and never upserts a ghost', async () => {
+  it('a mark for a tool that is gone says so and never upserts a ghost; a store write for it is owed a removal', async () => {
     const count = await ToolModel.countDocuments();
-    const ghost = '0123456789abcdef01234567';
-    await expect(ToolModel.markCollectionSynced(ghost, 'tools', { contentHash: '0123456789abcdef' })).rejects.toThrow(ToolNotFoundError);
-    await expect(ToolModel.markCollectionFailed(ghost, 'tools', new Error('x'), 'qdrant')).rejects.toThrow(`no tool with _id ${ghost}`);
+    const ghost = new mongoose.Types.ObjectId();
+    expect(await ToolModel.markCollectionSynced(ghost, 'tools', { contentHash: '0123456789abcdef' })).toEqual({ synced: false, reason: 'deleted' });
+    expect(await ToolModel.markCollectionFailed(ghost, 'usecases', new Error('x'), 'qdrant')).toMatchObject({ recorded: false, reason: 'deleted' });
+    expect(await ToolModel.markCollectionFailed(ghost, 'interface', new Error('x'), 'embedding')).toMatchObject({ recorded: false, reason: 'deleted' });
     expect(await ToolModel.countDocuments()).toBe(count);
+    // The write (or the failed write that may have landed) is owed a removal; the embedding failure wrote nothing.
+    const [removal] = await ToolModel.claimVectorDeletions({ workerId: 'w', limit: 10 });
+    expect(removal).toMatchObject({ toolObjectId: ghost, collections: ['tools', 'usecases'] });
+    await expect(ToolModel.settleSyncState(ghost)).rejects.toThrow(ToolNotFoundError);
   });
 
   it('rejects unknown collections, stages and ids that are not ids, naming them', async () => {

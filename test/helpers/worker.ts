@@ -1,0 +1,80 @@
+import type mongoose from 'mongoose';
+import {
+  pointIdOf, SYNC_COLLECTION_NAMES, TOMBSTONE_COLLECTION, ToolModel,
+  type DeletedTool, type ITool, type SyncCallContext, type SyncCollectionName, type ToolModelType,
+} from '../../src/index.js';
+
+/** A promise to resolve from outside. */
+export function gate<T = void>(): { promise: Promise<T>; open: (value: T) => void } {
+  let open: (value: T) => void = () => undefined;
+  const promise = new Promise<T>((resolve) => { open = resolve; });
+  return { promise, open };
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** One point as the recording store holds it: whose, and of which content. */
+export interface RecordedPoint {
+  toolId: string;
+  contentHash: string;
+  writtenBy: string;
+}
+
+/**
+ * A test double of the vector store (never of the database): points keyed as the worker keys
+ * them (collection and pointId), each write and removal recorded in order.
+ */
+export function recordingStore() {
+  const points = new Map<string, RecordedPoint>();
+  const log: string[] = [];
+  const key = (collection: SyncCollectionName, pointId: string): string => `${collection}/${pointId}`;
+  return {
+    points,
+    log,
+    upsert(tool: ITool, collection: SyncCollectionName, _vector: unknown, context: SyncCallContext): void {
+      points.set(key(collection, context.pointId), { toolId: String(tool._id), contentHash: context.contentHash, writtenBy: context.workerId });
+      log.push(`upsert ${collection} ${String(tool._id)} ${context.contentHash} by ${context.workerId}`);
+    },
+    remove(deleted: DeletedTool, collection: SyncCollectionName): void {
+      points.delete(key(collection, deleted.pointId));
+      log.push(`remove ${collection} ${String(deleted.toolObjectId)}`);
+    },
+    point(toolId: mongoose.Types.ObjectId, collection: SyncCollectionName): RecordedPoint | undefined {
+      return points.get(key(collection, pointIdOf(toolId)));
+    },
+  };
+}
+
+export type RecordingStore = ReturnType<typeof recordingStore>;
+
+/**
+ * The promise of the package, checked against the store: every live tool's points carry its
+ * current content hash in each collection it calls synced, and no point is left of a deleted
+ * tool. Returns what is wrong (empty when all is right).
+ */
+export async function storeDisagreements(store: RecordingStore, model: ToolModelType = ToolModel): Promise<string[]> {
+  const wrong: string[] = [];
+  const live = new Set<string>();
+  for (const tool of await model.find()) {
+    live.add(String(tool._id));
+    for (const name of SYNC_COLLECTION_NAMES) {
+      const state = tool.syncMetadata.collections[name];
+      const point = store.point(tool._id, name);
+      if (state.status === 'synced' && point?.contentHash !== state.contentHash) {
+        wrong.push(`${String(tool._id)} ${name}: synced ${state.contentHash}, store ${point?.contentHash ?? 'none'}`);
+      }
+    }
+  }
+  for (const [where, point] of store.points) if (!live.has(point.toolId)) wrong.push(`${where}: a point of deleted tool ${point.toolId}`);
+  return wrong;
+}
+
+/** Removals still owed (tombstone × collection not done). */
+export async function removalsOwed(model: ToolModelType = ToolModel): Promise<number> {
+  const stats = await model.getSyncStats();
+  return SYNC_COLLECTION_NAMES.reduce((sum, name) => sum + stats.deletions[name].pending + stats.deletions[name].failed, 0);
+}
+
+export const clearTombstones = async (model: ToolModelType = ToolModel): Promise<void> => {
+  await model.db.collection(TOMBSTONE_COLLECTION).deleteMany({});
+};
