@@ -368,7 +368,8 @@ class SyncWorker<V> {
         this.claimLostAtMark(toolId, collection, result, lostBefore);
       }
     } catch (error) {
-      this.unfinished.set(String(toolId), toolId);
+      // Not released: the claim is the database's trace of the write (a delete then owes a
+      // removal); its lease ends and the pair is done again.
       this.reportError('mark', error, toolId, collection);
     }
   }
@@ -388,7 +389,8 @@ class SyncWorker<V> {
         this.claimLostAtMark(toolId, collection, result, lostBefore);
       }
     } catch (thrown) {
-      this.unfinished.set(String(toolId), toolId);
+      // After a store write, kept as the trace of it (see markSynced); before one, given back.
+      if (stage === 'embedding') this.unfinished.set(String(toolId), toolId);
       this.reportError('mark', thrown, toolId, collection);
     }
   }

@@ -46,11 +46,11 @@ export function planMarkFailed(
   const state = parsed.collections[collection];
   const retryCount = (state?.retryCount ?? 0) + 1;
   if (claimLostBy(state, workerId)) {
-    const reopen = mayHaveWritten ? planReopen(tool, parsed, collection, now) : null;
+    const reopen = mayHaveWritten ? planReopen(tool, parsed, collection, now) : { write: null, reopened: false };
     return {
       kind: 'done',
-      write: reopen,
-      result: { recorded: false, reason: 'claim-lost', claimedBy: state?.claimedBy ?? null, errorCode: failure.errorCode, retryCount: retryCount - 1, reopened: reopen !== null },
+      write: reopen.write,
+      result: { recorded: false, reason: 'claim-lost', claimedBy: state?.claimedBy ?? null, errorCode: failure.errorCode, retryCount: retryCount - 1, reopened: reopen.reopened },
     };
   }
   const statuses = settledStatuses(tool);

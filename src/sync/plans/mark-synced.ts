@@ -39,8 +39,8 @@ export function planMarkSynced(
   const state = parsed.collections[collection];
   if (claimLostBy(state, workerId)) {
     // The worker has written its vector: it may have landed over a later worker's.
-    const reopen = planReopen(tool, parsed, collection, now);
-    return { kind: 'done', write: reopen, result: { synced: false, reason: 'claim-lost', claimedBy: state?.claimedBy ?? null, reopened: reopen !== null } };
+    const { write, reopened } = planReopen(tool, parsed, collection, now);
+    return { kind: 'done', write, result: { synced: false, reason: 'claim-lost', claimedBy: state?.claimedBy ?? null, reopened } };
   }
   const current = state?.contentHash ?? '';
   // Either way the claim is done with: released, on the condition that it is still as read.

@@ -20,20 +20,21 @@ import { unchangedSince } from './settle.js';
  */
 
 /**
- * The re-open of `collection` after a late write, or null when nothing needs writing: the pair
- * is already waiting (pending, stale or failed) and no worker holds it.
+ * The re-open of `collection` after a late write: `synced` becomes `stale`, a holder's claim goes,
+ * and the attempt is recorded (so a delete knows the store may hold a point; see
+ * collectionsWithVectors). `reopened`: the pair was put back in line (it was synced, or held).
  */
-export function planReopen(tool: StoredTool, parsed: ParsedSyncState, collection: SyncCollectionName, now: Date): PlannedWrite | null {
+export function planReopen(tool: StoredTool, parsed: ParsedSyncState, collection: SyncCollectionName, now: Date): { write: PlannedWrite; reopened: boolean } {
   const state = parsed.collections[collection];
   const held = state?.claimedBy !== null && state?.claimedBy !== undefined;
   const synced = state?.status === 'synced';
-  if (!held && !synced) return null;
-  const set: Record<string, unknown> = { ...clearClaim(collection), [METADATA_UPDATED_AT]: now };
+  const set: Record<string, unknown> = { [collectionPath(collection, 'lastSyncAttemptAt')]: now, [METADATA_UPDATED_AT]: now };
+  if (held) Object.assign(set, clearClaim(collection));
   if (synced) {
     const statuses = settledStatuses(tool);
     statuses[collection] = 'stale';
     set[collectionPath(collection, 'status')] = 'stale';
     set[OVERALL_STATUS] = aggregateSyncStatus(Object.values(statuses));
   }
-  return { filter: { ...unchangedSince(tool._id, parsed), ...claimUnchanged(collection, state) }, update: { $set: set } };
+  return { write: { filter: { ...unchangedSince(tool._id, parsed), ...claimUnchanged(collection, state) }, update: { $set: set } }, reopened: held || synced };
 }

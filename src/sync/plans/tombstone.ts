@@ -62,8 +62,10 @@ function liveLeaseEnd(raw: Record<string, unknown> | undefined, now: Date): Date
 }
 
 /**
- * The collections in which the tool has (or may be about to have) points: embedded at least once,
- * or held by a worker whose lease has not ended.
+ * The collections in which the tool has, or may have, or may be about to have points: embedded
+ * at least once; or a worker's write may have landed without being recorded as a sync (an
+ * attempt was recorded: a mark whose content had changed, a failed or refused write, a re-open;
+ * or a worker holds or held a claim, and may have written before it died); none else can hold one.
  */
 export function collectionsWithVectors(tool: StoredTool, now: Date): SyncCollectionName[] {
   const parsed = parseSyncState(tool);
@@ -72,7 +74,8 @@ export function collectionsWithVectors(tool: StoredTool, now: Date): SyncCollect
     const state = parsed.collections[name];
     const raw = stored?.[name];
     const embedded = (state?.vectorVersion ?? 0) > 0 || isDate(raw?.lastSyncedAt);
-    return embedded || liveLeaseEnd(raw, now) !== null;
+    const attempted = isDate(raw?.lastSyncAttemptAt) || typeof raw?.claimedBy === 'string';
+    return embedded || attempted || liveLeaseEnd(raw, now) !== null;
   });
 }
 

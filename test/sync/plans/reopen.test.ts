@@ -27,33 +27,40 @@ function tool(states: Partial<Record<SyncCollectionName, Record<string, unknown>
   };
 }
 
-const set = (write: { update: Record<string, unknown> } | null): Record<string, unknown> => (write?.update.$set ?? {}) as Record<string, unknown>;
+const set = (write: { update: Record<string, unknown> }): Record<string, unknown> => (write.update.$set ?? {}) as Record<string, unknown>;
 
 describe('a late write re-opens the pair (the fencing rule)', () => {
   it('synced by a later worker: stale again, the overall status with it, conditioned on the state as read', () => {
     const stored = tool({ tools: { claimedBy: null } });
-    const write = planReopen(stored, parseSyncState(stored), 'tools', NOW);
+    const { write, reopened } = planReopen(stored, parseSyncState(stored), 'tools', NOW);
+    expect(reopened).toBe(true);
     expect(set(write)).toEqual({
       'syncMetadata.collections.tools.status': 'stale',
-      'syncMetadata.collections.tools.claimedBy': null,
-      'syncMetadata.collections.tools.claimedUntil': null,
+      'syncMetadata.collections.tools.lastSyncAttemptAt': NOW,
       'syncMetadata.overallStatus': 'stale',
       'syncMetadata.updatedAt': NOW,
     });
-    expect(write?.filter).toMatchObject({ _id: stored._id, 'syncMetadata.collections.tools.status': 'synced', 'syncMetadata.collections.tools.claimedBy': { $eq: null } });
+    expect(write.filter).toMatchObject({ _id: stored._id, 'syncMetadata.collections.tools.status': 'synced', 'syncMetadata.collections.tools.claimedBy': { $eq: null } });
   });
 
   it('held by another worker now: that claim goes (its write may have come before the late one), the status stays', () => {
     const stored = tool({ usecases: { status: 'stale', claimedBy: 'B', claimedUntil: LATER } });
-    const write = planReopen(stored, parseSyncState(stored), 'usecases', NOW);
-    expect(set(write)).toEqual({ 'syncMetadata.collections.usecases.claimedBy': null, 'syncMetadata.collections.usecases.claimedUntil': null, 'syncMetadata.updatedAt': NOW });
-    expect(write?.filter).toMatchObject({ 'syncMetadata.collections.usecases.claimedBy': { $eq: 'B' }, 'syncMetadata.collections.usecases.claimedUntil': { $eq: LATER } });
+    const { write, reopened } = planReopen(stored, parseSyncState(stored), 'usecases', NOW);
+    expect(reopened).toBe(true);
+    expect(set(write)).toEqual({
+      'syncMetadata.collections.usecases.claimedBy': null, 'syncMetadata.collections.usecases.claimedUntil': null,
+      'syncMetadata.collections.usecases.lastSyncAttemptAt': NOW, 'syncMetadata.updatedAt': NOW,
+    });
+    expect(write.filter).toMatchObject({ 'syncMetadata.collections.usecases.claimedBy': { $eq: 'B' }, 'syncMetadata.collections.usecases.claimedUntil': { $eq: LATER } });
   });
 
-  it('already waiting and held by no one: nothing to write (the next claim comes after the late write)', () => {
+  it('already waiting and held by no one: not re-opened (the next claim comes after the late write), only the attempt recorded', () => {
     for (const status of ['pending', 'stale', 'failed']) {
-      const stored = tool({ interface: { status, errorCode: status === 'failed' ? 'UNKNOWN' : null, nextRetryAt: status === 'failed' ? EARLIER : null } });
-      expect(planReopen(stored, parseSyncState(stored), 'interface', NOW)).toBeNull();
+      const stored = tool({ interface: { status, lastSyncedAt: null, vectorVersion: 0, errorCode: status === 'failed' ? 'UNKNOWN' : null, nextRetryAt: status === 'failed' ? EARLIER : null } });
+      const { write, reopened } = planReopen(stored, parseSyncState(stored), 'interface', NOW);
+      expect(reopened).toBe(false);
+      // A delete now owes the point a removal, though the collection was never synced.
+      expect(set(write)).toEqual({ 'syncMetadata.collections.interface.lastSyncAttemptAt': NOW, 'syncMetadata.updatedAt': NOW });
     }
   });
 

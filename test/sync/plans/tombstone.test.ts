@@ -36,12 +36,12 @@ function tombstone(collections: Tombstone['collections']): Tombstone {
 }
 
 describe('which collections a deleted tool has points in', () => {
-  it('embedded once (a vector version or a last sync), or claimed by a live lease; none means no tombstone', () => {
+  it('embedded once (a vector version or a last sync), written perhaps (an attempt, a claim live or ended), or none: no tombstone', () => {
     const mixed = tool({
       tools: { status: 'synced', vectorVersion: 2, lastSyncedAt: EARLIER },
       functionality: { status: 'stale', vectorVersion: 0, lastSyncedAt: EARLIER },
       usecases: { status: 'pending', vectorVersion: 0, lastSyncedAt: null, claimedBy: 'w', claimedUntil: LATER },
-      interface: { status: 'pending', vectorVersion: 0, lastSyncedAt: null, claimedBy: 'w', claimedUntil: EARLIER },
+      interface: { status: 'pending', vectorVersion: 0, lastSyncedAt: null, claimedBy: null, claimedUntil: null },
     });
     expect(collectionsWithVectors(mixed, NOW)).toEqual(['tools', 'functionality', 'usecases']);
     const made = tombstoneFor(mixed, 'tools', NOW, WRITER);
@@ -50,6 +50,13 @@ describe('which collections a deleted tool has points in', () => {
       // In flight: removed only once its worker's lease has ended (its upsert may still come).
       collections: { tools: deletion(), functionality: deletion(), usecases: deletion({ notBefore: LATER }) },
     });
+    // Never synced, yet perhaps written: a claim whose worker died after its write, a refused or re-opened write (an attempt).
+    const perhaps = tool({
+      tools: { status: 'pending', vectorVersion: 0, lastSyncedAt: null, claimedBy: 'dead', claimedUntil: EARLIER },
+      usecases: { status: 'stale', vectorVersion: 0, lastSyncedAt: null, lastSyncAttemptAt: EARLIER },
+    });
+    expect(collectionsWithVectors(perhaps, NOW)).toEqual(['tools', 'usecases']);
+    expect(tombstoneFor(perhaps, 'tools', NOW, WRITER)?.collections).toEqual({ tools: deletion(), usecases: deletion() });
     expect(tombstoneFor(tool({ tools: { status: 'pending', vectorVersion: 0, lastSyncedAt: null } }), 'tools', NOW, WRITER)).toBeNull();
     expect(tombstoneFor({ _id: new Types.ObjectId() }, 'tools', NOW, WRITER)).toBeNull();
   });
