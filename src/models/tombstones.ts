@@ -200,7 +200,7 @@ export async function claimVectorDeletions(model: ToolModelType, given: ClaimOpt
  */
 export async function reopenRemoval(model: ToolModelType, toolObjectId: mongo.ObjectId, collection: SyncCollectionName): Promise<void> {
   const { filter, update, upsert } = planReopenRemoval({ toolObjectId, toolsCollection: toolsCollectionOf(model) }, collection, new Date(), new mongoose.Types.ObjectId());
-  await tombstones(model).updateOne(filter as mongo.Filter<Tombstone>, update, { upsert });
+  await tombstones(model).updateOne(filter, update, { upsert });
 }
 
 /** Removes a tombstone whose removals are all done. */

@@ -39,16 +39,12 @@ export async function markCollectionSynced(
   const contentHash = contentHashArgument(given?.contentHash);
   const workerId = workerIdOption(given);
   const embeddingModel = given?.embeddingModel === undefined || given.embeddingModel === null ? null : embeddingModelArgument(given.embeddingModel);
-  let deleted = false;
   const result = await applyPlan<MarkSyncedResult>(toolCollection(model), id, (tool, now) => planMarkSynced(tool, collection, contentHash, now, workerId, embeddingModel), {
     what: `markCollectionSynced(${id.toHexString()}, ${collection})`,
-    missing: () => {
-      deleted = true;
-      return { synced: false, reason: 'deleted' };
-    },
+    missing: () => ({ synced: false, reason: 'deleted' }),
   });
   // The caller wrote a point for a tool that is gone: its removal comes after that write.
-  if (deleted) await reopenRemoval(model, id, collection);
+  if (!result.synced && result.reason === 'deleted') await reopenRemoval(model, id, collection);
   return result;
 }
 
@@ -67,15 +63,11 @@ export async function markCollectionFailed(
   const failure = { errorCode: classifySyncError(error, stage as SyncStage), lastError: String(truncateLastError(errorMessage(error))) };
   // A failed store write may have landed all the same.
   const mayHaveWritten = stage === 'qdrant';
-  let deleted = false;
   const result = await applyPlan<MarkFailedResult>(toolCollection(model), id, (tool, now) => planMarkFailed(tool, collection, failure, now, workerId, mayHaveWritten), {
     what: `markCollectionFailed(${id.toHexString()}, ${collection})`,
-    missing: () => {
-      deleted = true;
-      return { recorded: false, reason: 'deleted', errorCode: failure.errorCode };
-    },
+    missing: () => ({ recorded: false, reason: 'deleted', errorCode: failure.errorCode }),
   });
-  if (deleted && mayHaveWritten) await reopenRemoval(model, id, collection);
+  if (!result.recorded && result.reason === 'deleted' && mayHaveWritten) await reopenRemoval(model, id, collection);
   return result;
 }
 

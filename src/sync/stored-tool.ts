@@ -164,7 +164,8 @@ export function parseSyncState(tool: StoredTool): ParsedSyncState {
  */
 function unusableId(id: unknown): string | undefined {
   if (id === undefined || (typeof id === 'object' && id !== null && (id as { _bsontype?: unknown })._bsontype === 'ObjectId')) return undefined;
-  const kind = id === null ? 'null' : typeof id === 'object' ? String((id as { _bsontype?: unknown })._bsontype ?? 'an object') : `a ${typeof id}`;
+  const bsonType = typeof id === 'object' && id !== null ? (id as { _bsontype?: unknown })._bsontype : undefined;
+  const kind = id === null ? 'null' : typeof bsonType === 'string' ? `a ${bsonType}` : `a ${typeof id}`;
   return `_id ${describe(id)} (${kind}) is not an ObjectId: tool-sync claims and keys points by an ObjectId _id; `
     + 're-insert the tool with one (and delete this copy)';
 }

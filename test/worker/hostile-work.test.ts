@@ -63,6 +63,8 @@ describe('whatever embed or remove throws, the worker goes on', () => {
     const summary = await runSyncWorker(storeWorker(store, {
       model: counting, leaseMs: 1_000, collections: ['tools'],
       // Long enough for renewals (every third of the lease) to run while it works.
+      // A caller's code may throw anything (eslint asks for Errors; a hostile Proxy is the point here).
+      // eslint-disable-next-line @typescript-eslint/only-throw-error
       embed: async () => { await sleep(800); throw trapsThrow(); },
     }));
     expect(summary).toMatchObject({ failed: 1, errors: 0 });
@@ -84,6 +86,7 @@ describe('whatever embed or remove throws, the worker goes on', () => {
     const running = runSyncWorker({
       ...BASE, stopWhenIdle: false, model, signal: stop.signal,
       embed: () => Promise.resolve([0]), upsert: () => Promise.resolve(),
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
       remove: () => { calls += 1; return Promise.reject(trapsThrow()); },
     });
     await sleep(1_500);

@@ -1,7 +1,7 @@
 import { aggregateSyncStatus } from '../status-order.js';
 import { parseSyncState, type StoredTool } from '../stored-tool.js';
 import { collectionPath, METADATA_UPDATED_AT, OVERALL_STATUS } from '../sync-state.js';
-import { SYNC_COLLECTION_NAMES, type SyncCollectionName, type SyncStatus } from '../vocabulary.js';
+import { type SyncCollectionName } from '../vocabulary.js';
 import { type Decision } from './plan.js';
 import { claimLostBy, claimUnchanged, clearClaim } from './claim.js';
 import { planReopen } from './reopen.js';
