@@ -145,7 +145,6 @@ class SyncWorker<V> {
   private async claimAndStart(limit: number): Promise<number | undefined> {
     const { model, workerId, leaseMs, collections, maxRetries, clock } = this.settings;
     let claimed: ClaimedTool[];
-    // The leases are counted from before the claim was sent: never longer than the database's.
     const grantedAtMs = Date.now();
     try {
       claimed = await model.claimSyncWork({ workerId, limit, leaseMs, collections, maxRetries, ...(clock === undefined ? {} : { now: clock() }) });
@@ -161,7 +160,9 @@ class SyncWorker<V> {
         workerId,
         pairs: pairs.map(({ tool, pair: { collection, contentHash, status } }) => ({ toolId: tool._id, collection, contentHash, status })),
       });
-      for (const { tool, pair } of pairs) this.start(tool, pair, grantedAtMs);
+      // The lease as the database set it (from this worker's clock as each tool was claimed; a
+      // claim of many tools takes a while); under a simulated clock, from before the claim.
+      for (const { tool, pair } of pairs) this.start(tool, pair, clock === undefined ? pair.claimedUntil.getTime() - leaseMs : grantedAtMs);
     }
     // Slots left: deleted tools' points to remove (quick calls; no lease renewal needed). Started
     // after the pairs, so a failed claim of removals never strands pairs already claimed.
@@ -241,8 +242,10 @@ class SyncWorker<V> {
   private async work(tool: ITool, pair: ClaimedCollection, grantedAtMs: number): Promise<void> {
     const { embed, upsert, workerId } = this.settings;
     const { collection, contentHash } = pair;
+    // Before the lease is held (claims hand out ObjectId tools only, so this never throws there).
+    const pointId = pointIdOf(tool._id);
     const lease = this.hold(tool._id, collection, grantedAtMs);
-    const context: SyncCallContext = { signal: lease.signal, contentHash, workerId, pointId: pointIdOf(tool._id) };
+    const context: SyncCallContext = { signal: lease.signal, contentHash, workerId, pointId };
     const stillHeld = (): void => {
       if (this.isStopping() || lease.ended() !== undefined) throw new NotHeld('the worker is stopping, or the pair is no longer held');
     };
