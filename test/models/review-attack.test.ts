@@ -115,8 +115,9 @@ describe('a mark by a worker whose lease ended and whose work another worker cla
   it("markCollectionSynced by the worker whose lease was taken over does not overwrite the other worker's vector version and model", async () => {
     const { id, collection, contentHash } = await takenOverAndSynced();
     const late = await ToolModel.markCollectionSynced(id, collection, { contentHash, workerId: 'slow', embeddingModel: 'm1' });
-    expect(late.synced).toBe(false);
-    expect(await collectionState(id, collection)).toMatchObject({ status: 'synced', embeddingModel: 'm2', vectorVersion: 1 });
+    expect(late).toMatchObject({ synced: false, reason: 'claim-lost', reopened: true });
+    // Nothing of slow's sync is recorded; its write may be the one in the store now, so the pair is re-embedded (the fencing rule).
+    expect(await collectionState(id, collection)).toMatchObject({ status: 'stale', embeddingModel: 'm2', vectorVersion: 1 });
   });
 });
 
