@@ -1,7 +1,8 @@
-import type mongoose from 'mongoose';
+import mongoose from 'mongoose';
+import { afterEach, beforeEach, inject } from 'vitest';
 import {
-  pointIdOf, SYNC_COLLECTION_NAMES, TOMBSTONE_COLLECTION, ToolModel,
-  type DeletedTool, type ITool, type SyncCallContext, type SyncCollectionName, type ToolModelType,
+  createToolModel, pointIdOf, SYNC_COLLECTION_NAMES, TOMBSTONE_COLLECTION, ToolModel,
+  type DeletedTool, type ITool, type SyncCallContext, type SyncCollectionName, type SyncWorkerOptions, type ToolModelType,
 } from '../../src/index.js';
 
 /** A promise to resolve from outside. */
@@ -78,3 +79,58 @@ export async function removalsOwed(model: ToolModelType = ToolModel): Promise<nu
 export const clearTombstones = async (model: ToolModelType = ToolModel): Promise<void> => {
   await model.db.collection(TOMBSTONE_COLLECTION).deleteMany({});
 };
+
+/** Worker options over the recording store: embed gives a vector at once unless `embed` is given. */
+export function storeWorker(store: RecordingStore, options: Partial<SyncWorkerOptions> & { model: ToolModelType }): SyncWorkerOptions {
+  return {
+    embeddingModel: 'e1', pollIntervalMs: 20, pauseBaseMs: 0, stopWhenIdle: true,
+    embed: () => Promise.resolve([0]),
+    upsert: (tool, collection, vector, context) => { store.upsert(tool, collection, vector, context); return Promise.resolve(); },
+    remove: (deleted, collection) => { store.remove(deleted, collection); return Promise.resolve(); },
+    ...options,
+  };
+}
+
+/**
+ * An upsert that is sent and then held: `writing` resolves once the worker called it, and the
+ * write reaches the store only when `land()` is called (a store call that lands late).
+ */
+export function heldUpsert(store: RecordingStore): { upsert: SyncWorkerOptions['upsert']; writing: Promise<void>; land: () => void } {
+  const writing = gate();
+  const landing = gate();
+  return {
+    upsert: async (tool, collection, vector, context) => {
+      writing.open();
+      await landing.promise;
+      store.upsert(tool, collection, vector, context);
+    },
+    writing: writing.promise,
+    land: () => { landing.open(); },
+  };
+}
+
+/**
+ * Each test starts with no tools and no removals owed; models on connections of the test's own,
+ * closed after it: `shared()` one connection of pool size 1 (the server sees one command at a
+ * time: FerretDB 1.x is not atomic), `several(n)` one each.
+ */
+export function useWorkerModels(database: { name: string }): { shared: () => Promise<ToolModelType>; several: (count: number) => Promise<ToolModelType[]> } {
+  let connections: mongoose.Connection[] = [];
+  const open = async (options: mongoose.ConnectOptions): Promise<ToolModelType> => {
+    const connection = await mongoose.createConnection(inject('mongoUri'), { dbName: database.name, ...options }).asPromise();
+    connections.push(connection);
+    return createToolModel(connection);
+  };
+  beforeEach(async () => {
+    await ToolModel.deleteMany({});
+    await clearTombstones();
+  });
+  afterEach(async () => {
+    await Promise.all(connections.map((connection) => connection.close()));
+    connections = [];
+  });
+  return {
+    shared: () => open({ maxPoolSize: 1 }),
+    several: (count) => Promise.all(Array.from({ length: count }, () => open({}))),
+  };
+}

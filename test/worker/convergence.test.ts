@@ -1,14 +1,13 @@
-import mongoose from 'mongoose';
-import { afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { seededRandom } from '../../src/cli/seed-data.js';
 import {
-  createToolModel, runSyncWorker, ToolModel,
+  pointIdOf, runSyncWorker, ToolModel,
   type ClaimedCollection, type ClaimedDeletion, type ITool, type SyncCollectionName, type ToolModelType,
 } from '../../src/index.js';
-import { pointIdOf } from '../../src/models/point-id.js';
 import { conditionalUpdatesAtomic, type Atomicity } from '../helpers/capabilities.js';
 import { engine, useTestDatabase } from '../helpers/database.js';
 import { toolInput } from '../helpers/tools.js';
-import { clearTombstones, recordingStore, removalsOwed, storeDisagreements, type RecordingStore } from '../helpers/worker.js';
+import { recordingStore, removalsOwed, storeDisagreements, storeWorker, useWorkerModels, type RecordingStore } from '../helpers/worker.js';
 
 /*
  * The fencing rule as a property: random interleavings of edits, deletes, re-creations, lease
@@ -21,8 +20,8 @@ import { clearTombstones, recordingStore, removalsOwed, storeDisagreements, type
  */
 
 const database = useTestDatabase(import.meta.url);
+const workerModels = useWorkerModels(database);
 let atomicity: Atomicity = { atomic: false, evidence: 'not probed' };
-let connections: mongoose.Connection[] = [];
 
 beforeAll(async () => {
   atomicity = await conditionalUpdatesAtomic(inject('mongoUri'), database.name);
@@ -32,40 +31,12 @@ beforeAll(async () => {
   }
 });
 
-beforeEach(async () => {
-  await ToolModel.deleteMany({});
-  await clearTombstones();
-});
-
-afterEach(async () => {
-  await Promise.all(connections.map((connection) => connection.close()));
-  connections = [];
-});
-
 async function models(count: number): Promise<ToolModelType[]> {
-  const open = async (options: mongoose.ConnectOptions): Promise<ToolModelType> => {
-    const connection = await mongoose.createConnection(inject('mongoUri'), { dbName: database.name, ...options }).asPromise();
-    connections.push(connection);
-    return createToolModel(connection);
-  };
-  if (!atomicity.atomic) {
-    const shared = await open({ maxPoolSize: 1 });
-    return Array.from({ length: count }, () => shared);
-  }
-  return Promise.all(Array.from({ length: count }, () => open({})));
+  if (atomicity.atomic) return workerModels.several(count);
+  const shared = await workerModels.shared();
+  return Array.from({ length: count }, () => shared);
 }
 
-/** A small seeded generator (mulberry32): a failing seed replays the same schedule. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** One worker's work in flight: a pair it claimed (its write may land any time), or a removal. */
 type Held =
@@ -137,7 +108,8 @@ const SEEDS = Array.from({ length: SEED_COUNT }, (_, index) => FIRST_SEED + inde
 
 describe('after any interleaving, the store holds the right vectors', () => {
   it.each(SEEDS)('seed %i: edits, deletes, re-creations, lease losses and late writes converge', { timeout: 120_000 }, async (seed) => {
-    const pick = random(seed);
+    // Seeded: a failing seed replays the same schedule.
+    const pick = seededRandom(seed);
     const store = recordingStore();
     const [a, b, c] = await models(3);
     if (a === undefined || b === undefined || c === undefined) throw new Error('three models expected');
@@ -166,12 +138,7 @@ describe('after any interleaving, the store holds the right vectors', () => {
     }
     // The drain: a worker whose clock is past every lease, until no work is left.
     const later = (): Date => new Date(clock().getTime() + 10 * LEASE_MS);
-    await runSyncWorker({
-      model: a, workerId: 'drain', embeddingModel: 'e1', stopWhenIdle: true, pollIntervalMs: 5, pauseBaseMs: 0, clock: later, concurrency: 8,
-      embed: () => Promise.resolve([0]),
-      upsert: (tool, collection, vector, context) => { store.upsert(tool, collection, vector, context); return Promise.resolve(); },
-      remove: (deleted, collection) => { store.remove(deleted, collection); return Promise.resolve(); },
-    });
+    await runSyncWorker(storeWorker(store, { model: a, workerId: 'drain', pollIntervalMs: 5, clock: later, concurrency: 8 }));
     expect(await storeDisagreements(store), `seed ${seed}: ${store.log.join('\n')}`).toEqual([]);
     expect(await removalsOwed()).toBe(0);
     const stats = await ToolModel.getSyncStats();

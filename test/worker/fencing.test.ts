@@ -1,28 +1,18 @@
 import mongoose from 'mongoose';
-import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import {
-  createToolModel, runSyncWorker, ToolModel,
-  type SyncWorkerEvent, type SyncWorkerOptions, type ToolModelType,
-} from '../../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { runSyncWorker, ToolModel, type SyncWorkerEvent, type ToolModelType } from '../../src/index.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { rawTool, toolInput } from '../helpers/tools.js';
-import { clearTombstones, gate, recordingStore, removalsOwed, sleep, storeDisagreements } from '../helpers/worker.js';
+import { gate, heldUpsert, recordingStore, removalsOwed, sleep, storeDisagreements, storeWorker, useWorkerModels } from '../helpers/worker.js';
 
 /*
  * The fencing rule, raced on purpose: gates inside embed and upsert hold a worker at the moment
  * the race needs, so each interleaving happens every run. The vector store is a recording test
- * double; the database is the real server.
+ * double; the database is the real server (one connection of pool size 1, shared by the workers).
  */
 
-const database = useTestDatabase(import.meta.url);
-let connections: mongoose.Connection[] = [];
-
-/** A model on a connection of pool size 1: the server sees one command at a time (see the worker tests' [skip reason]). */
-async function sharedModel(): Promise<ToolModelType> {
-  const connection = await mongoose.createConnection(inject('mongoUri'), { dbName: database.name, maxPoolSize: 1 }).asPromise();
-  connections.push(connection);
-  return createToolModel(connection);
-}
+const models = useWorkerModels(useTestDatabase(import.meta.url));
+const sharedModel = models.shared;
 
 /** `model`, whose lease renewals the database refuses (a worker cut off from it while its call runs). */
 function renewalsFail(model: ToolModelType): ToolModelType {
@@ -34,29 +24,7 @@ function renewalsFail(model: ToolModelType): ToolModelType {
   });
 }
 
-beforeEach(async () => {
-  await ToolModel.deleteMany({});
-  await clearTombstones();
-});
-
-afterEach(async () => {
-  await Promise.all(connections.map((connection) => connection.close()));
-  connections = [];
-});
-
 const inTwoSeconds = (): Date => new Date(Date.now() + 2_000);
-const BASE = { embeddingModel: 'e1', pollIntervalMs: 20, pauseBaseMs: 0 } as const;
-
-/** Worker options over the recording store: embed gives a vector at once unless `embed` is given. */
-function storeWorker(store: ReturnType<typeof recordingStore>, options: Partial<SyncWorkerOptions> & { model: ToolModelType; workerId: string }): SyncWorkerOptions {
-  return {
-    ...BASE, stopWhenIdle: true,
-    embed: () => Promise.resolve([0]),
-    upsert: (tool, collection, vector, context) => { store.upsert(tool, collection, vector, context); return Promise.resolve(); },
-    remove: (deleted, collection) => { store.remove(deleted, collection); return Promise.resolve(); },
-    ...options,
-  };
-}
 
 describe('a worker that no longer holds its pair never writes to the store', () => {
   it("renewals fail, the content changes and another worker syncs it; the first one's embedding returns late and is never stored", { timeout: 20_000 }, async () => {
@@ -102,22 +70,14 @@ describe('a worker that no longer holds its pair never writes to the store', () 
     const tool = await ToolModel.create(toolInput());
     const model = await sharedModel();
     const store = recordingStore();
-    const writing = gate();
-    const land = gate();
-    const slow = runSyncWorker(storeWorker(store, {
-      model: renewalsFail(model), workerId: 'A', leaseMs: 1_000, collections: ['usecases'], concurrency: 1,
-      // A store call sent in time that lands late: A's write comes after B's.
-      upsert: async (t, c, vector, context) => {
-        writing.open();
-        await land.promise;
-        store.upsert(t, c, vector, context);
-      },
-    }));
-    await writing.promise;
+    // A store call sent in time that lands late: A's write comes after B's.
+    const late = heldUpsert(store);
+    const slow = runSyncWorker(storeWorker(store, { model: renewalsFail(model), workerId: 'A', leaseMs: 1_000, collections: ['usecases'], concurrency: 1, upsert: late.upsert }));
+    await late.writing;
     await ToolModel.updateOne({ _id: tool._id }, { $push: { useCases: 'a new use' } });
     expect(await runSyncWorker(storeWorker(store, { model, workerId: 'B', collections: ['usecases'], clock: inTwoSeconds }))).toMatchObject({ synced: 1 });
     const [bWrite] = store.log;
-    land.open();
+    late.land();
     // A's mark finds its claim lost and re-opens the pair; A (still running) or C embeds it again.
     expect(await slow).toMatchObject({ claimLost: 1, reopened: 1 });
     await runSyncWorker(storeWorker(store, { model, workerId: 'C', collections: ['usecases'] }));
@@ -138,22 +98,14 @@ describe('a tool deleted while it is being embedded leaves no point behind', () 
     const tool = await ToolModel.create(toolInput());
     const model = await sharedModel();
     const store = recordingStore();
-    const writing = gate();
-    const land = gate();
-    const embedding = runSyncWorker(storeWorker(store, {
-      model, workerId: 'A', collections: ['tools'], concurrency: 1,
-      upsert: async (t, c, vector, context) => {
-        writing.open();
-        await land.promise;
-        store.upsert(t, c, vector, context);
-      },
-    }));
-    await writing.promise;
+    const late = heldUpsert(store);
+    const embedding = runSyncWorker(storeWorker(store, { model, workerId: 'A', collections: ['tools'], concurrency: 1, upsert: late.upsert }));
+    await late.writing;
     await ToolModel.deleteOne({ _id: tool._id });
     // A holds a live lease on `tools`: its upsert may still come, so nobody removes the point yet.
     expect(await model.claimVectorDeletions({ workerId: 'R' })).toEqual([]);
     expect(await removalsOwed()).toBe(1);
-    land.open();
+    late.land();
     // A's mark finds the tool gone: the removal may go now, after the write (A itself, still running, or R takes it).
     const summaries = [await embedding, await runSyncWorker(storeWorker(store, { model, workerId: 'R' }))];
     expect(summaries[0]).toMatchObject({ synced: 0, deletedMeanwhile: 1 });
@@ -167,22 +119,14 @@ describe('a tool deleted while it is being embedded leaves no point behind', () 
     const tool = await ToolModel.create(toolInput());
     const model = await sharedModel();
     const store = recordingStore();
-    const writing = gate();
-    const land = gate();
-    const embedding = runSyncWorker(storeWorker(store, {
-      model: renewalsFail(model), workerId: 'A', leaseMs: 1_000, collections: ['tools'], concurrency: 1,
-      upsert: async (t, c, vector, context) => {
-        writing.open();
-        await land.promise;
-        store.upsert(t, c, vector, context);
-      },
-    }));
-    await writing.promise;
+    const late = heldUpsert(store);
+    const embedding = runSyncWorker(storeWorker(store, { model: renewalsFail(model), workerId: 'A', leaseMs: 1_000, collections: ['tools'], concurrency: 1, upsert: late.upsert }));
+    await late.writing;
     await ToolModel.deleteOne({ _id: tool._id });
     // By R's clock A's lease has ended: R removes (nothing is there yet) and the tombstone goes.
     expect(await runSyncWorker(storeWorker(store, { model, workerId: 'R', clock: inTwoSeconds }))).toMatchObject({ removed: 1 });
     expect(await removalsOwed()).toBe(0);
-    land.open();
+    late.land();
     const first = await embedding;
     const summaries = [first, await runSyncWorker(storeWorker(store, { model, workerId: 'R2' }))];
     expect(summaries[0]).toMatchObject({ deletedMeanwhile: 1 });

@@ -1,33 +1,13 @@
 import mongoose from 'mongoose';
-import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
-import {
-  createToolModel, runSyncWorker, ToolModel,
-  type SyncWorkerOptions, type ToolModelType,
-} from '../../src/index.js';
+import { describe, expect, it } from 'vitest';
+import { runSyncWorker, ToolModel } from '../../src/index.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { insertRaw, rawTool, toolInput } from '../helpers/tools.js';
-import { clearTombstones, gate, recordingStore, removalsOwed, sleep } from '../helpers/worker.js';
+import { gate, recordingStore, removalsOwed, sleep, storeWorker, useWorkerModels } from '../helpers/worker.js';
 
 /* What the issue's hostile review found the worker doing with odd tools and odd callers. */
 
-const database = useTestDatabase(import.meta.url);
-let connections: mongoose.Connection[] = [];
-
-async function sharedModel(): Promise<ToolModelType> {
-  const connection = await mongoose.createConnection(inject('mongoUri'), { dbName: database.name, maxPoolSize: 1 }).asPromise();
-  connections.push(connection);
-  return createToolModel(connection);
-}
-
-beforeEach(async () => {
-  await ToolModel.deleteMany({});
-  await clearTombstones();
-});
-
-afterEach(async () => {
-  await Promise.all(connections.map((connection) => connection.close()));
-  connections = [];
-});
+const sharedModel = useWorkerModels(useTestDatabase(import.meta.url)).shared;
 
 /** A Proxy every one of whose traps throws: `instanceof` on it throws too. */
 function trapsThrow(): object {
@@ -36,16 +16,6 @@ function trapsThrow(): object {
 }
 
 const BASE = { embeddingModel: 'e1', pollIntervalMs: 20, pauseBaseMs: 0, stopWhenIdle: true } as const;
-
-function storeWorker(store: ReturnType<typeof recordingStore>, options: Partial<SyncWorkerOptions> & { model: ToolModelType }): SyncWorkerOptions {
-  return {
-    ...BASE,
-    embed: () => Promise.resolve([0]),
-    upsert: (tool, collection, vector, context) => { store.upsert(tool, collection, vector, context); return Promise.resolve(); },
-    remove: (deleted, collection) => { store.remove(deleted, collection); return Promise.resolve(); },
-    ...options,
-  };
-}
 
 describe('whatever embed or remove throws, the worker goes on', () => {
   it('a Proxy thrown by embed is recorded as a failure; the pair is released, and no renewal outlives the worker', { timeout: 20_000 }, async () => {
