@@ -2,6 +2,7 @@ import { type ReturnModelType } from '@typegoose/typegoose';
 import { type mongo } from 'mongoose';
 import { bulkSizeOf } from '../models/change-tracking/settle-after-write.js';
 import { applyIdempotentPlans, type IdempotentPlan } from '../models/conditional-write.js';
+import { describeId, idsAfter } from '../models/keyset.js';
 import { type Tool } from '../models/tool.js';
 import { type StoredTool } from '../sync/stored-tool.js';
 
@@ -60,7 +61,7 @@ export interface MigrationOptions {
 /** Where interrupted runs leave their place: one document per migration, in its own collection. */
 export const CHECKPOINT_COLLECTION = 'tool_sync_checkpoints';
 
-interface Checkpoint { _id: string; lastId: mongo.ObjectId; updatedAt: Date }
+interface Checkpoint { _id: string; lastId: unknown; updatedAt: Date }
 
 /**
  * Walks the tools collection in `_id` order, a batch at a time, planning each document and writing
@@ -79,12 +80,13 @@ export async function runBatchMigration(model: ToolModelType, options: Migration
   const checkpointId = `${options.name}:${tools.collectionName}`;
   const checkpoint = options.dryRun ? null : await checkpoints.findOne({ _id: checkpointId });
   const base = options.filter ?? {};
-  const after = (id: mongo.ObjectId | undefined): mongo.Filter<mongo.Document> => (id === undefined ? base : { ...base, _id: { $gt: id } });
+  // Across `_id` types too (a legacy tool's may be a number or a string): see idsAfter.
+  const after = (id: unknown): mongo.Filter<mongo.Document> => (id === undefined ? base : { $and: [base, idsAfter(id)] });
   const filter = after(checkpoint?.lastId);
   const summary: MigrationSummary = {
     migration: options.name,
     dryRun: options.dryRun,
-    resumedAfter: checkpoint === null ? null : checkpoint.lastId.toHexString(),
+    resumedAfter: checkpoint === null ? null : describeId(checkpoint.lastId),
     scanned: 0,
     outcomes: {},
     replanned: 0,
@@ -117,7 +119,7 @@ export async function runBatchMigration(model: ToolModelType, options: Migration
 
   // Keyset pagination: each batch is its own query, read whole before anything is written. No
   // cursor stays open across the writes (FerretDB's SQLite backend blocks writes behind one).
-  let last = checkpoint?.lastId;
+  let last: unknown = checkpoint?.lastId;
   try {
     for (;;) {
       if (options.signal?.aborted === true) {

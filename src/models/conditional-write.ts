@@ -3,6 +3,7 @@ import { type Decision, type PlannedWrite } from '../sync/plans/plan.js';
 import { planSettle, type SettleOptions } from '../sync/plans/settle.js';
 import { type StoredTool } from '../sync/stored-tool.js';
 import { SyncConflictError, SyncStateError, ToolNotFoundError } from './errors.js';
+import { idsAfter } from './keyset.js';
 
 /**
  * The one place where the package writes sync state: a plan's conditional write, and the one
@@ -282,15 +283,18 @@ export async function settleMatching(
   context: WriteContext & { batchSize: number; bulkSize: BulkSize },
 ): Promise<PlansSummary> {
   const summary = emptyPlansSummary();
-  let after: mongo.ObjectId | undefined;
+  let after: unknown;
+  let started = false;
   for (;;) {
-    const page = after === undefined ? filter : { $and: [filter, { _id: { $gt: after } }] };
+    // Across `_id` types (see idsAfter): a legacy tool's `_id` may be a number or a string.
+    const page = started ? { $and: [filter, idsAfter(after)] } : filter;
     const options = { session: context.session, sort: { _id: 1 }, limit: context.batchSize, batchSize: context.batchSize } as const;
     const batch = (await collection.find(page, options).toArray()) as StoredTool[];
     if (batch.length === 0) break;
     await applyIdempotentPlans(collection, batch, settlePlan, context, summary);
     if (batch.length < context.batchSize) break;
     after = batch[batch.length - 1]?._id;
+    started = true;
   }
   return summary;
 }
