@@ -48,5 +48,6 @@ export function idsAfter(last: unknown): mongo.Filter<mongo.Document> {
 export function describeId(id: unknown): string {
   const hex = (id as { toHexString?: unknown } | null)?.toHexString;
   if (typeof hex === 'function') return String(hex.call(id));
-  return typeof id === 'string' ? id : JSON.stringify(id) ?? String(id);
+  // JSON.stringify gives undefined for undefined (whatever its declared type says).
+  return typeof id === 'string' ? id : (JSON.stringify(id) as string | undefined) ?? String(id);
 }
