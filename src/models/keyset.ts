@@ -48,6 +48,8 @@ export function idsAfter(last: unknown): mongo.Filter<mongo.Document> {
 export function describeId(id: unknown): string {
   const hex = (id as { toHexString?: unknown } | null)?.toHexString;
   if (typeof hex === 'function') return String(hex.call(id));
-  // JSON.stringify gives undefined for undefined (whatever its declared type says).
-  return typeof id === 'string' ? id : (JSON.stringify(id) as string | undefined) ?? String(id);
+  if (typeof id === 'string') return id;
+  // undefined for undefined, whatever the declared return type says.
+  const json: string | undefined = JSON.stringify(id);
+  return json ?? String(id);
 }
