@@ -50,6 +50,6 @@ export function describeId(id: unknown): string {
   if (typeof hex === 'function') return String(hex.call(id));
   if (typeof id === 'string') return id;
   // undefined for undefined, whatever the declared return type says.
-  const json: string | undefined = JSON.stringify(id);
+  const json = JSON.stringify(id) as string | undefined;
   return json ?? String(id);
 }
