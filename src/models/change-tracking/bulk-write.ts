@@ -47,7 +47,12 @@ async function prepareInsert(model: ToolModelType, body: Operation, at: string, 
   if (given === undefined) refuseSyncMetadataInput(input, `${at}.document`);
   if (given === undefined && mongooseValidates(body, options)) return { operation: { insertOne: body }, marksContent: false };
   const doc = (given ?? new model(input)) as ToolDocument;
-  refuseUserSyncMetadata(doc);
+  try {
+    refuseUserSyncMetadata(doc);
+  } catch (error) {
+    if (error instanceof SyncArgumentError) error.message = `${at}.document.${error.message}`;
+    throw error;
+  }
   hashNewTool(doc);
   if (mongooseValidates(body, options)) await validateAt(doc.validate(), at);
   return { operation: { insertOne: { ...body, document: doc.toBSON(), skipValidation: true } }, marksContent: false };

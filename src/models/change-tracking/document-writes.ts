@@ -142,19 +142,24 @@ export function beforeDocumentSave(this: ToolDocument, options?: { validateBefor
   }
   if (settleAfterSave.has(this)) return;
   forgetMarks(this);
+  const settleOnceSaved = (): void => {
+    settleAfterSave.add(this);
+    // A bulkSave settles its tools whatever Mongoose reports of each (see bulk-save.ts).
+    bulkSaveOf(this)?.toSettle.add(this);
+  };
   const whole = holdsSyncMetadata(this);
   // Metadata written before this package (no hashes yet) is completed once the save lands.
-  if (whole && SYNC_COLLECTION_NAMES.some((name) => this.syncMetadata.collections[name].contentHash === '')) settleAfterSave.add(this);
+  if (whole && SYNC_COLLECTION_NAMES.some((name) => this.syncMetadata.collections[name].contentHash === '')) settleOnceSaved();
   const changed = BUSINESS_FIELDS.filter((field) => this.isModified(field));
   if (changed.length === 0) return;
   const marks: Record<string, unknown> = { [LAST_MODIFIED_FIELDS]: changed, [METADATA_UPDATED_AT]: new Date() };
   if (changed.some((field) => CONTENT.has(field))) {
     refuseUnacknowledged(options, (this.constructor as ReturnModelType<typeof Tool>).collection, 'a save that changes content');
     marks[PENDING_HASH_CHECK] = new Types.ObjectId();
-    settleAfterSave.add(this);
+    settleOnceSaved();
   }
   // Without all of its metadata in memory, it is settled from a read (its marks' time is the stored one).
-  if (!whole) settleAfterSave.add(this);
+  if (!whole) settleOnceSaved();
   markSave(this, marks);
 }
 
@@ -215,11 +220,7 @@ export async function afterDocumentSave(this: ToolDocument): Promise<void> {
   forgetMarks(this);
   if (!settleAfterSave.has(this)) return;
   settleAfterSave.delete(this);
-  const bulkSave = bulkSaveOf(this);
-  if (bulkSave !== undefined) {
-    bulkSave.toSettle.push(this);
-    return;
-  }
+  if (bulkSaveOf(this) !== undefined) return;
   const model = this.constructor as ReturnModelType<typeof Tool>;
   const show = (stored: StoredTool): void => { showStoredSyncMetadata(this, stored); };
   // From memory only what was stored complete: defaults shown for missing keys are not stored.
@@ -234,8 +235,13 @@ export async function afterDocumentSave(this: ToolDocument): Promise<void> {
 
 /** A save that failed leaves no pending mark, on the document or stored (its marks went with its update). */
 export function afterDocumentSaveError(this: ToolDocument): void {
-  settleAfterSave.delete(this);
-  forgetMarks(this);
+  endSave(this);
+}
+
+/** The save of a document is over, landed or not (a bulkSave runs no hook for a document it failed to write). */
+export function endSave(doc: Document): void {
+  settleAfterSave.delete(doc as ToolDocument);
+  forgetMarks(doc);
 }
 
 /**

@@ -62,10 +62,10 @@ export function forgetMarks(doc: Document): void {
   if (Object.prototype.hasOwnProperty.call(doc, DELTA)) Reflect.deleteProperty(doc, DELTA);
 }
 
-/** A `bulkSave` in progress: its documents, and those whose write landed and that are to be settled. */
+/** A `bulkSave` in progress: its documents, and those to settle once it is over. */
 export interface BulkSave {
   documents: Set<Document>;
-  toSettle: Document[];
+  toSettle: Set<Document>;
 }
 
 /** The bulkSave a call runs inside (the bulkWrite it sends, and its documents' save hooks). */
