@@ -1,4 +1,4 @@
-import mongoose, { Types } from 'mongoose';
+import mongoose, { type Types } from 'mongoose';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   aggregateSyncStatus,
@@ -177,7 +177,8 @@ describe('only operators the server applies are recorded (issue 17, point 11)', 
 
   it('next to a real operator, only the real one is recorded, and no hash check is pending', async () => {
     const tool = await createSyncedTool();
-    await ToolModel.updateOne({ _id: tool._id }, { $frobnicate: { name: 'x' }, $set: { url: 'https://example.org/real' } } as unknown as mongoose.UpdateQuery<Tool>);
+    const update: Record<string, unknown> = { $frobnicate: { name: 'x' }, $set: { url: 'https://example.org/real' } };
+    await ToolModel.updateOne({ _id: tool._id }, update);
     const after = await expectSettled(tool._id);
     expect(after.name).toBe(tool.name);
     expect(after.syncMetadata.lastModifiedFields).toEqual(['url']);

@@ -114,6 +114,12 @@ describe('bulkWrite insertOne never stores forged sync metadata, skipValidation 
     }
   });
 
+  it('insertMany with lean (it stores its input as it is): a class instance or a dotted key carrying syncMetadata is refused', async () => {
+    await expectRefused('syncMetadata', () => ToolModel.insertMany([new ToolDto()], { lean: true }));
+    const dotted = { ...toolInput({ id: 'dotted-lean' }), 'syncMetadata.overallStatus': 'synced' };
+    await expectRefused('syncMetadata.overallStatus', () => ToolModel.insertMany([dotted], { lean: true }));
+  });
+
   it('a class whose syncMetadata is a getter on its prototype: what is stored is the package\'s metadata', async () => {
     class WithGetter {
       id = 'getter-forged';

@@ -18,7 +18,7 @@ import { type Tool } from '../tool.js';
 import { BUSINESS_FIELDS } from '../tool-vocabulary.js';
 import { bulkSaveOf, forgetMarks, markSave, marksOf } from './save-marks.js';
 import { settleAfterWrite, settleStoredTools } from './settle-after-write.js';
-import { isPlainObject, rootOf } from './update-analysis.js';
+import { isPlainObject, refuseSyncMetadataInput, rootOf } from './update-analysis.js';
 import { refuseUnacknowledged } from './write-concern.js';
 
 export type ToolDocument = DocumentType<Tool>;
@@ -262,5 +262,7 @@ export function beforeInsertMany(documents: unknown): void {
     if (given !== undefined) {
       throw new SyncArgumentError(`documents[${index}].${SYNC_METADATA}`, given, 'absent: tool-sync writes syncMetadata (insertMany with lean stores its input as it is)');
     }
+    // Also as a dotted key, or a property of a class instance or a Map (what the driver would store).
+    if (!(document instanceof mongoose.Document)) refuseSyncMetadataInput(document, `documents[${index}]`);
   });
 }
