@@ -1,20 +1,11 @@
 import mongoose, { type Types } from 'mongoose';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
-import {
-  aggregateSyncStatus,
-  computeContentHashes,
-  createToolModel,
-  SYNC_COLLECTION_NAMES,
-  SyncArgumentError,
-  ToolModel,
-  type StoredTool,
-  type SyncStatus,
-  type Tool,
-} from '../../src/index.js';
+import { createToolModel, SyncArgumentError, ToolModel, type Tool } from '../../src/index.js';
 import { commandNamesDuring, outcomeOf } from '../helpers/commands.js';
 import { useMonitoredTestDatabase } from '../helpers/database.js';
 import { createSyncedTool } from '../helpers/sync.js';
 import { rawTool, toolInput } from '../helpers/tools.js';
+import { expectTruthful, type Stored, statusesOf, storedBytes, storedTool } from './stored-sync-state.js';
 
 /*
  * Issue 17, points 8, 10 and 11, against the server: what the package records around a user's
@@ -25,34 +16,14 @@ import { rawTool, toolInput } from '../helpers/tools.js';
 
 const { name: dbName } = useMonitoredTestDatabase(import.meta.url);
 
-type Doc = Record<string, unknown>;
 type BulkOperations = mongoose.AnyBulkWriteOperation<Tool>[];
-interface StoredMeta { overallStatus: SyncStatus; pendingHashCheck: unknown; lastModifiedFields: string[]; collections: Record<string, { status: SyncStatus; contentHash: string }> }
-type Stored = Doc & { syncMetadata: StoredMeta };
 
 const WRITES = new Set(['update', 'findAndModify', 'delete', 'insert']);
 
-async function stored(id: unknown): Promise<Stored> {
-  const found = await rawTool({ _id: id });
-  if (found === null) throw new Error(`no tool ${String(id)}`);
-  return found as Stored;
-}
-
-/** The stored tool exactly, as the server sends it: byte for byte. */
-async function bytesOf(id: unknown): Promise<Buffer> {
-  return Buffer.from(mongoose.mongo.BSON.serialize(await stored(id)));
-}
-
-const statuses = (tool: Stored): SyncStatus[] => SYNC_COLLECTION_NAMES.map((name) => tool.syncMetadata.collections[name]?.status ?? 'pending');
-
-async function expectSettled(id: unknown): Promise<Stored> {
-  const tool = await stored(id);
-  const hashes = computeContentHashes(tool as StoredTool);
-  for (const name of SYNC_COLLECTION_NAMES) expect(tool.syncMetadata.collections[name]?.contentHash, name).toBe(hashes[name]);
-  expect(tool.syncMetadata.overallStatus).toBe(aggregateSyncStatus(statuses(tool)));
-  expect(tool.syncMetadata.pendingHashCheck ?? null).toBeNull();
-  return tool;
-}
+const stored = (id: unknown): Promise<Stored> => storedTool({ _id: id });
+const bytesOf = (id: unknown): Promise<Buffer> => storedBytes({ _id: id });
+const statuses = statusesOf;
+const expectSettled = (id: unknown): Promise<Stored> => expectTruthful({ _id: id });
 
 // ---------------------------------------------------------------------------------------------
 

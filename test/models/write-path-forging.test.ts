@@ -1,21 +1,12 @@
 import mongoose, { Types } from 'mongoose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  aggregateSyncStatus,
-  BUSINESS_FIELDS,
-  computeContentHashes,
-  SYNC_COLLECTION_NAMES,
-  SyncArgumentError,
-  ToolModel,
-  type StoredTool,
-  type SyncStatus,
-  type Tool,
-} from '../../src/index.js';
+import { BUSINESS_FIELDS, SyncArgumentError, ToolModel, type Tool } from '../../src/index.js';
 import { commandNamesDuring, outcomeOf } from '../helpers/commands.js';
 import { rawUpdateWorks, skipReason } from '../helpers/capabilities.js';
 import { engine, useMonitoredTestDatabase } from '../helpers/database.js';
 import { createSyncedTool } from '../helpers/sync.js';
 import { rawTool, toolInput } from '../helpers/tools.js';
+import { expectTruthful, statusesOf, storedTool as stored } from './stored-sync-state.js';
 
 /*
  * Issue 17, points 4, 9 and 12, against the server: no write path (skipValidation included)
@@ -27,7 +18,6 @@ useMonitoredTestDatabase(import.meta.url);
 
 type Doc = Record<string, unknown>;
 type BulkOperations = mongoose.AnyBulkWriteOperation<Tool>[];
-interface StoredMeta { overallStatus: SyncStatus; pendingHashCheck: unknown; lastModifiedFields: string[]; collections: Record<string, { status: SyncStatus; contentHash: string }> }
 
 const db = (): mongoose.mongo.Db => {
   const connected = mongoose.connection.db;
@@ -35,23 +25,7 @@ const db = (): mongoose.mongo.Db => {
   return connected;
 };
 
-async function stored(filter: Doc): Promise<Doc & { syncMetadata: StoredMeta }> {
-  const found = await rawTool(filter);
-  if (found === null) throw new Error(`no tool matches ${JSON.stringify(filter)}`);
-  return found as Doc & { syncMetadata: StoredMeta };
-}
-
-const statuses = (tool: { syncMetadata: StoredMeta }): SyncStatus[] => SYNC_COLLECTION_NAMES.map((name) => tool.syncMetadata.collections[name]?.status ?? 'pending');
-
-/** The stored sync state is the package's: hashes of the stored content, the aggregate status, no pending check. */
-async function expectTruthful(filter: Doc): Promise<Doc & { syncMetadata: StoredMeta }> {
-  const tool = await stored(filter);
-  const hashes = computeContentHashes(tool as StoredTool);
-  for (const name of SYNC_COLLECTION_NAMES) expect(tool.syncMetadata.collections[name]?.contentHash, name).toBe(hashes[name]);
-  expect(tool.syncMetadata.overallStatus).toBe(aggregateSyncStatus(statuses(tool)));
-  expect(tool.syncMetadata.pendingHashCheck ?? null).toBeNull();
-  return tool;
-}
+const statuses = statusesOf;
 
 /** The call is refused with a SyncArgumentError naming `path`, and the collection did not change. */
 async function expectRefused(path: string, run: () => Promise<unknown>): Promise<void> {

@@ -1,11 +1,12 @@
 import mongoose, { Types } from 'mongoose';
 import { describe, expect, it } from 'vitest';
-import { computeContentHashes, SYNC_COLLECTION_NAMES, SyncArgumentError, ToolModel, type StoredTool } from '../../src/index.js';
+import { SyncArgumentError, ToolModel } from '../../src/index.js';
 import { afterQueryWriteError, beforeQueryUpdate } from '../../src/models/change-tracking/query-writes.js';
 import { eventsDuring } from '../helpers/commands.js';
 import { useMonitoredTestDatabase } from '../helpers/database.js';
 import { createSyncedTool } from '../helpers/sync.js';
 import { insertRaw, rawTool, toolInput } from '../helpers/tools.js';
+import { expectTruthful, statusesOf } from './stored-sync-state.js';
 
 /*
  * Issue 17, point 14: the package decides by error codes and by reading the stored document,
@@ -74,11 +75,8 @@ describe('updateOne with a hint', () => {
     const sent = started.find((event) => event.commandName === 'update')?.command as { updates?: { hint?: unknown }[] } | undefined;
     expect(sent?.updates?.[0]?.hint).toEqual({ _id: 1 });
 
-    const after = (await rawTool({ _id: tool._id })) as StoredTool & { syncMetadata: { pendingHashCheck: unknown; collections: Record<string, { status: string; contentHash: string }> } };
+    const after = await expectTruthful({ _id: tool._id });
     expect(after.functionality).toEqual(['formats code', 'hinted']);
-    expect(after.syncMetadata.pendingHashCheck).toBeNull();
-    const hashes = computeContentHashes(after);
-    for (const name of SYNC_COLLECTION_NAMES) expect(after.syncMetadata.collections[name]?.contentHash).toBe(hashes[name]);
-    expect(SYNC_COLLECTION_NAMES.map((name) => after.syncMetadata.collections[name]?.status)).toEqual(['synced', 'stale', 'synced', 'synced']);
+    expect(statusesOf(after)).toEqual(['synced', 'stale', 'synced', 'synced']);
   });
 });
