@@ -118,6 +118,9 @@ describe('a save the server refuses leaves the stored tool byte for byte as it w
     expect(after.id).toBe(`${taken.id}-free`);
     expect(after.syncMetadata.lastModifiedFields).toEqual(['id', 'description']);
     expect(statuses(after)).toEqual(['stale', 'synced', 'synced', 'synced']);
+    // The document shows what is stored, with nothing left to save.
+    expect(doc.isModified()).toBe(false);
+    if (projection === undefined) expect(doc.toObject().syncMetadata).toEqual((await ToolModel.findById(tool._id).orFail()).toObject().syncMetadata);
   });
 });
 

@@ -208,6 +208,8 @@ describe('Model.bulkSave works and is tracked like save (issue 17, point 12)', (
     const movedTool = await expectTruthful({ _id: moved._id });
     expect(movedTool.url).toBe('https://example.org/moved-in-bulk');
     expect(movedTool.syncMetadata.lastModifiedFields).toEqual(['url']);
+    expect(moved.syncMetadata.lastModifiedFields).toEqual(['url']);
+    expect(moved.isModified()).toBe(false);
     expect(statuses(movedTool)).toEqual(['synced', 'synced', 'synced', 'synced']);
     const partialTool = await expectTruthful({ _id: partial._id });
     expect(partialTool.syncMetadata.lastModifiedFields).toEqual(['description']);

@@ -201,12 +201,17 @@ export function showStoredSyncMetadata(doc: ToolDocument, stored: StoredTool): v
   unmarkSyncMetadata(doc);
 }
 
-/** The tool as its save stored it: the document as it is in memory, with the save's marks. */
-function asSaved(doc: ToolDocument, marks: Record<string, unknown>): StoredTool {
-  const saved = doc.toObject({ depopulate: true, transform: false, virtuals: false, getters: false, minimize: false }) as StoredTool;
-  const meta = saved[SYNC_METADATA] as Record<string, unknown>;
-  for (const [path, value] of Object.entries(marks)) meta[path.slice(SYNC_METADATA.length + 1)] = value;
-  return saved;
+/** The tool as its save stored it: the document as it is in memory. */
+const asSaved = (doc: ToolDocument): StoredTool => doc.toObject({ depopulate: true, transform: false, virtuals: false, getters: false, minimize: false });
+
+/** A saved document holding all its metadata shows the marks its save stored, without marking anything to save. */
+function showMarks(doc: ToolDocument, marks: Record<string, unknown>): void {
+  // Set on the subdocument: set through the tool, Mongoose also marks a stray path for the array.
+  const meta = doc.syncMetadata;
+  meta.lastModifiedFields = marks[LAST_MODIFIED_FIELDS] as string[];
+  meta.updatedAt = marks[METADATA_UPDATED_AT] as Date;
+  if (marks[PENDING_HASH_CHECK] !== undefined) meta.pendingHashCheck = marks[PENDING_HASH_CHECK] as Types.ObjectId;
+  unmarkSyncMetadata(doc);
 }
 
 /**
@@ -218,6 +223,7 @@ function asSaved(doc: ToolDocument, marks: Record<string, unknown>): StoredTool 
 export async function afterDocumentSave(this: ToolDocument): Promise<void> {
   const marks = marksOf(this);
   forgetMarks(this);
+  if (marks !== undefined && holdsSyncMetadata(this)) showMarks(this, marks);
   if (!settleAfterSave.has(this)) return;
   settleAfterSave.delete(this);
   if (bulkSaveOf(this) !== undefined) return;
@@ -225,7 +231,7 @@ export async function afterDocumentSave(this: ToolDocument): Promise<void> {
   const show = (stored: StoredTool): void => { showStoredSyncMetadata(this, stored); };
   // From memory only what was stored complete: defaults shown for missing keys are not stored.
   if (holdsSyncMetadata(this) && marks?.[PENDING_HASH_CHECK] !== undefined && loadedSettled(this)) {
-    const summary = await settleStoredTools(model, [asSaved(this, marks)], this.$session(), show, { unread: true });
+    const summary = await settleStoredTools(model, [asSaved(this)], this.$session(), show, { unread: true });
     // Unless refused (its condition repeats the content: near 16 MB too large to send), when it is
     // settled from a read instead, whose condition is the token.
     if (summary === undefined || summary.refused.length === 0) return;
