@@ -2,7 +2,7 @@ import { type Document, type mongo } from 'mongoose';
 import { type StoredTool } from '../../sync/stored-tool.js';
 import { type ToolModelType } from './bulk-write.js';
 import { endSave, showStoredSyncMetadata, type ToolDocument } from './document-writes.js';
-import { bulkSaves } from './save-marks.js';
+import { bulkSaves, newBulkSave } from './save-marks.js';
 import { settleAfterWrite } from './settle-after-write.js';
 
 type BulkSave = (this: ToolModelType, documents: Document[], options?: Record<string, unknown>) => Promise<unknown>;
@@ -28,7 +28,7 @@ function mongooseBulkSave(model: ToolModelType): BulkSave {
  */
 export async function trackedBulkSave(this: unknown, documents: Document[], options?: Record<string, unknown>): Promise<unknown> {
   const model = this as ToolModelType;
-  const bulkSave = { documents: new Set(Array.isArray(documents) ? documents : []), toSettle: new Set<Document>() };
+  const bulkSave = newBulkSave(documents);
   try {
     return await bulkSaves.run(bulkSave, () => mongooseBulkSave(model).call(model, documents, options));
   } finally {

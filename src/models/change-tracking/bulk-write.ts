@@ -62,8 +62,7 @@ async function prepareInsert(model: ToolModelType, body: Operation, at: string, 
 function prepareSaved(kind: string, body: Operation, at: string, options: BulkOptions | undefined): Prepared | undefined {
   const bulkSave = bulkSaves.getStore();
   if (bulkSave === undefined || kind !== 'updateOne' || (options as { _skipCastBulkWrite?: unknown } | undefined)?._skipCastBulkWrite !== true) return undefined;
-  const id = isPlainObject(body.filter) ? String(body.filter._id) : undefined;
-  const doc = [...bulkSave.documents].find((candidate) => String(candidate._id) === id);
+  const doc = isPlainObject(body.filter) ? bulkSave.byId.get(String(body.filter._id)) : undefined;
   if (doc === undefined || !isPlainObject(body.update)) return undefined;
   // Mongoose validated the document (unless told not to), as for a save; only syncMetadata is refused here.
   analyzeUpdate(body.update, `${at}.update`);

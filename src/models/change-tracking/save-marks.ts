@@ -62,10 +62,16 @@ export function forgetMarks(doc: Document): void {
   if (Object.prototype.hasOwnProperty.call(doc, DELTA)) Reflect.deleteProperty(doc, DELTA);
 }
 
-/** A `bulkSave` in progress: its documents, and those to settle once it is over. */
+/** A `bulkSave` in progress: its documents (and by `_id`), and those to settle once it is over. */
 export interface BulkSave {
   documents: Set<Document>;
+  byId: Map<string, Document>;
   toSettle: Set<Document>;
+}
+
+export function newBulkSave(documents: unknown): BulkSave {
+  const given = (Array.isArray(documents) ? documents : []) as Document[];
+  return { documents: new Set(given), byId: new Map(given.map((doc) => [String(doc._id), doc])), toSettle: new Set() };
 }
 
 /** The bulkSave a call runs inside (the bulkWrite it sends, and its documents' save hooks). */
