@@ -7,6 +7,7 @@ import { bulkSizeOf } from '../../src/models/change-tracking/settle-after-write.
 import { applyIdempotentPlans, settlePlan, type IdempotentPlan, WritesRefusedError } from '../../src/models/conditional-write.js';
 import { type StoredTool } from '../../src/sync/stored-tool.js';
 import { skipReason } from '../helpers/capabilities.js';
+import { type Outcome, outcomeOf } from '../helpers/commands.js';
 import { engine, useTestDatabase } from '../helpers/database.js';
 import { insertRaw, rawTool, toolInput } from '../helpers/tools.js';
 import { nearLimitLegacyTool, nearLimitUnsupported } from './near-limit.js';
@@ -71,7 +72,8 @@ describe('a migration skips what it cannot write', () => {
     expect(summary.aborted).toBe(false);
     expect(summary.failed).toHaveLength(1);
     expect(summary.failed[0]).toMatchObject({ _id: big._id.toHexString(), id: 'near-limit-tool' });
-    expect(summary.failed[0]?.reason).toMatch(/refused .*(larger than the maximum size|too large|BSONObjectTooLarge)/i);
+    // Refused by the driver (too large to send) or by the server, in its own words: what counts is that it is listed, and left as it was.
+    expect(summary.failed[0]?.reason).toMatch(/^the (driver refused to send|server refused) the write: /);
     for (const id of ['before-1', 'after-1', 'after-2', 'after-3']) expect((await metadataOf(id))?.overallStatus, id).toBe('pending');
     // Left as it was; the run finished, so no checkpoint is kept.
     expect(await rawTool({ _id: big._id, syncMetadata: { $exists: true } })).toBeNull();
@@ -93,7 +95,7 @@ describe('a migration skips what it cannot write', () => {
     // Nobody else wrote: a refusal is not reported as a concurrent change.
     expect(summary.replanned).toBe(0);
     expect(summary.failed).toEqual([
-      { _id: ids.get('server-refuses')?.toHexString(), id: 'server-refuses', reason: expect.stringMatching(/^the server refused the write: .*Cannot create field .*\(code 28\)$/) as unknown },
+      { _id: ids.get('server-refuses')?.toHexString(), id: 'server-refuses', reason: expect.stringMatching(/^the server refused the write: .*\(code 28\)$/) as unknown },
     ]);
     for (const id of ['first', 'second', 'fourth', 'fifth', 'sixth', 'seventh']) expect((await metadataOf(id))?.overallStatus, id).toBe('pending');
     const refused = await rawTool({ id: 'server-refuses' });
@@ -117,7 +119,7 @@ describe('applyIdempotentPlans (the settle after a write, and the readers)', () 
     });
     const error = await run.then(() => undefined, (thrown: unknown) => thrown);
     expect(error).toBeInstanceOf(WritesRefusedError);
-    expect((error as WritesRefusedError).refused).toEqual([{ id: refusedId, reason: expect.stringContaining('Cannot create field') as unknown }]);
+    expect((error as WritesRefusedError).refused).toEqual([{ id: refusedId, reason: expect.stringMatching(/\(code 28\)$/) as unknown }]);
     expect((error as Error).message).toContain(refusedId);
     expect(settled.sort()).toEqual(['settle-a', 'settle-b']);
     expect((await metadataOf('settle-a'))?.overallStatus).toBe('pending');
@@ -131,7 +133,7 @@ describe('applyIdempotentPlans (the settle after a write, and the readers)', () 
       bulkSize: bulkSizeOf(ToolModel), recordRefused: true,
     });
     expect(summary.outcomes).toEqual({ settled: 1 });
-    expect(summary.refused).toEqual([{ id: String(tools[1]?._id), reason: expect.stringContaining('Cannot create field') as unknown }]);
+    expect(summary.refused).toEqual([{ id: String(tools[1]?._id), reason: expect.stringMatching(/\(code 28\)$/) as unknown }]);
     expect(summary.replanned).toBe(0);
   });
 });
@@ -146,6 +148,7 @@ describe("the settle after a user's write", () => {
     await insertRaw(big);
     const events: unknown[] = [];
     const listener = (event: { error: unknown }): void => { events.push(event.error); };
+    let saved: Outcome = { ok: false, error: 'not saved' };
     ToolModel.events.on(SETTLE_FAILED_EVENT, listener);
     try {
       const doc = await ToolModel.findById(big._id).orFail();
@@ -153,11 +156,21 @@ describe("the settle after a user's write", () => {
       // its content, and that statement is too large to send.
       doc.url = 'https://example.org/moved-near-the-limit';
       // The stored longDescription is over the model's maximum: validation would refuse the save before the write.
-      await expect(doc.save({ validateBeforeSave: false })).resolves.toBeDefined();
+      saved = await outcomeOf(() => doc.save({ validateBeforeSave: false }));
     } finally {
       ToolModel.events.off(SETTLE_FAILED_EVENT, listener);
     }
-    expect((await rawTool({ _id: big._id }))?.url).toBe('https://example.org/moved-near-the-limit');
+    const after = await rawTool({ _id: big._id });
+    if (!saved.ok) {
+      // An engine may refuse the save itself (its marks take the tool past the limit there, as on FerretDB 2):
+      // then nothing changed, and there is nothing to settle.
+      expect(saved.error).toBeInstanceOf(mongoose.mongo.MongoServerError);
+      expect(after?.url).toBe(big.url);
+      expect(after?.syncMetadata).toBeUndefined();
+      expect(events).toEqual([]);
+      return;
+    }
+    expect(after?.url).toBe('https://example.org/moved-near-the-limit');
     expect(events).toHaveLength(1);
     expect(events[0]).toBeInstanceOf(WritesRefusedError);
     expect((events[0] as WritesRefusedError).refused.map(({ id }) => id)).toEqual([big._id.toHexString()]);
@@ -173,17 +186,26 @@ describe("the settle after a user's write", () => {
     const hashes = computeContentHashes(big);
     const collections = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, Object.assign(defaultCollectionSyncStatus(), { contentHash: hashes[name] })]));
     await insertRaw({ ...big, syncMetadata: Object.assign(defaultSyncMetadata(), { collections }) });
+    const before = Buffer.from(mongoose.mongo.BSON.serialize(await rawTool({ _id: big._id }) ?? {}));
     const events: unknown[] = [];
     const listener = (event: { error: unknown }): void => { events.push(event.error); };
+    let saved: Outcome = { ok: false, error: 'not saved' };
     ToolModel.events.on(SETTLE_FAILED_EVENT, listener);
     try {
       const doc = await ToolModel.findById(big._id).orFail();
       doc.name = 'Renamed near the limit';
-      await doc.save({ validateBeforeSave: false });
+      saved = await outcomeOf(() => doc.save({ validateBeforeSave: false }));
     } finally {
       ToolModel.events.off(SETTLE_FAILED_EVENT, listener);
     }
     expect(events).toEqual([]);
+    if (!saved.ok) {
+      // An engine may refuse the save itself (its update takes the tool past the limit there, as on FerretDB 2):
+      // then the stored tool is byte for byte as it was.
+      expect(saved.error).toBeInstanceOf(mongoose.mongo.MongoServerError);
+      expect(Buffer.from(mongoose.mongo.BSON.serialize(await rawTool({ _id: big._id }) ?? {})).equals(before)).toBe(true);
+      return;
+    }
     const stored = (await rawTool({ _id: big._id })) as StoredTool & { syncMetadata: { pendingHashCheck: unknown; collections: Record<string, { contentHash: string }> } };
     expect(stored.name).toBe('Renamed near the limit');
     expect(stored.syncMetadata.pendingHashCheck).toBeNull();

@@ -121,33 +121,41 @@ async function withConnection<T>(options: mongoose.ConnectOptions, use: (connect
 // updateOne sent as findAndModify: the caller's options and result.
 
 describe('a content updateOne reaches the server as the caller wrote it', () => {
-  it('on a connection whose write concern is w: 0, it answers as the raw driver does (unacknowledged) and goes as an update', async () => {
+  // Issue 17, point 8: an unacknowledged content write cannot be settled by a read that cannot race it, so it is refused.
+  it('on a connection whose write concern is w: 0, a content write is refused naming the option, nothing is sent; a write of no content answers as the raw driver does', async () => {
     const tool = await createSyncedTool();
     const copyId = await copyOf(tool._id);
-    const update = { $set: { description: 'Fire and forget on a w: 0 connection.' } };
-    const raw = await withConnection({ writeConcern: { w: 0 } }, (connection) => connection.collection(COPIES).updateOne({ _id: copyId }, update));
-    const { result, commands } = await withConnection({ writeConcern: { w: 0 } }, async (connection, commands) => {
+    const before = await stored(tool._id);
+    const { outcome, commands } = await withConnection({ writeConcern: { w: 0 } }, async (connection, commands) => {
       const model = createToolModel(connection);
-      return { result: await model.updateOne({ _id: tool._id }, structuredClone(update)), commands };
+      return { outcome: await attempt(() => model.updateOne({ _id: tool._id }, { $set: { description: 'Fire and forget on a w: 0 connection.' } })), commands };
     });
+    expect(outcome.ok).toBe(false);
+    expect(outcome.ok ? undefined : outcome.error).toBeInstanceOf(SyncArgumentError);
+    expect(messageOf(outcome)).toMatch(/^writeConcern\.w \(the collection's default\): .*got 0$/);
+    expect(commands.filter((name) => name === 'update' || name === 'findAndModify')).toEqual([]);
+    expect(await stored(tool._id)).toEqual(before);
+
+    const update = { $set: { url: 'https://example.org/fire-and-forget' } };
+    const raw = await withConnection({ writeConcern: { w: 0 } }, (connection) => connection.collection(COPIES).updateOne({ _id: copyId }, update));
+    const result = await withConnection({ writeConcern: { w: 0 } }, (connection) => createToolModel(connection).updateOne({ _id: tool._id }, structuredClone(update)));
     // Without the package, Mongoose returns the driver's unacknowledged result: a caller (or orFail()) must not read
     // "matched nothing" into a write that landed.
     expect(result).toEqual(raw);
-    expect(commands).not.toContain('findAndModify');
   });
 
-  it('with a WriteConcern instance of w: 0, it answers as the raw driver does (unacknowledged) and goes as an update', async () => {
+  it('with a WriteConcern instance of w: 0, a content write is refused naming writeConcern.w, and nothing is sent', async () => {
     const tool = await createSyncedTool();
-    const copyId = await copyOf(tool._id);
-    const update = { $set: { description: 'Fire and forget with a WriteConcern.' } };
-    const writeConcern = (): mongoose.mongo.WriteConcern => new mongoose.mongo.WriteConcern(0);
-    const raw = await withConnection({}, (connection) => connection.collection(COPIES).updateOne({ _id: copyId }, update, { writeConcern: writeConcern() }));
-    const { result, commands } = await withConnection({}, async (connection, commands) => {
+    const before = await stored(tool._id);
+    const { outcome, commands } = await withConnection({}, async (connection, commands) => {
       const model = createToolModel(connection);
-      return { result: await model.updateOne({ _id: tool._id }, structuredClone(update), { writeConcern: writeConcern() }), commands };
+      const options = { writeConcern: new mongoose.mongo.WriteConcern(0) };
+      return { outcome: await attempt(() => model.updateOne({ _id: tool._id }, { $set: { description: 'Fire and forget with a WriteConcern.' } }, options)), commands };
     });
-    expect(result).toEqual(raw);
-    expect(commands).not.toContain('findAndModify');
+    expect(outcome.ok ? undefined : outcome.error).toBeInstanceOf(SyncArgumentError);
+    expect(messageOf(outcome)).toMatch(/^writeConcern\.w: .*got 0$/);
+    expect(commands.filter((name) => name === 'update' || name === 'findAndModify')).toEqual([]);
+    expect(await stored(tool._id)).toEqual(before);
   });
 
   it('on a model whose schema has a select: false field (a global plugin), it is written and settled as the raw driver writes it', async () => {

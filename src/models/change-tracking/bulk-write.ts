@@ -7,6 +7,9 @@ import { settleAfterWrite } from './settle-after-write.js';
 import { tombstonesForBulk } from './delete-writes.js';
 import { retireLiving } from '../tombstones.js';
 import { analyzeReplacement, analyzeUpdate, isPlainObject, plainUpdate, refuseSyncMetadataInput } from './update-analysis.js';
+import { hashNewTool, refuseUserSyncMetadata, type ToolDocument } from './document-writes.js';
+import { bulkSaves, marksOf, withMarks } from './save-marks.js';
+import { refuseUnacknowledged } from './write-concern.js';
 import { SyncArgumentError } from '../errors.js';
 import { checkUpsert, validateUpdate } from './validation.js';
 
@@ -23,20 +26,77 @@ const VALIDATION_SETTINGS = ['upsert', 'arrayFilters', 'strict'] as const;
 
 interface Prepared { operation: Operation; marksContent: boolean }
 
+/** Whether Mongoose validates an insert of this bulk with the document hooks (which refuse and hash). */
+const mongooseValidates = (body: Operation, options: BulkOptions | undefined): boolean =>
+  options?.skipValidation !== true && body.skipValidation !== true && (options as { _skipCastBulkWrite?: unknown } | undefined)?._skipCastBulkWrite !== true;
+
+/**
+ * An insert. Its input must not carry `syncMetadata` (as its own key, dotted or not, or as what
+ * Mongoose reads from a class instance or a document). Where Mongoose will validate it, its
+ * validation hook refuses forged metadata and hashes the tool; where it will not (`skipValidation`,
+ * for the bulk or the operation, or no casting at all), the package's own guard runs anyway: the
+ * tool is built as Mongoose builds it, checked, hashed, and inserted as built. A tool loaded from
+ * the database is refused (it would be inserted with the sync state of the tool it was loaded as).
+ */
+async function prepareInsert(model: ToolModelType, body: Operation, at: string, options: BulkOptions | undefined): Promise<Prepared> {
+  const input = body.document;
+  const given = input instanceof mongoose.Document ? input : undefined;
+  if (given !== undefined && !given.isNew) {
+    throw new SyncArgumentError(`${at}.document`, String(given._id), 'a new tool (plain input or new ToolModel()), not one loaded from the database');
+  }
+  if (given === undefined) refuseSyncMetadataInput(input, `${at}.document`);
+  if (given === undefined && mongooseValidates(body, options)) return { operation: { insertOne: body }, marksContent: false };
+  const doc = (given ?? new model(input)) as ToolDocument;
+  try {
+    refuseUserSyncMetadata(doc);
+  } catch (error) {
+    if (error instanceof SyncArgumentError) error.message = `${at}.document.${error.message}`;
+    throw error;
+  }
+  hashNewTool(doc);
+  if (mongooseValidates(body, options)) await validateAt(doc.validate(), at);
+  return { operation: { insertOne: { ...body, document: doc.toBSON(), skipValidation: true } }, marksContent: false };
+}
+
+/** A bulkSave's update of one of its documents: the document's save marks join it (see save-marks.ts). */
+function prepareSaved(kind: string, body: Operation, at: string, options: BulkOptions | undefined): Prepared | undefined {
+  const bulkSave = bulkSaves.getStore();
+  if (bulkSave === undefined || kind !== 'updateOne' || (options as { _skipCastBulkWrite?: unknown } | undefined)?._skipCastBulkWrite !== true) return undefined;
+  const doc = isPlainObject(body.filter) ? bulkSave.byId.get(String(body.filter._id)) : undefined;
+  if (doc === undefined || !isPlainObject(body.update)) return undefined;
+  // Mongoose validated the document (unless told not to), as for a save; only syncMetadata is refused here.
+  analyzeUpdate(body.update, `${at}.update`);
+  const marks = marksOf(doc);
+  const update = marks === undefined ? body.update : withMarks(body.update, marks);
+  return { operation: { updateOne: { ...body, update } }, marksContent: false };
+}
+
+async function validateAt(validation: Promise<unknown>, at: string): Promise<void> {
+  try {
+    await validation;
+  } catch (error) {
+    if (error instanceof Error) error.message = `${at}: ${error.message}`;
+    throw error;
+  }
+}
+
 /**
  * One operation, checked and given the package's bookkeeping, before anything is sent. An
  * update is validated as `updateOne` validates it; a replacement becomes the update that leaves
- * the same business fields; inserts are validated by Mongoose with the document hooks; deletes
- * pass as they are. Malformed operations pass as they are too, for Mongoose and the server to refuse.
+ * the same business fields; inserts are guarded as above; a bulkSave's updates carry their
+ * documents' marks; deletes pass as they are. Malformed operations pass as they are too, for
+ * Mongoose and the server to refuse.
  */
-async function prepare(model: ToolModelType, operation: Operation, index: number, token: Types.ObjectId, now: Date): Promise<Prepared> {
+async function prepare(model: ToolModelType, operation: Operation, index: number, token: Types.ObjectId, now: Date, options: BulkOptions | undefined): Promise<Prepared> {
   const kinds = Object.keys(operation);
   if (kinds.length !== 1) {
     throw new SyncArgumentError(`operations[${index}]`, kinds, 'exactly one of insertOne, updateOne, updateMany, replaceOne, deleteOne, deleteMany');
   }
   const [kind, body] = Object.entries(operation)[0] ?? [];
   const at = `operations[${index}].${String(kind)}`;
-  if (kind === 'insertOne' && isPlainObject(body)) refuseSyncMetadataInput(body.document, `${at}.document`);
+  if (kind === 'insertOne' && isPlainObject(body)) return prepareInsert(model, body, at, options);
+  const saved = isPlainObject(body) ? prepareSaved(String(kind), body, at, options) : undefined;
+  if (saved !== undefined) return saved;
   let updateKind: (typeof UPDATE_KINDS)[number] | undefined = UPDATE_KINDS.find((candidate) => candidate === kind);
   let update: unknown = isPlainObject(body) ? plainUpdate(body.update) : undefined;
   if (kind === 'replaceOne' && isPlainObject(body) && body.replacement !== undefined) {
@@ -49,12 +109,7 @@ async function prepare(model: ToolModelType, operation: Operation, index: number
   const analysis = analyzeUpdate(update, `${at}.update`);
   const settings = Object.fromEntries(VALIDATION_SETTINGS.filter((key) => body[key] !== undefined).map((key) => [key, body[key]]));
   if (body.upsert === true) await checkUpsert(model, body.filter, update, settings);
-  try {
-    await validateUpdate(model, body.filter, update, settings);
-  } catch (error) {
-    if (error instanceof Error) error.message = `${at}: ${error.message}`;
-    throw error;
-  }
+  await validateAt(validateUpdate(model, body.filter, update, settings), at);
   const marksContent = analysis.mayChangeContent || body.upsert === true;
   const rest = Object.fromEntries(Object.entries(body).filter(([key]) => key !== 'replacement'));
   const decorated = withBookkeeping(update, bookkeepingFor(analysis, marksContent ? token : null, now));
@@ -72,7 +127,11 @@ export async function beforeBulkWrite(this: ToolModelType, operations: Operation
   const token = new Types.ObjectId();
   const now = new Date();
   const prepared: Prepared[] = [];
-  for (const [index, operation] of operations.entries()) prepared.push(await prepare(this, operation, index, token, now));
+  for (const [index, operation] of operations.entries()) prepared.push(await prepare(this, operation, index, token, now, options));
+  const deletes = operations.some((operation) => 'deleteOne' in operation || 'deleteMany' in operation);
+  if (deletes || prepared.some(({ marksContent }) => marksContent)) {
+    refuseUnacknowledged(options, this.collection, 'a bulkWrite that may change content, insert a tool by upsert, or delete tools');
+  }
   const own: BulkOptions = { ...options };
 
   ownBulkWrites.add(own);

@@ -3,6 +3,7 @@ import { type mongo, type Query } from 'mongoose';
 import { type Tool } from '../tool.js';
 import { recordTombstones, retireLiving, type Recorded } from '../tombstones.js';
 import { type ToolDocument } from './document-writes.js';
+import { refuseUnacknowledged } from './write-concern.js';
 
 type ToolModelType = ReturnModelType<typeof Tool>;
 type ToolQuery = Query<unknown, unknown>;
@@ -21,6 +22,8 @@ const modelOf = (query: ToolQuery): ToolModelType => query.model as unknown as T
  */
 export async function beforeQueryDelete(this: ToolQuery): Promise<void> {
   const options = this.getOptions() as { session?: mongo.ClientSession; collation?: mongo.CollationOptions };
+  // Its tombstones are retired by a read after it, which must not run before it lands.
+  refuseUnacknowledged(options, (this as unknown as { mongooseCollection?: unknown }).mongooseCollection, 'a delete');
   // Cast as Mongoose will cast it for the delete (a hex string becomes an ObjectId, a date string a
   // Date, strictQuery drops unknown paths): the raw read must match the tools the delete will.
   const filter = this.cast(this.model, this.getFilter()) as mongo.Filter<mongo.Document>;
@@ -42,7 +45,8 @@ export async function afterQueryDeleteError(this: ToolQuery, error: unknown): Pr
 const documentModel = (doc: ToolDocument): ToolModelType => doc.constructor as unknown as ToolModelType;
 
 /** `doc.deleteOne()`: the same, for the one tool. */
-export async function beforeDocumentDelete(this: ToolDocument): Promise<void> {
+export async function beforeDocumentDelete(this: ToolDocument, _doc?: unknown, options?: unknown): Promise<void> {
+  refuseUnacknowledged(options, documentModel(this).collection, 'a delete');
   tombstoned.set(this, await recordTombstones(documentModel(this), { _id: this._id }, { session: this.$session() ?? undefined }));
 }
 

@@ -16,8 +16,10 @@ import { SyncArgumentError } from '../errors.js';
 import { defaultSyncMetadata } from '../sync-metadata.js';
 import { type Tool } from '../tool.js';
 import { BUSINESS_FIELDS } from '../tool-vocabulary.js';
-import { settleAfterWrite, settleStoredTools, toolCollection } from './settle-after-write.js';
-import { isPlainObject, rootOf } from './update-analysis.js';
+import { bulkSaveOf, forgetMarks, markSave, marksOf } from './save-marks.js';
+import { settleAfterWrite, settleStoredTools } from './settle-after-write.js';
+import { isPlainObject, refuseSyncMetadataInput, rootOf } from './update-analysis.js';
+import { refuseUnacknowledged } from './write-concern.js';
 
 export type ToolDocument = DocumentType<Tool>;
 
@@ -29,8 +31,6 @@ const SYNC_PATHS = [
 ];
 /** Every path of the metadata's tree, its subdocuments included (what validation would walk). */
 const SYNC_SUBTREE = [SYNC_METADATA, `${SYNC_METADATA}.collections`, ...SYNC_COLLECTION_NAMES.map((name) => `${SYNC_METADATA}.collections.${name}`), ...SYNC_PATHS];
-/** The paths a user may not change on a loaded tool: all of them, but for an edit's marks. */
-const FORBIDDEN_ON_LOADED = SYNC_PATHS.filter((path) => ![PENDING_HASH_CHECK, LAST_MODIFIED_FIELDS, METADATA_UPDATED_AT].includes(path));
 
 /** Documents whose save is to be settled by their post-save hook (an edit of content, or legacy metadata). */
 const settleAfterSave = new WeakSet<ToolDocument>();
@@ -78,21 +78,21 @@ function changedFromDefault(doc: ToolDocument): string | undefined {
 /** Whether the document holds its whole `syncMetadata` (not loaded with a projection that leaves some out). */
 const holdsSyncMetadata = (doc: ToolDocument): boolean => SYNC_PATHS.every((path) => doc.isSelected(path));
 
-function refuseUserSyncMetadata(doc: ToolDocument): void {
+export function refuseUserSyncMetadata(doc: ToolDocument): void {
   if (doc.isNew && !doc.$isDefault(SYNC_METADATA)) {
     throw new SyncArgumentError(SYNC_METADATA, doc.get(SYNC_METADATA), "a new tool without syncMetadata: tool-sync writes it");
   }
   // A new document's subdocuments do not report their changes reliably, so its values are compared
   // with the defaults; a loaded one's are (isModified, not directModifiedPaths: Mongoose reports
   // arrays inside a subdocument under a doubled prefix).
-  const forged = doc.isNew ? changedFromDefault(doc) : FORBIDDEN_ON_LOADED.find((path) => doc.isModified(path));
+  const forged = doc.isNew ? changedFromDefault(doc) : SYNC_PATHS.find((path) => doc.isModified(path));
   if (forged !== undefined) {
     throw new SyncArgumentError(forged, doc.get(forged) as unknown, 'a business field: syncMetadata is written by tool-sync alone (its statics and migrations)');
   }
 }
 
 /** A new tool takes the hashes of the content it is inserted with. */
-function hashNewTool(doc: ToolDocument): void {
+export function hashNewTool(doc: ToolDocument): void {
   const hashes = computeContentHashes(doc);
   for (const name of SYNC_COLLECTION_NAMES) doc.syncMetadata.collections[name].contentHash = hashes[name];
 }
@@ -125,43 +125,42 @@ function skipSyncMetadata(options: ValidateOptions | undefined): ReturnType<type
 }
 
 /**
- * Before a document is saved: as before validation; and a loaded tool whose business fields
- * changed carries the package's marks in the same save (`lastModifiedFields`,
- * `syncMetadata.updatedAt`, and a pending hash check if content changed), to be settled once it
- * has landed. A tool loaded without (all of) its `syncMetadata` cannot carry them in its own save
- * (Mongoose would write the defaults it shows over the stored state): its marks are written just
- * before the save, with the raw driver, on the stored metadata.
+ * Before a document is saved: as before validation (also when Mongoose validated without this
+ * package's hooks: `bulkSave`); and a loaded tool whose business fields changed gets the
+ * package's marks in the same single-document update (`lastModifiedFields`,
+ * `syncMetadata.updatedAt`, and a pending hash check if content changed; see save-marks.ts), to
+ * be settled once it has landed.
  */
-export async function beforeDocumentSave(this: ToolDocument, options?: { validateBeforeSave?: boolean }): Promise<void> {
-  // Mongoose validated the document just before (running the hook above), unless told not to.
-  const validated = options?.validateBeforeSave !== false && this.schema.get('validateBeforeSave') !== false;
+export function beforeDocumentSave(this: ToolDocument, options?: { validateBeforeSave?: boolean }): void {
+  // Mongoose validated the document just before (running the hook above), unless told not to or in a bulkSave.
+  const inBulkSave = bulkSaveOf(this) !== undefined;
+  const validated = options?.validateBeforeSave !== false && this.schema.get('validateBeforeSave') !== false && !inBulkSave;
   if (!validated) refuseUserSyncMetadata(this);
   if (this.isNew) {
     if (!validated) hashNewTool(this);
     return;
   }
   if (settleAfterSave.has(this)) return;
+  forgetMarks(this);
+  const settleOnceSaved = (): void => {
+    settleAfterSave.add(this);
+    // A bulkSave settles its tools whatever Mongoose reports of each (see bulk-save.ts).
+    bulkSaveOf(this)?.toSettle.add(this);
+  };
   const whole = holdsSyncMetadata(this);
   // Metadata written before this package (no hashes yet) is completed once the save lands.
-  if (whole && SYNC_COLLECTION_NAMES.some((name) => this.syncMetadata.collections[name].contentHash === '')) settleAfterSave.add(this);
+  if (whole && SYNC_COLLECTION_NAMES.some((name) => this.syncMetadata.collections[name].contentHash === '')) settleOnceSaved();
   const changed = BUSINESS_FIELDS.filter((field) => this.isModified(field));
   if (changed.length === 0) return;
   const marks: Record<string, unknown> = { [LAST_MODIFIED_FIELDS]: changed, [METADATA_UPDATED_AT]: new Date() };
   if (changed.some((field) => CONTENT.has(field))) {
+    refuseUnacknowledged(options, (this.constructor as ReturnModelType<typeof Tool>).collection, 'a save that changes content');
     marks[PENDING_HASH_CHECK] = new Types.ObjectId();
-    settleAfterSave.add(this);
+    settleOnceSaved();
   }
-  if (whole) {
-    // Set on the subdocument: set through the tool, Mongoose also sends a stray `$unset` for the array.
-    const meta = this.syncMetadata;
-    meta.lastModifiedFields = changed;
-    meta.updatedAt = marks[METADATA_UPDATED_AT] as Date;
-    if (marks[PENDING_HASH_CHECK] !== undefined) meta.pendingHashCheck = marks[PENDING_HASH_CHECK] as Types.ObjectId;
-    return;
-  }
-  const model = this.constructor as ReturnModelType<typeof Tool>;
-  await toolCollection(model).updateOne({ _id: this._id }, { $set: marks }, { session: this.$session() ?? undefined });
-  settleAfterSave.add(this);
+  // Without all of its metadata in memory, it is settled from a read (its marks' time is the stored one).
+  if (!whole) settleOnceSaved();
+  markSave(this, marks);
 }
 
 /**
@@ -196,27 +195,42 @@ export function unmarkSyncMetadata(doc: Document): void {
 }
 
 /** The document shows what is stored once settled, without marking anything to save. */
-function showStoredSyncMetadata(doc: ToolDocument, stored: StoredTool): void {
+export function showStoredSyncMetadata(doc: ToolDocument, stored: StoredTool): void {
   if (String(stored._id) !== String(doc._id) || stored.syncMetadata === undefined || !holdsSyncMetadata(doc)) return;
   doc.set(SYNC_METADATA, stored.syncMetadata);
   unmarkSyncMetadata(doc);
 }
 
-/** The tool as its save should have stored it: the document as it is in memory. */
+/** The tool as its save stored it: the document as it is in memory. */
 const asSaved = (doc: ToolDocument): StoredTool => doc.toObject({ depopulate: true, transform: false, virtuals: false, getters: false, minimize: false });
+
+/** A saved document holding all its metadata shows the marks its save stored, without marking anything to save. */
+function showMarks(doc: ToolDocument, marks: Record<string, unknown>): void {
+  // Set on the subdocument: set through the tool, Mongoose also marks a stray path for the array.
+  const meta = doc.syncMetadata;
+  meta.lastModifiedFields = marks[LAST_MODIFIED_FIELDS] as string[];
+  meta.updatedAt = marks[METADATA_UPDATED_AT] as Date;
+  if (marks[PENDING_HASH_CHECK] !== undefined) meta.pendingHashCheck = marks[PENDING_HASH_CHECK] as Types.ObjectId;
+  unmarkSyncMetadata(doc);
+}
 
 /**
  * After a save that changed content: settle the tool, and show its settled state on the
  * document. A document holding all its metadata is planned from memory, on the condition that
- * what is stored is what it holds (no read, unless someone wrote in between).
+ * what is stored is what it holds (no read, unless someone wrote in between). A bulkSave's tools
+ * are settled together, once it is over (see bulk-save.ts).
  */
 export async function afterDocumentSave(this: ToolDocument): Promise<void> {
+  const marks = marksOf(this);
+  forgetMarks(this);
+  if (marks !== undefined && holdsSyncMetadata(this)) showMarks(this, marks);
   if (!settleAfterSave.has(this)) return;
   settleAfterSave.delete(this);
+  if (bulkSaveOf(this) !== undefined) return;
   const model = this.constructor as ReturnModelType<typeof Tool>;
   const show = (stored: StoredTool): void => { showStoredSyncMetadata(this, stored); };
   // From memory only what was stored complete: defaults shown for missing keys are not stored.
-  if (holdsSyncMetadata(this) && this.syncMetadata.pendingHashCheck != null && loadedSettled(this)) {
+  if (holdsSyncMetadata(this) && marks?.[PENDING_HASH_CHECK] !== undefined && loadedSettled(this)) {
     const summary = await settleStoredTools(model, [asSaved(this)], this.$session(), show, { unread: true });
     // Unless refused (its condition repeats the content: near 16 MB too large to send), when it is
     // settled from a read instead, whose condition is the token.
@@ -225,9 +239,15 @@ export async function afterDocumentSave(this: ToolDocument): Promise<void> {
   await settleAfterWrite(model, { _id: this._id }, this.$session(), show);
 }
 
-/** A save that failed leaves no pending mark on the document (the write did not land). */
+/** A save that failed leaves no pending mark, on the document or stored (its marks went with its update). */
 export function afterDocumentSaveError(this: ToolDocument): void {
-  settleAfterSave.delete(this);
+  endSave(this);
+}
+
+/** The save of a document is over, landed or not (a bulkSave runs no hook for a document it failed to write). */
+export function endSave(doc: Document): void {
+  settleAfterSave.delete(doc as ToolDocument);
+  forgetMarks(doc);
 }
 
 /**
@@ -248,5 +268,7 @@ export function beforeInsertMany(documents: unknown): void {
     if (given !== undefined) {
       throw new SyncArgumentError(`documents[${index}].${SYNC_METADATA}`, given, 'absent: tool-sync writes syncMetadata (insertMany with lean stores its input as it is)');
     }
+    // Also as a dotted key, or a property of a class instance or a Map (what the driver would store).
+    if (!(document instanceof mongoose.Document)) refuseSyncMetadataInput(document, `documents[${index}]`);
   });
 }

@@ -1,6 +1,7 @@
 import type mongoose from 'mongoose';
 import { type ToolModelType } from './bulk-write.js';
 import { type ToolDocument } from './document-writes.js';
+import { trackedBulkSave } from './bulk-save.js';
 import { beforeBulkWrite } from './bulk-write.js';
 import {
   afterDocumentDelete,
@@ -48,6 +49,8 @@ import {
  *   for each tool about to be deleted that has vectors; (post, post error) void those of tools left
  * - model `bulkWrite` (pre): check and decorate every operation, tombstone what its deletes may
  *   delete, send them as one bulk, settle
+ * - static `bulkSave`: Mongoose's, run so that its bulkWrite carries each document's save marks;
+ *   its tools settled together
  */
 export function changeTrackingPlugin(schema: mongoose.Schema): void {
   schema.pre('init', beforeDocumentInit);
@@ -73,6 +76,7 @@ export function changeTrackingPlugin(schema: mongoose.Schema): void {
   schema.pre('insertMany', function insertMany(this: unknown, documents: unknown) {
     beforeInsertMany(documents);
   });
+  schema.static('bulkSave', trackedBulkSave);
   schema.pre('bulkWrite', async function bulkWrite(this: unknown, operations, options) {
     await beforeBulkWrite.call(this as ToolModelType, operations, options);
   });

@@ -9,7 +9,8 @@ import { returnStoredTool, takeReturned } from './returning-write.js';
 import { settleAfterWrite, settleStoredTools } from './settle-after-write.js';
 import { analyzeReplacement, analyzeUpdate, isPlainObject, plainUpdate } from './update-analysis.js';
 import { checkUpsert } from './validation.js';
-import { SyncArgumentError } from '../errors.js';
+import { describeValue, SyncArgumentError } from '../errors.js';
+import { refuseUnacknowledged } from './write-concern.js';
 
 type ToolModelType = ReturnModelType<typeof Tool>;
 type ToolQuery = Query<unknown, unknown>;
@@ -20,7 +21,11 @@ export const REPLACE_OPERATIONS = ['replaceOne', 'findOneAndReplace'] as const;
 /** The pending hash check each query's write carries, from its pre hook to its post hook. */
 const pendingChecks = new WeakMap<ToolQuery, Types.ObjectId>();
 
+/** Queries whose update carries the package's bookkeeping (it cannot land on `syncMetadata: null`). */
+const bookkept = new WeakSet<ToolQuery>();
+
 const modelOf = (query: ToolQuery): ToolModelType => query.model as unknown as ToolModelType;
+const collectionOf = (query: ToolQuery): unknown => (query as unknown as { mongooseCollection?: unknown }).mongooseCollection;
 
 /**
  * Before an update is sent: refuse a `syncMetadata` path, check an upsert, add the package's
@@ -36,7 +41,10 @@ export function beforeQueryUpdate(op: (typeof UPDATE_OPERATIONS)[number]) {
     if (upsert) await checkUpsert(modelOf(this), this.getFilter(), update, options);
     // An upsert may insert a tool, whose metadata the settle completes.
     const token = analysis.mayChangeContent || upsert ? new Types.ObjectId() : null;
-    this.setUpdate(withBookkeeping(update, bookkeepingFor(analysis, token, new Date())) as mongoose.UpdateQuery<unknown>);
+    if (token !== null) refuseUnacknowledged(options, collectionOf(this), 'a write that may change content (or insert a tool)');
+    const additions = bookkeepingFor(analysis, token, new Date());
+    if (Object.keys(additions).length > 0) bookkept.add(this);
+    this.setUpdate(withBookkeeping(update, additions) as mongoose.UpdateQuery<unknown>);
     if (options.runValidators === undefined) this.setOptions({ runValidators: true });
     if (token === null) return;
     pendingChecks.set(this, token);
@@ -121,18 +129,40 @@ export async function afterQueryWrite(this: ToolQuery, result: unknown): Promise
 }
 
 /**
+ * A tool the write matched that is stored with `syncMetadata: null` (legacy data): the server
+ * cannot create the package's bookkeeping inside null, and refuses the write. Found by reading
+ * the stored tools, not by the server's message (each engine words it otherwise).
+ */
+async function nullMetadataMatched(query: ToolQuery): Promise<string | undefined> {
+  const model = modelOf(query);
+  const options = query.getOptions() as { session?: mongoose.mongo.ClientSession; collation?: mongoose.mongo.CollationOptions };
+  // Cast as Mongoose cast it for the write, so that the read matches the tools the write did.
+  const filter = query.cast(query.model, query.getFilter()) as mongoose.mongo.Filter<mongoose.mongo.Document>;
+  const found = await model.collection.findOne(
+    { $and: [filter, { [SYNC_METADATA]: { $type: 'null' } }] },
+    { projection: { _id: 1 }, session: options.session, collation: options.collation },
+  );
+  return found === null ? undefined : describeValue(found._id);
+}
+
+/**
  * The error reaches the caller as it is, the tools the write did reach (an updateMany part way)
- * settled first; but for one: a tool stored with `syncMetadata: null` (legacy data) cannot take
- * the package's bookkeeping (the server cannot create a field inside null), and the caller is
- * told what to do about it.
+ * settled first; but for one: a write carrying the package's bookkeeping that the server refused
+ * because it matched a tool stored with `syncMetadata: null` is reported as what to do about it.
  */
 export async function afterQueryWriteError(this: ToolQuery, error: unknown): Promise<void> {
   // Refused by Mongoose before anything was sent: nothing to settle.
   const unsent = error instanceof mongoose.Error.ValidationError || error instanceof mongoose.Error.CastError || error instanceof SyncArgumentError;
+  const carried = bookkept.has(this);
+  bookkept.delete(this);
   if (unsent) pendingChecks.delete(this);
   else await afterQueryWrite.call(this, undefined);
-  const message = error instanceof Error ? error.message : '';
-  if (message.includes('syncMetadata: null')) {
-    throw new SyncArgumentError('syncMetadata', null, `an object on every tool the write matches (run \`tool-sync backfill\` on legacy data first); the server said: ${message}`);
-  }
+  if (unsent || !carried || !(error instanceof mongoose.mongo.MongoServerError)) return;
+  const legacy = await nullMetadataMatched(this).catch(() => undefined);
+  if (legacy === undefined) return;
+  throw new SyncArgumentError(
+    'syncMetadata',
+    null,
+    `an object on every tool the write matches (tool ${legacy} has none: run \`tool-sync backfill\` on legacy data first); the server refused the write (code ${String(error.code)})`,
+  );
 }

@@ -44,21 +44,13 @@ function asUpdateResult(result: ModifyResult): mongo.UpdateResult {
   return { acknowledged: true, matchedCount: matched, modifiedCount: matched, upsertedCount: upsertedId === null ? 0 : 1, upsertedId };
 }
 
-/** The write concern's `w`, as given (a plain object or a WriteConcern) or as the collection resolves it. */
-function writeConcernW(options: Options, collection: unknown): unknown {
-  const given = options.writeConcern;
-  if (typeof given === 'object' && given !== null && 'w' in given) return (given as { w?: unknown }).w;
-  if (options.w !== undefined) return options.w;
-  const driver = (collection as { collection?: { writeConcern?: { w?: unknown } } }).collection;
-  return driver?.writeConcern?.w;
-}
-
 /**
- * When updateOne goes as it was sent: unacknowledged (nothing comes back), or with a `sort`
- * (which findAndModify takes on every server, and update only on MongoDB 8 and later: the server
- * is left to refuse it where it does).
+ * When updateOne goes as it was sent, settled by its token: with a `sort` (which findAndModify
+ * takes on every server, and update only on MongoDB 8 and later: the server is left to refuse it
+ * where it does), or with a `hint` (which some engines refuse on findAndModify: FerretDB 2 has not
+ * implemented it). Unacknowledged writes never get here (see write-concern.ts).
  */
-const goesAsSent = (options: Options, collection: unknown): boolean => writeConcernW(options, collection) === 0 || options.sort !== undefined;
+const goesAsSent = (options: Options): boolean => options.sort !== undefined || options.hint !== undefined;
 
 type CollectionWrite = (filter: unknown, update: unknown, options: Options) => Promise<unknown>;
 interface WriteMethods { updateOne: CollectionWrite; findOneAndUpdate: CollectionWrite }
@@ -75,7 +67,7 @@ export function returnStoredTool(query: ToolQuery, op: 'updateOne' | 'findOneAnd
   const wrapped: CollectionWrite = op === 'updateOne'
     ? async (filter, update, options) => {
       // Goes as sent (see goesAsSent), and is settled by its token.
-      if (goesAsSent(options, collection)) return collection.updateOne(filter, update, options);
+      if (goesAsSent(options)) return collection.updateOne(filter, update, options);
       // A query's projection means nothing to an update (the driver's updateOne drops it): not asked of findAndModify.
       const { projection: _projection, fields: _fields, ...updateOptions } = options;
       const result = await findOneAndUpdate(filter, update, {
@@ -86,8 +78,6 @@ export function returnStoredTool(query: ToolQuery, op: 'updateOne' | 'findOneAnd
     }
     : async (filter, update, options) => {
       const result = await findOneAndUpdate(filter, update, options);
-      // Unacknowledged, nothing came back (not even "matched nothing"): settled by its token.
-      if (writeConcernW(options, collection) === 0) return result;
       const whole = options.returnDocument === 'after' && (options.projection === undefined || options.projection === null);
       const value = options.includeResultMetadata === true ? (result as ModifyResult | null)?.value ?? null : result;
       if (whole || value === null) remember(query, value, options.upsert === true);

@@ -13,15 +13,26 @@ export type UpdateKind = 'operators' | 'pipeline' | 'replacement';
 
 export interface UpdateAnalysis {
   kind: UpdateKind;
-  /** Top-level fields the write may change (a `$rename` writes both its names). */
+  /** Top-level fields the write may change (a `$rename` writes both its names; an upsert's insert, its `$setOnInsert`). */
   fields: Set<string>;
-  /** The write may change content: its tools' hashes must be checked afterwards. */
+  /** The write may change content of a tool it matches: its tools' hashes must be checked afterwards. */
   mayChangeContent: boolean;
-  /** Business fields it names: what `lastModifiedFields` records. */
+  /** Business fields it changes on a tool it matches: what `lastModifiedFields` records. */
   businessFields: string[];
 }
 
 const CONTENT = new Set<string>(CONTENT_FIELDS);
+/**
+ * The update operators the server applies (Mongoose's list too). Mongoose sends any other
+ * `$`-key as a field of `$set`, which strict mode drops and the server refuses otherwise: it
+ * changes nothing.
+ */
+const SERVER_OPERATORS = new Set([
+  '$currentDate', '$inc', '$min', '$max', '$mul', '$rename', '$set', '$setOnInsert', '$unset',
+  '$addToSet', '$pop', '$pull', '$push', '$pullAll', '$bit',
+]);
+/** Applied only when an upsert inserts: never a change to a tool the write matched. */
+const ON_INSERT_ONLY = '$setOnInsert';
 /** Pipeline stages that replace the whole document, `syncMetadata` with it. */
 const REPLACING_STAGES = new Set(['$project', '$replaceRoot', '$replaceWith']);
 
@@ -70,35 +81,43 @@ function refuseSyncPath(where: string, path: string): void {
   }
 }
 
-function finish(kind: UpdateKind, fields: Set<string>): UpdateAnalysis {
+/** `changed`: the fields it changes on a tool it matches (all it may write, unless said otherwise). */
+function finish(kind: UpdateKind, fields: Set<string>, changed: Set<string> = fields): UpdateAnalysis {
   return {
     kind,
     fields,
-    mayChangeContent: kind === 'replacement' || [...fields].some((field) => CONTENT.has(field)),
-    businessFields: BUSINESS_FIELDS.filter((field) => fields.has(field)),
+    mayChangeContent: kind === 'replacement' || [...changed].some((field) => CONTENT.has(field)),
+    businessFields: BUSINESS_FIELDS.filter((field) => changed.has(field)),
   };
 }
 
 function analyzeOperators(update: Record<string, unknown>, where: string): UpdateAnalysis {
   const fields = new Set<string>();
+  const changed = new Set<string>();
+  const add = (field: string, operator: string): void => {
+    fields.add(field);
+    if (operator !== ON_INSERT_ONLY) changed.add(field);
+  };
   for (const [key, value] of Object.entries(update)) {
     if (!key.startsWith('$')) {
       // Mongoose sends a top-level field as a `$set`.
       refuseSyncPath(`${where}.${key}`, key);
-      fields.add(rootOf(key));
+      add(rootOf(key), '$set');
       continue;
     }
     if (!isPlainObject(value)) continue; // the server names what is wrong with it
+    const applied = SERVER_OPERATORS.has(key);
     for (const [path, operand] of Object.entries(value)) {
+      // Refused even where nothing is applied: no write names syncMetadata.
       refuseSyncPath(`${where}.${key}`, path);
-      fields.add(rootOf(path));
+      if (applied) add(rootOf(path), key);
       if (key === '$rename' && typeof operand === 'string') {
         refuseSyncPath(`${where}.$rename.${path}`, operand);
-        fields.add(rootOf(operand));
+        add(rootOf(operand), key);
       }
     }
   }
-  return finish('operators', fields);
+  return finish('operators', fields, changed);
 }
 
 function analyzePipeline(stages: unknown[], where: string): UpdateAnalysis {
@@ -144,9 +163,14 @@ export function analyzeReplacement(replacement: unknown, where = 'replacement'):
   return finish('replacement', new Set([...Object.keys(document), ...BUSINESS_FIELDS]));
 }
 
-/** Refuses a new tool's input that carries `syncMetadata` (create, insertMany, new ToolModel). */
+/**
+ * Refuses a new tool's input that carries `syncMetadata`: as its own key or a dotted one, on a
+ * plain object, a class instance or a Map (see `asPaths`).
+ */
 export function refuseSyncMetadataInput(input: unknown, where: string): void {
-  if (isPlainObject(input) && input.syncMetadata !== undefined) refuseSyncPath(where, SYNC_METADATA);
+  const paths = asPaths(input);
+  if (!isPlainObject(paths)) return;
+  for (const [key, value] of Object.entries(paths)) if (value !== undefined) refuseSyncPath(where, key);
 }
 
 /**
@@ -188,6 +212,48 @@ export function seededByFilter(filter: unknown): Record<string, unknown> {
     if (equal !== undefined && !(equal instanceof RegExp) && !(isPlainObject(value) && !('$eq' in value))) seeded[key] = equal;
   }
   return seeded;
+}
+
+/** A value an upsert's filter may seed a new tool with, and its path as the filter names it. */
+export interface SeedCandidate { path: string; value: unknown }
+
+const isOperatorObject = (value: unknown): value is Record<string, unknown> =>
+  isPlainObject(value) && Object.keys(value).some((key) => key.startsWith('$'));
+/** A value the server may take as an equality (not a pattern, not an operator expression). */
+const isEqualityValue = (value: unknown): boolean => value !== undefined && !(value instanceof RegExp) && !isOperatorObject(value);
+
+/** The values one field condition compares for equality: the value itself, `$eq`, every element of `$in` and `$all`. */
+function equalitiesOf(condition: unknown): unknown[] {
+  if (!isOperatorObject(condition)) return isEqualityValue(condition) ? [condition] : [];
+  const values: unknown[] = [];
+  if ('$eq' in condition && isEqualityValue(condition.$eq)) values.push(condition.$eq);
+  for (const operator of ['$in', '$all']) {
+    const list: unknown = condition[operator];
+    if (Array.isArray(list)) values.push(...(list as unknown[]).filter(isEqualityValue));
+  }
+  return values;
+}
+
+/**
+ * Every value an upsert's filter may seed the new tool with. The server seeds a new document from
+ * the filter's equality conditions after normalising it: a plain value or `$eq`, a one-element
+ * `$in` or `$all`, inside `$and`, or inside a one-clause `$or` (MongoDB's manual on upserts, and
+ * its tests of upserted shard keys); newer servers also merge duplicate `$or` clauses. So that no
+ * normalisation can seed a value nobody validated, this takes more than any server seeds: every
+ * value compared for equality in any clause of `$and` or `$or`, every element of `$in` and `$all`.
+ * Never seeded, never taken: `$nor`, `$not`, `$elemMatch`, `$expr`, patterns, comparisons.
+ */
+export function seedCandidates(filter: unknown): SeedCandidate[] {
+  if (!isPlainObject(filter)) return [];
+  const candidates: SeedCandidate[] = [];
+  for (const [key, value] of Object.entries(filter)) {
+    if (key === '$and' || key === '$or') {
+      if (Array.isArray(value)) for (const clause of value) candidates.push(...seedCandidates(clause));
+    } else if (!key.startsWith('$')) {
+      for (const equal of equalitiesOf(value)) candidates.push({ path: key, value: equal });
+    }
+  }
+  return candidates;
 }
 
 /** The top-level fields an update sets on insert: `$set`, `$setOnInsert`, plain fields, pipeline `$set`s. */

@@ -1,8 +1,8 @@
 import { type ReturnModelType } from '@typegoose/typegoose';
-import type mongoose from 'mongoose';
+import mongoose from 'mongoose';
 import { SyncArgumentError } from '../errors.js';
 import { type Tool } from '../tool.js';
-import { filterNamesSyncMetadata, isPlainObject, seededByFilter, setOnInsertBy } from './update-analysis.js';
+import { filterNamesSyncMetadata, isPlainObject, type SeedCandidate, seedCandidates, seededByFilter, setOnInsertBy } from './update-analysis.js';
 
 type ToolModelType = ReturnModelType<typeof Tool>;
 
@@ -36,27 +36,52 @@ function requiredFields(model: ToolModelType): string[] {
 }
 
 /**
- * An upsert may create a tool: it must not seed sync state from its filter, and it must give
- * every required field (in its filter's equality conditions, `$set`, `$setOnInsert` or a
- * pipeline `$set`), whose values are validated like any other. Checked before anything is sent.
+ * The values an upsert's filter may seed, as rounds of `$setOnInsert`s: a field compared with
+ * several values is validated once per value (one update cannot set a field twice).
+ */
+function seedRounds(candidates: SeedCandidate[]): Record<string, unknown>[] {
+  const rounds: Record<string, unknown>[] = [];
+  const taken = new Map<string, number>();
+  for (const { path, value } of candidates) {
+    const round = taken.get(path) ?? 0;
+    taken.set(path, round + 1);
+    rounds[round] ??= {};
+    Object.defineProperty(rounds[round], path, { value, enumerable: true, writable: true, configurable: true });
+  }
+  return rounds;
+}
+
+/**
+ * An upsert may create a tool: it must not seed sync state or a nested path from its filter, and
+ * it must give every required field (in its filter's equality conditions, `$set`, `$setOnInsert`
+ * or a pipeline `$set`). Every value its filter may seed (see `seedCandidates`) is validated like
+ * the update's own `$setOnInsert`, unless the update sets that field itself. Checked before
+ * anything is sent.
  */
 export async function checkUpsert(model: ToolModelType, filter: unknown, update: unknown, options: Record<string, unknown>): Promise<void> {
   const syncPath = filterNamesSyncMetadata(filter);
   if (syncPath !== undefined) {
     throw new SyncArgumentError('filter', syncPath, 'no syncMetadata condition in an upsert: the server would seed the new tool with it');
   }
-  const dotted = Object.keys(isPlainObject(filter) ? filter : {}).find((key) => !key.startsWith('$') && key.includes('.'));
+  const candidates = seedCandidates(filter);
+  const dotted = Object.keys(isPlainObject(filter) ? filter : {}).find((key) => !key.startsWith('$') && key.includes('.'))
+    ?? candidates.find(({ path }) => path.includes('.'))?.path;
   if (dotted !== undefined) {
     throw new SyncArgumentError('filter', dotted, 'no condition on a nested path in an upsert: the server would seed the new tool with it, unvalidated');
   }
-  const seeded = seededByFilter(filter);
-  const given = new Set([...Object.keys(seeded), ...setOnInsertBy(update)]);
+  const written = setOnInsertBy(update);
+  const given = new Set([...Object.keys(seededByFilter(filter)), ...written]);
   const missing = requiredFields(model).filter((field) => !given.has(field));
   if (missing.length > 0) {
     throw new SyncArgumentError('upsert', missing, `the required fields of a new tool (${requiredFields(model).join(', ')}) in the filter, $set or $setOnInsert`);
   }
-  // Values the filter seeds are validated as the update's own `$setOnInsert` would be.
-  const written = setOnInsertBy(update);
-  const onlySeeded = Object.fromEntries(Object.entries(seeded).filter(([field]) => !written.has(field) && field !== '_id'));
-  if (Object.keys(onlySeeded).length > 0) await validateUpdate(model, {}, { $setOnInsert: onlySeeded }, { ...options, upsert: true });
+  const seeded = candidates.filter(({ path }) => !written.has(path) && path !== '_id');
+  for (const round of seedRounds(seeded)) {
+    try {
+      await validateUpdate(model, {}, { $setOnInsert: round }, { ...options, upsert: true });
+    } catch (error) {
+      if (error instanceof mongoose.Error.ValidationError) error.message = `filter (an upsert seeds the new tool with its equality conditions): ${error.message}`;
+      throw error;
+    }
+  }
 }
