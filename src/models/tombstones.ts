@@ -6,6 +6,7 @@ import {
   planClaimDeletion,
   planMarkVectorDeleted,
   planMarkVectorDeleteFailed,
+  planRecordTombstone,
   planReopenRemoval,
   planRequeueDeletions,
   tombstoneFor,
@@ -14,7 +15,9 @@ import {
   type VectorDeletedResult,
   type VectorDeleteFailedResult,
 } from '../sync/plans/tombstone.js';
-import { type StoredTool } from '../sync/stored-tool.js';
+import { type Decision } from '../sync/plans/plan.js';
+import { planReopen } from '../sync/plans/reopen.js';
+import { parseSyncState, type StoredTool } from '../sync/stored-tool.js';
 import { pointIdFromHex } from '../sync/point-id.js';
 import { SYNC_COLLECTION_NAMES, type SyncCollectionName } from '../sync/vocabulary.js';
 import { applyPlan, isUnsendable, type ToolCollection } from './conditional-write.js';
@@ -62,9 +65,10 @@ export async function recordTombstones(model: ToolModelType, filter: mongo.Filte
     if (batch.length === 0) return;
     const size = await updatesPerBulk(model.db, batch.length);
     for (let start = 0; start < batch.length; start += size) {
-      // A tombstone left by an earlier attempt whose tool was not deleted is replaced: that one was void.
+      // Merged into one already there: an earlier attempt's (void, but its collections still hold
+      // this tool's points) or an earlier incarnation's (a restored `_id`) removals stay owed.
       const writes = batch.slice(start, start + size)
-        .map((tombstone) => ({ replaceOne: { filter: { _id: tombstone._id }, replacement: tombstone, upsert: true } })) as mongo.AnyBulkWriteOperation<Tombstone>[];
+        .map((tombstone) => ({ updateOne: planRecordTombstone(tombstone) })) as mongo.AnyBulkWriteOperation<Tombstone>[];
       await tombstones(model).bulkWrite(writes, { ordered: false, session: scope.session });
     }
     recorded.push(...batch.map(({ toolObjectId }) => toolObjectId));
@@ -224,8 +228,27 @@ export async function markVectorDeleted(
   const result = await applyPlan<VectorDeletedResult, Tombstone>(planTarget(model), key, (stored, now) => planMarkVectorDeleted(stored, collection, now, workerId), {
     what: `markVectorDeleted(${id.toHexString()}, ${collection})`, missing: () => ({ done: true }),
   });
-  if (result.done) await removeIfFinished(model, key);
+  if (result.done) {
+    await removeIfFinished(model, key);
+    await reopenIfRestored(model, id, collection);
+  }
   return result;
+}
+
+/**
+ * A tool whose `_id` came back (a restore) while its point was being removed: the removal may
+ * have taken the restored tool's point, so that collection is re-opened (planReopen), never left
+ * `synced` over no point.
+ */
+async function reopenIfRestored(model: ToolModelType, id: mongo.ObjectId, collection: SyncCollectionName): Promise<void> {
+  const tool = await model.collection.findOne<StoredTool>({ _id: id });
+  if (tool === null) return;
+  await applyPlan<undefined>(model.collection, id, (stored, now): Decision<undefined> => {
+    const parsed = parseSyncState(stored);
+    // Metadata it cannot use is quarantined by the next reader; nothing to re-open meanwhile.
+    if (parsed.invalid !== undefined) return { kind: 'done', write: null, result: undefined };
+    return { kind: 'done', write: planReopen(stored, parsed, collection, now).write, result: undefined };
+  }, { what: `markVectorDeleted(${id.toHexString()}, ${collection}): restored tool`, first: tool, missing: () => undefined });
 }
 
 /** Removing a deleted tool's points failed: recorded and retried with the same backoff as live work. */

@@ -136,24 +136,25 @@ function claimList(value: unknown): Map<string, { id: Types.ObjectId; collection
 }
 
 /**
- * Renews the leases `workerId` still holds among `claims` by `leaseMs` from now; returns those
- * renewed. One that is missing was lost (the lease ended and another worker claimed it, or the
- * tool was deleted): its work belongs to someone else now.
+ * Renews the leases `workerId` still holds among `claims` by `leaseMs` from now (`now`: the same
+ * clock its claims were made with); returns those renewed. One that is missing was lost (the lease
+ * ended and another worker claimed it, or the tool was deleted): its work belongs to someone else now.
  */
 export async function extendClaims(
   model: ToolModelType,
   workerIdArg: unknown,
   claims: unknown,
-  options: { leaseMs?: unknown } = {},
+  options: { leaseMs?: unknown; now?: unknown } = {},
 ): Promise<{ toolId: Types.ObjectId; collection: SyncCollectionName }[]> {
   const workerId = workerIdArgument(workerIdArg);
   const leaseMs = leaseArgument(options.leaseMs);
+  const fixedNow = options.now === undefined ? undefined : dateArgument(options.now, 'now');
   const renewed: { toolId: Types.ObjectId; collection: SyncCollectionName }[] = [];
   for (const { id, collections } of claimList(claims).values()) {
     const tool = await toolCollection(model).findOne<StoredTool>({ _id: id });
     if (tool === null) continue;
     const names = await applyPlan(toolCollection(model), id, (stored, now) => planExtendClaims(stored, { workerId, leaseMs, collections }, now), {
-      what: `extendClaims(${id.toHexString()})`, first: tool,
+      what: `extendClaims(${id.toHexString()})`, first: tool, ...(fixedNow === undefined ? {} : { now: () => fixedNow }),
     });
     renewed.push(...names.map((collection) => ({ toolId: id, collection })));
   }
@@ -162,20 +163,24 @@ export async function extendClaims(
 
 /**
  * Gives back the claims of `workerId` (a worker shutting down, or one replaced after a crash):
- * on the tools of `toolIds` if given, else on every tool (a read of the whole collection: a
- * worker knows what it holds and passes that). Returns how many pairs it released.
+ * the pairs of `claims` (`[{ toolId, collection }]`) if given, else every collection of the tools
+ * of `toolIds` if given, else of every tool (a read of the whole collection: a worker knows what it
+ * holds and passes that). Returns how many pairs it released. A worker passes only pairs it did not
+ * write: the claim of a written pair is the record that a point may exist (see collectionsWithVectors).
  */
-export async function releaseClaims(model: ToolModelType, workerIdArg: unknown, options: { toolIds?: unknown } = {}): Promise<number> {
+export async function releaseClaims(model: ToolModelType, workerIdArg: unknown, options: { toolIds?: unknown; claims?: unknown } = {}): Promise<number> {
   const workerId = workerIdArgument(workerIdArg);
-  const ids = options.toolIds === undefined ? undefined : Array.isArray(options.toolIds)
+  const pairs = options.claims === undefined ? undefined : claimList(options.claims);
+  const ids = pairs !== undefined ? [...pairs.values()].map(({ id }) => id) : options.toolIds === undefined ? undefined : Array.isArray(options.toolIds)
     ? options.toolIds.map((id, index) => toolObjectId(id, `toolIds[${index}]`))
     : (() => { throw new SyncArgumentError('toolIds', options.toolIds, 'an array of tool _ids'); })();
   const heldBy = { $or: collectionNames(undefined).map((name) => ({ [collectionPath(name, 'claimedBy')]: workerId })) };
   const filter = ids === undefined ? heldBy : { _id: { $in: ids }, ...heldBy };
   // Removals of deleted tools' points it held, too (few: a worker's in-flight work).
-  let released = await releaseDeletionClaims(model, workerId, ids);
+  let released = pairs === undefined ? await releaseDeletionClaims(model, workerId, ids) : 0;
   for (const tool of await toolCollection(model).find<StoredTool>(filter).toArray()) {
-    released += await applyPlan(toolCollection(model), tool._id, (stored, now) => planReleaseClaims(stored, { workerId, collections: collectionNames(undefined) }, now), {
+    const collections = pairs?.get(String(tool._id))?.collections ?? collectionNames(undefined);
+    released += await applyPlan(toolCollection(model), tool._id, (stored, now) => planReleaseClaims(stored, { workerId, collections }, now), {
       what: `releaseClaims(${String(tool._id)})`, first: tool,
     });
   }

@@ -128,21 +128,21 @@ export class Tool extends ToolFields {
     return claimSyncWork(this, options);
   }
 
-  /** Renews the leases `workerId` still holds among `claims`; returns those renewed. */
+  /** Renews the leases `workerId` still holds among `claims` (`now`: the clock its claims use); returns those renewed. */
   public static extendClaims(
     this: ReturnModelType<typeof Tool>,
     workerId: string,
     claims: { toolId: Types.ObjectId | string; collection: SyncCollectionName }[],
-    options: { leaseMs?: number } = {},
+    options: { leaseMs?: number; now?: Date } = {},
   ): Promise<{ toolId: Types.ObjectId; collection: SyncCollectionName }[]> {
     return extendClaims(this, workerId, claims, options);
   }
 
-  /** Gives back `workerId`'s claims (on `toolIds`, or everywhere); returns how many pairs. */
+  /** Gives back `workerId`'s claims (the pairs of `claims`, or on `toolIds`, or everywhere); returns how many pairs. */
   public static releaseClaims(
     this: ReturnModelType<typeof Tool>,
     workerId: string,
-    options: { toolIds?: (Types.ObjectId | string)[] } = {},
+    options: { toolIds?: (Types.ObjectId | string)[]; claims?: { toolId: Types.ObjectId | string; collection: SyncCollectionName }[] } = {},
   ): Promise<number> {
     return releaseClaims(this, workerId, options);
   }

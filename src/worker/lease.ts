@@ -35,6 +35,10 @@ export interface HeldLease {
   readonly signal: AbortSignal;
   /** Why the pair is not held any more, or undefined while it is. */
   ended(): LeaseEnd | undefined;
+  /** How long the worker can still count on the lease (0 once it ended). */
+  remainingMs(): number;
+  /** Stops counting on the lease now (too little is left for what comes next): it ends as `expired`. */
+  expire(): void;
   /** Stops renewing and watching; resolves once a renewal in flight has ended (never racing a mark). Idempotent. */
   stop(): Promise<void>;
 }
@@ -46,6 +50,7 @@ export function holdLease(options: LeaseOptions): HeldLease {
   let stopped = false;
   let pending: Promise<void> | undefined;
   let expiry: ReturnType<typeof setTimeout> | undefined;
+  let deadlineMs = leaseDeadlineMs(options.grantedAtMs, options.leaseMs);
 
   const finish = (why: LeaseEnd): void => {
     if (end !== undefined || stopped) return;
@@ -53,14 +58,15 @@ export function holdLease(options: LeaseOptions): HeldLease {
     aborter.abort();
     options.onEnd(why);
   };
-  const watchUntil = (deadlineMs: number): void => {
+  const watchUntil = (until: number): void => {
+    deadlineMs = until;
     if (expiry !== undefined) clearTimeout(expiry);
-    expiry = setTimeout(() => { finish('expired'); }, Math.max(0, deadlineMs - now()));
+    expiry = setTimeout(() => { finish('expired'); }, Math.max(0, until - now()));
   };
   const onStop = (): void => { aborter.abort(); };
   if (options.stopping.aborted) aborter.abort();
   else options.stopping.addEventListener('abort', onStop, { once: true });
-  watchUntil(leaseDeadlineMs(options.grantedAtMs, options.leaseMs));
+  watchUntil(deadlineMs);
 
   const renewOnce = async (): Promise<void> => {
     const sentAtMs = now();
@@ -77,6 +83,8 @@ export function holdLease(options: LeaseOptions): HeldLease {
   return {
     signal: aborter.signal,
     ended: () => end,
+    remainingMs: () => (end === undefined ? Math.max(0, deadlineMs - now()) : 0),
+    expire: () => { finish('expired'); },
     stop: async () => {
       stopped = true;
       clearInterval(timer);

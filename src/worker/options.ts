@@ -8,6 +8,7 @@ import { leaseArgument, workerIdArgument } from '../models/tool-claims.js';
 import { type ITool } from '../models/types.js';
 import { type SyncCollectionName } from '../sync/vocabulary.js';
 import { type SyncWorkerEvent } from './events.js';
+import { leaseMarginMs } from './lease.js';
 import { type PausePolicy } from './pause.js';
 
 /** A deleted tool whose points are to be removed (see claimVectorDeletions). */
@@ -58,6 +59,13 @@ export interface SyncWorkerOptions<V = number[]> {
   concurrency?: number;
   /** How long a claim holds before another worker may take it over (default 60,000 ms); renewed every third of it. */
   leaseMs?: number;
+  /**
+   * The longest a store write can take to land once sent (default a third of the lease, at most
+   * 30,000 ms): `upsert` is called only while at least this much of the lease is left, so every
+   * write lands before the lease ends and before any other worker may claim the pair. Keep your
+   * store client's timeout (and Qdrant's `timeout` parameter) below it.
+   */
+  maxWriteMs?: number;
   /** Stops the worker: it claims nothing more, aborts its calls, waits for them, and releases what it did not finish. */
   signal?: AbortSignal;
   /** Progress, one event at a time; what it throws is ignored (with a process warning). */
@@ -91,6 +99,7 @@ export interface WorkerSettings<V> {
   workerId: string;
   concurrency: number;
   leaseMs: number;
+  maxWriteMs: number;
   signal: AbortSignal | undefined;
   onEvent: ((event: SyncWorkerEvent) => unknown) | undefined;
   collections: SyncCollectionName[];
@@ -102,7 +111,7 @@ export interface WorkerSettings<V> {
 }
 
 const OPTION_NAMES = new Set([
-  'model', 'embed', 'upsert', 'remove', 'embeddingModel', 'workerId', 'concurrency', 'leaseMs', 'signal', 'onEvent', 'collections',
+  'model', 'embed', 'upsert', 'remove', 'embeddingModel', 'workerId', 'concurrency', 'leaseMs', 'maxWriteMs', 'signal', 'onEvent', 'collections',
   'maxRetries', 'pollIntervalMs', 'stopWhenIdle', 'clock', 'pauseBaseMs', 'pauseMaxMs',
 ]);
 const HOUR_MS = 60 * 60 * 1000;
@@ -167,6 +176,10 @@ export function workerSettings<V>(options: SyncWorkerOptions<V>): WorkerSettings
   if (given.stopWhenIdle !== undefined && typeof given.stopWhenIdle !== 'boolean') {
     throw new SyncArgumentError('stopWhenIdle', given.stopWhenIdle, 'true or false');
   }
+  const leaseMs = leaseArgument(given.leaseMs);
+  // A write needs this much lease left; renewed every third, a lease has two thirds (less the margin) at worst.
+  const longestWrite = Math.floor((leaseMs * 2) / 3) - leaseMarginMs(leaseMs);
+  const maxWriteMs = integerInRange(given.maxWriteMs ?? Math.min(30_000, Math.floor(leaseMs / 3)), `maxWriteMs (with leaseMs ${leaseMs})`, 1, longestWrite);
   return {
     model: modelArgument(given.model),
     embed: embed as SyncWorkerOptions<V>['embed'],
@@ -175,7 +188,8 @@ export function workerSettings<V>(options: SyncWorkerOptions<V>): WorkerSettings
     embeddingModel: embeddingModelArgument(given.embeddingModel),
     workerId: given.workerId === undefined ? defaultWorkerId() : workerIdArgument(given.workerId),
     concurrency: integerInRange(given.concurrency ?? 4, 'concurrency', 1, 1000),
-    leaseMs: leaseArgument(given.leaseMs),
+    leaseMs,
+    maxWriteMs,
     signal: given.signal,
     onEvent: optionalFunction(given.onEvent, 'onEvent', 'a function (event) => void') as WorkerSettings<V>['onEvent'],
     collections: collectionNames(given.collections),

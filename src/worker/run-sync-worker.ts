@@ -31,6 +31,25 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 type ErrorPhase = Extract<SyncWorkerEvent, { type: 'error' }>['phase'];
 
+/** Waits between the attempts of a mark the database refused: a short blip should not lose it. */
+const MARK_RETRY_DELAYS_MS = [200, 1_000];
+
+/**
+ * A mark, tried again after a refusal: after a store write, the mark is what re-opens a pair whose
+ * lease was lost meanwhile (see planReopen), so one network blip must not drop it. Each attempt is
+ * planned afresh from a read (the marks are conditional writes), so a retry never applies twice.
+ */
+async function markedSoon<T>(mark: () => Promise<T>): Promise<T> {
+  for (const delayMs of MARK_RETRY_DELAYS_MS) {
+    try {
+      return await mark();
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+  return mark();
+}
+
 /**
  * Thrown inside a task when the worker is stopping or no longer holds the pair: the pair is then
  * released or left, never marked. Never told apart from other errors by `instanceof` (a value
@@ -52,8 +71,12 @@ class SyncWorker<V> {
   private readonly running = new Set<Promise<void>>();
   /** Per tool (hex `_id`): the last of its marks queued (see inTurn). */
   private readonly marking = new Map<string, Promise<void>>();
-  /** Tools with a pair this worker claimed and did not mark: released when it stops. */
-  private readonly unfinished = new Map<string, Types.ObjectId>();
+  /**
+   * Pairs this worker claimed and did not write (a pair it wrote keeps its claim: the record that
+   * a point may exist), and removals it did not finish: released when it stops.
+   */
+  private readonly unfinished = new Map<string, { toolId: Types.ObjectId; collection: SyncCollectionName }>();
+  private readonly unfinishedRemovals = new Map<string, Types.ObjectId>();
   private readonly pauses: Record<WorkerStage, StagePause> = { embedding: NOT_PAUSED, qdrant: NOT_PAUSED };
   private readonly summary: SyncWorkerSummary;
   /** Ends the main loop's nap early: a task finished (a slot is free) or the worker is stopping. */
@@ -204,7 +227,7 @@ class SyncWorker<V> {
     } catch (error) {
       // Stopping (whatever was thrown): given back for another worker, not a failure.
       if (this.isStopping()) {
-        this.unfinished.set(String(toolObjectId), toolObjectId);
+        this.unfinishedRemovals.set(String(toolObjectId), toolObjectId);
         return;
       }
       this.pauseAfter('qdrant', error);
@@ -240,7 +263,7 @@ class SyncWorker<V> {
    * the pair is held: a lost or expired lease aborts the embedding and the upsert is never sent.
    */
   private async work(tool: ITool, pair: ClaimedCollection, grantedAtMs: number): Promise<void> {
-    const { embed, upsert, workerId } = this.settings;
+    const { embed, upsert, workerId, maxWriteMs } = this.settings;
     const { collection, contentHash } = pair;
     // Before the lease is held (claims hand out ObjectId tools only, so this never throws there).
     const pointId = pointIdOf(tool._id);
@@ -260,15 +283,19 @@ class SyncWorker<V> {
         stage = 'qdrant';
         await this.whilePaused('qdrant', lease.signal);
         stillHeld();
+        // Sent only with enough lease left for it to land within the lease (see maxWriteMs).
+        if (lease.remainingMs() < maxWriteMs) lease.expire();
+        stillHeld();
         writing = true;
         await upsert(tool, collection, vector, { ...context, signal: NEVER_ABORTED });
         this.pauses.qdrant = afterSuccess(this.pauses.qdrant);
       } catch (error) {
-        // Nothing was written: a pair no longer held is left to its holder; stopping gives it back.
+        // Nothing was written: a pair no longer held (or whose lease has too little left to write)
+        // is left to its holder or to its lease's end; stopping gives it back.
         if (!writing && lease.ended() !== undefined) return;
         if (!writing && this.isStopping()) {
           await lease.stop();
-          this.unfinished.set(String(tool._id), tool._id);
+          this.giveBack(tool._id, collection);
           return;
         }
         // At once, before the mark: no new call of this stage starts meanwhile.
@@ -331,14 +358,15 @@ class SyncWorker<V> {
 
   /** The pair's lease, renewed every third of it; its end (lost, or run out) is reported and counted once. */
   private hold(toolId: Types.ObjectId, collection: SyncCollectionName, grantedAtMs: number): HeldLease {
-    const { model, workerId, leaseMs } = this.settings;
+    const { model, workerId, leaseMs, clock } = this.settings;
     return holdLease({
       leaseMs,
       grantedAtMs,
       stopping: this.signal,
       renew: async () => {
         try {
-          return (await model.extendClaims(workerId, [{ toolId, collection }], { leaseMs })).length > 0;
+          // On the clock the claims use: a simulated clock's lease is renewed on that clock, never into its past.
+          return (await model.extendClaims(workerId, [{ toolId, collection }], { leaseMs, ...(clock === undefined ? {} : { now: clock() }) })).length > 0;
         } catch (error) {
           // Tried again at the next tick; the lease runs out by itself if none succeeds.
           this.reportError('renew', error, toolId, collection);
@@ -358,7 +386,7 @@ class SyncWorker<V> {
     const { collection, contentHash } = pair;
     const toolId = tool._id;
     try {
-      const result = await model.markCollectionSynced(toolId, collection, { contentHash, workerId, embeddingModel });
+      const result = await markedSoon(() => model.markCollectionSynced(toolId, collection, { contentHash, workerId, embeddingModel }));
       if (result.synced) {
         this.summary.synced += 1;
         this.emit({ type: 'synced', workerId, toolId, collection, contentHash, vectorVersion: result.vectorVersion });
@@ -382,7 +410,7 @@ class SyncWorker<V> {
     const { collection } = pair;
     const toolId = tool._id;
     try {
-      const result = await model.markCollectionFailed(toolId, collection, error, stage, { workerId });
+      const result = await markedSoon(() => model.markCollectionFailed(toolId, collection, error, stage, { workerId }));
       if (result.recorded) {
         this.summary.failed += 1;
         this.emit({ type: 'failed', workerId, toolId, collection, stage, errorCode: result.errorCode, retryCount: result.retryCount, error });
@@ -393,7 +421,7 @@ class SyncWorker<V> {
       }
     } catch (thrown) {
       // After a store write, kept as the trace of it (see markSynced); before one, given back.
-      if (stage === 'embedding') this.unfinished.set(String(toolId), toolId);
+      if (stage === 'embedding') this.giveBack(toolId, collection);
       this.reportError('mark', thrown, toolId, collection);
     }
   }
@@ -415,11 +443,18 @@ class SyncWorker<V> {
     this.emit({ type: 'deleted-meanwhile', workerId: this.settings.workerId, toolId, collection, removalOwed });
   }
 
+  /** A pair this worker holds and did not write: released when it stops. */
+  private giveBack(toolId: Types.ObjectId, collection: SyncCollectionName): void {
+    this.unfinished.set(`${String(toolId)}/${collection}`, { toolId, collection });
+  }
+
   private async releaseUnfinished(): Promise<void> {
-    if (this.unfinished.size === 0) return;
+    if (this.unfinished.size === 0 && this.unfinishedRemovals.size === 0) return;
     const { model, workerId } = this.settings;
     try {
-      this.summary.released += await model.releaseClaims(workerId, { toolIds: [...this.unfinished.values()] });
+      // Pair by pair: a sibling pair of the same tool that was written keeps its claim.
+      if (this.unfinished.size > 0) this.summary.released += await model.releaseClaims(workerId, { claims: [...this.unfinished.values()] });
+      if (this.unfinishedRemovals.size > 0) this.summary.released += await model.releaseClaims(workerId, { toolIds: [...this.unfinishedRemovals.values()] });
     } catch (error) {
       // Not released: the leases end by themselves and the work is claimed again then.
       this.reportError('release', error);

@@ -183,14 +183,16 @@ describe('marks and releases', () => {
     const [tools, functionality] = claim.collections;
     if (tools === undefined || functionality === undefined) throw new Error('two collections expected');
     const id = claim.tool._id;
-    // b wrote a vector it no longer held the pair for: a's write may have come first, so a's claim goes too.
+    // b wrote a vector it no longer held the pair for: a's write may have come first, so a's claim
+    // goes too — not its lease, so nobody claims the pair before a's own write has landed.
     expect(await ToolModel.markCollectionSynced(id, 'tools', { contentHash: tools.contentHash, workerId: 'b' }))
       .toEqual({ synced: false, reason: 'claim-lost', claimedBy: 'a', reopened: true });
-    expect(await stateOf(id, 'tools')).toMatchObject({ status: 'pending', claimedBy: null, claimedUntil: null });
+    expect(await stateOf(id, 'tools')).toMatchObject({ status: 'pending', claimedBy: null, claimedUntil: tools.claimedUntil });
+    expect(await ToolModel.claimSyncWork({ workerId: 'c', collections: ['tools'] })).toEqual([]);
     expect(await ToolModel.markCollectionSynced(id, 'tools', { contentHash: tools.contentHash, workerId: 'a' }))
       .toEqual({ synced: false, reason: 'claim-lost', claimedBy: null, reopened: false });
     expect((await stateOf(id, 'tools')).status).toBe('pending');
-    const [again] = await ToolModel.claimSyncWork({ workerId: 'a', limit: 1, collections: ['tools'] });
+    const [again] = await ToolModel.claimSyncWork({ workerId: 'a', limit: 1, collections: ['tools'], now: later(61_000) });
     expect(again?.collections.map(({ collection }) => collection)).toEqual(['tools']);
     expect(await ToolModel.markCollectionSynced(id, 'tools', { contentHash: tools.contentHash, workerId: 'a' })).toEqual({ synced: true, vectorVersion: 1 });
     expect(await stateOf(id, 'tools')).toMatchObject({ status: 'synced', claimedBy: null, claimedUntil: null });
@@ -215,7 +217,9 @@ describe('marks and releases', () => {
     // fast's write may have landed before slow's: fast's mark records nothing either.
     expect(await ToolModel.markCollectionSynced(first.tool._id, pair.collection, { contentHash: pair.contentHash, workerId: 'fast' }))
       .toEqual({ synced: false, reason: 'claim-lost', claimedBy: null, reopened: false });
-    const [third] = await ToolModel.claimSyncWork({ workerId: 'fast', limit: 1, leaseMs: 60_000, now: later(6_000) });
+    // Claimed again once fast's lease (kept by the re-open) has ended.
+    expect(await ToolModel.claimSyncWork({ workerId: 'next', limit: 1, leaseMs: 60_000, collections: [pair.collection], now: later(6_000) })).toEqual([]);
+    const [third] = await ToolModel.claimSyncWork({ workerId: 'fast', limit: 1, leaseMs: 60_000, collections: [pair.collection], now: later(66_000) });
     expect(third?.collections[0]?.collection).toBe(pair.collection);
     expect(await ToolModel.markCollectionSynced(first.tool._id, pair.collection, { contentHash: pair.contentHash, workerId: 'fast' }))
       .toEqual({ synced: true, vectorVersion: 1 });

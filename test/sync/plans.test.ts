@@ -832,7 +832,9 @@ describe('marks by a claimant', () => {
     // A refused sync mark re-opens the pair (its write came first): the holder's claim goes.
     const refused = doneWrite(planMarkSynced(live, 'tools', HASHES.tools, NOW, 'w1'));
     expect(refused.result).toEqual({ synced: false, reason: 'claim-lost', claimedBy: 'other', reopened: true });
-    expect(refused.write?.update.$set).toMatchObject(claimCleared('tools'));
+    // Its claim, not its lease: nobody claims the pair before the holder's own write has landed.
+    expect(refused.write?.update.$set).toMatchObject({ [collectionPath('tools', 'claimedBy')]: null });
+    expect(refused.write?.update.$set).not.toHaveProperty([collectionPath('tools', 'claimedUntil')]);
     expect(refused.write?.filter).toMatchObject(claimAsRead('tools', 'other', future));
     // A failure before any store write re-opens nothing.
     expect(planMarkFailed(live, 'tools', failure, NOW, 'w1')).toEqual({

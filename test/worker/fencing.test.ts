@@ -93,6 +93,32 @@ describe('a worker that no longer holds its pair never writes to the store', () 
   });
 });
 
+describe('a store write is sent only with enough of the lease left for it to land (maxWriteMs)', () => {
+  it('renewals failing, an embedding that ends with less than maxWriteMs of the lease left is never written; the next claim does it', { timeout: 20_000 }, async () => {
+    const tool = await ToolModel.create(toolInput());
+    const model = await sharedModel();
+    const store = recordingStore();
+    const events: SyncWorkerEvent[] = [];
+    // Lease 1 s (counted on for 0.9 s), writes need 0.5 s: an embedding of 0.6 s leaves too little.
+    const summary = await runSyncWorker(storeWorker(store, {
+      model: renewalsFail(model), workerId: 'A', leaseMs: 1_000, maxWriteMs: 500, collections: ['interface'], concurrency: 1,
+      embed: async () => { await sleep(600); return [0]; },
+      onEvent: (event) => { events.push(event); },
+    }));
+    expect(summary).toMatchObject({ synced: 0, claimLost: 1 });
+    expect(events.find((event) => event.type === 'claim-lost')).toMatchObject({ during: 'lease-end' });
+    expect(store.log).toEqual([]);
+    expect(await runSyncWorker(storeWorker(store, { model, workerId: 'B', collections: ['interface'], clock: inTwoSeconds }))).toMatchObject({ synced: 1 });
+    expect(await storeDisagreements(store)).toEqual([]);
+    expect(store.point(tool._id, 'interface')?.writtenBy).toBe('B');
+  });
+
+  it('refuses a maxWriteMs the lease cannot hold (two thirds of it, less the margin), naming both', async () => {
+    const model = await sharedModel();
+    await expect(runSyncWorker(storeWorker(recordingStore(), { model, leaseMs: 3_000, maxWriteMs: 1_800 }))).rejects.toThrow(/maxWriteMs \(with leaseMs 3000\): expected an integer from 1 to 1700, got 1800/);
+  });
+});
+
 describe('a tool deleted while it is being embedded leaves no point behind', () => {
   it('the removal waits for the embedding lease; the late upsert lands, its mark owes the removal, and it is done after the write', { timeout: 20_000 }, async () => {
     const tool = await ToolModel.create(toolInput());

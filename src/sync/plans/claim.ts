@@ -152,6 +152,15 @@ export function clearClaim(collection: SyncCollectionName): Record<string, null>
   return { [collectionPath(collection, 'claimedBy')]: null, [collectionPath(collection, 'claimedUntil')]: null };
 }
 
+/**
+ * The claim goes, its lease stays: nobody claims the pair before the lease ends, so a store write
+ * that may still be on its way (sent with at least `maxWriteMs` of the lease left) lands before any
+ * later worker's. No worker holds it meanwhile: renewals and marks of the former holder find it lost.
+ */
+export function fenceClaim(collection: SyncCollectionName): Record<string, null> {
+  return { [collectionPath(collection, 'claimedBy')]: null };
+}
+
 /** A mark's condition: the claim as read, so a worker's mark never lands over another's new claim. */
 export function claimUnchanged(collection: SyncCollectionName, state: ParsedCollection | undefined): Record<string, unknown> {
   return {

@@ -3,7 +3,7 @@ import { aggregateSyncStatus } from '../status-order.js';
 import { parseSyncState, type StoredTool } from '../stored-tool.js';
 import { collectionPath, METADATA_UPDATED_AT, OVERALL_STATUS } from '../sync-state.js';
 import { type SyncCollectionName, type SyncErrorCode } from '../vocabulary.js';
-import { claimLostBy, claimUnchanged, clearClaim } from './claim.js';
+import { claimLostBy, claimUnchanged, clearClaim, fenceClaim } from './claim.js';
 import { settledStatuses } from './settled-statuses.js';
 import { type Decision } from './plan.js';
 import { planReopen } from './reopen.js';
@@ -55,6 +55,10 @@ export function planMarkFailed(
   }
   const statuses = settledStatuses(tool);
   statuses[collection] = 'failed';
+  const retryAt = nextRetryAt(now, retryCount, failure.errorCode, retryJitterKey(tool._id, collection));
+  // A failed store write may still land: its lease stays (see fenceClaim), and the retry waits for it.
+  const leaseEnd = state?.claimedUntil ?? null;
+  const fenced = mayHaveWritten && leaseEnd !== null && leaseEnd.getTime() > now.getTime();
   return {
     kind: 'done',
     write: {
@@ -66,8 +70,8 @@ export function planMarkFailed(
           [collectionPath(collection, 'lastError')]: failure.lastError,
           [collectionPath(collection, 'errorCode')]: failure.errorCode,
           [collectionPath(collection, 'retryCount')]: retryCount,
-          [collectionPath(collection, 'nextRetryAt')]: nextRetryAt(now, retryCount, failure.errorCode, retryJitterKey(tool._id, collection)),
-          ...clearClaim(collection),
+          [collectionPath(collection, 'nextRetryAt')]: fenced && retryAt !== null && retryAt < leaseEnd ? leaseEnd : retryAt,
+          ...(fenced ? fenceClaim(collection) : clearClaim(collection)),
           [OVERALL_STATUS]: aggregateSyncStatus(Object.values(statuses)),
           [METADATA_UPDATED_AT]: now,
         },

@@ -282,3 +282,14 @@ export function planReopenRemoval(
     upsert: true,
   };
 }
+
+/**
+ * How a delete writes its tombstone: merged into one already there (a tool whose `_id` came back,
+ * by a restore, and is deleted again), so removals owed from before are never dropped; the
+ * collections it names start over.
+ */
+export function planRecordTombstone(tombstone: Tombstone): PlannedWrite & { upsert: true } {
+  const { _id, collections, ...fields } = tombstone;
+  const named = Object.fromEntries(Object.entries(collections).map(([name, state]) => [`collections.${name}`, state]));
+  return { filter: { _id }, update: { $set: { ...fields, ...named } }, upsert: true };
+}

@@ -43,13 +43,13 @@ describe('a late write re-opens the pair (the fencing rule)', () => {
     expect(write.filter).toMatchObject({ _id: stored._id, 'syncMetadata.collections.tools.status': 'synced', 'syncMetadata.collections.tools.claimedBy': { $eq: null } });
   });
 
-  it('held by another worker now: that claim goes (its write may have come before the late one), the status stays', () => {
+  it('held by another worker now: that claim goes (its write may have come before the late one), its lease and the status stay', () => {
     const stored = tool({ usecases: { status: 'stale', claimedBy: 'B', claimedUntil: LATER } });
     const { write, reopened } = planReopen(stored, parseSyncState(stored), 'usecases', NOW);
     expect(reopened).toBe(true);
+    // The lease stays: nobody claims the pair before B's own write (sent within it) has landed.
     expect(set(write)).toEqual({
-      'syncMetadata.collections.usecases.claimedBy': null, 'syncMetadata.collections.usecases.claimedUntil': null,
-      'syncMetadata.collections.usecases.lastSyncAttemptAt': NOW, 'syncMetadata.updatedAt': NOW,
+      'syncMetadata.collections.usecases.claimedBy': null, 'syncMetadata.collections.usecases.lastSyncAttemptAt': NOW, 'syncMetadata.updatedAt': NOW,
     });
     expect(write.filter).toMatchObject({ 'syncMetadata.collections.usecases.claimedBy': { $eq: 'B' }, 'syncMetadata.collections.usecases.claimedUntil': { $eq: LATER } });
   });
@@ -73,5 +73,19 @@ describe('a late write re-opens the pair (the fencing rule)', () => {
     expect(afterWrite.kind === 'done' && afterWrite.write !== null && afterWrite.result).toMatchObject({ recorded: false, reason: 'claim-lost', reopened: true });
     const beforeWrite = planMarkFailed(stored, 'tools', failure, NOW, 'A', false);
     expect(beforeWrite.kind === 'done' && beforeWrite.write === null && beforeWrite.result).toMatchObject({ recorded: false, reason: 'claim-lost', reopened: false });
+  });
+
+  it('a failed store write (it may still land) keeps its lease: the claim goes, the lease stays, the retry waits for the lease', () => {
+    const stored = tool({ tools: { status: 'stale', claimedBy: 'A', claimedUntil: LATER } });
+    const failure = { errorCode: 'QDRANT_TIMEOUT', lastError: 'timed out' } as const;
+    const fenced = planMarkFailed(stored, 'tools', failure, NOW, 'A', true);
+    if (fenced.kind !== 'done' || fenced.write === null) throw new Error('a write was expected');
+    const after = set(fenced.write);
+    expect(after).toMatchObject({ 'syncMetadata.collections.tools.status': 'failed', 'syncMetadata.collections.tools.claimedBy': null });
+    expect(after).not.toHaveProperty(['syncMetadata.collections.tools.claimedUntil']);
+    expect((after['syncMetadata.collections.tools.nextRetryAt'] as Date).getTime()).toBeGreaterThanOrEqual(LATER.getTime());
+    // A failure before any write releases the lease as before.
+    const released = planMarkFailed(stored, 'tools', failure, NOW, 'A', false);
+    expect(released.kind === 'done' && released.write !== null && set(released.write)).toMatchObject({ 'syncMetadata.collections.tools.claimedUntil': null });
   });
 });

@@ -8,6 +8,7 @@ import {
   planClaimDeletion,
   planMarkVectorDeleted,
   planMarkVectorDeleteFailed,
+  planRecordTombstone,
   planReopenRemoval,
   planRequeueDeletions,
   tombstoneFor,
@@ -111,6 +112,16 @@ describe('removal plans', () => {
         $set: { 'collections.usecases': deletion() },
         $setOnInsert: { toolObjectId, toolsCollection: 'tools', id: null, deletedAt: NOW, writtenBy: WRITER },
       },
+      upsert: true,
+    });
+  });
+
+  it('a delete merges its tombstone into one already there: removals owed from before (a restored _id deleted again) are never dropped', () => {
+    const stone = tombstone({ tools: deletion() });
+    const write = planRecordTombstone(stone);
+    expect(write).toEqual({
+      filter: { _id: stone._id },
+      update: { $set: { toolObjectId: stone.toolObjectId, toolsCollection: 'tools', id: 'vscode', deletedAt: EARLIER, writtenBy: WRITER, 'collections.tools': deletion() } },
       upsert: true,
     });
   });
