@@ -19,8 +19,8 @@ export default class SuiteTimeReporter implements Reporter {
   private readonly running = new Map<string, number>();
   private lastLineAt = Date.now();
   private timer: NodeJS.Timeout | undefined;
-
-  constructor(private readonly interactive = process.stdout.isTTY) {}
+  /** On a terminal vitest's own reporter shows the files running; elsewhere it stays silent while one runs. */
+  private readonly interactive = process.stdout.isTTY;
 
   private say(line: string): void {
     this.lastLineAt = Date.now();
