@@ -238,14 +238,14 @@ describe('a server that goes away mid-backfill', () => {
     const port = Number(new URL(server.uri).port);
     const target = uriWithDatabase(server.uri, 'away');
     const connection = await mongoose.createConnection(target).asPromise();
-    // Enough batches that the server goes away mid-run; few tools, since the re-run scans them all on SQLite.
-    await connection.collection('tools').insertMany(generateTools(100, seededRandom(9), 'away-'));
+    // Thirty batches; the server goes away as soon as the first is done, so always mid-run. Few tools:
+    // the re-run's conditional writes each scan the collection on SQLite.
+    await connection.collection('tools').insertMany(generateTools(150, seededRandom(9), 'away-'));
     await connection.close();
 
     const run = startCli(['backfill', '--batch-size', '5', '--uri', target]);
     const deadline = Date.now() + 60_000;
-    while (!/scanned|updated/.test(run.output()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    while (!/scanned|updated/.test(run.output()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
     await server.stop();
     const failed = await run.done;
     expect(failed.code).toBe(1);
@@ -259,7 +259,7 @@ describe('a server that goes away mid-backfill', () => {
       const check = await mongoose.createConnection(target).asPromise();
       try {
         expect(await check.collection('tools').countDocuments({ syncMetadata: { $exists: false } })).toBe(0);
-        expect(await check.collection('tools').countDocuments({})).toBe(100);
+        expect(await check.collection('tools').countDocuments({})).toBe(150);
       } finally {
         await check.close();
       }

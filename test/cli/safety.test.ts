@@ -309,7 +309,7 @@ describe('exit codes', () => {
 
   it('are 2 when Ctrl-C stops a migration after its batch (checkpoint kept), 130 on a second Ctrl-C', { timeout: 120_000 }, async () => {
     // A few batches are enough: what is tested is where the run stops, not how much it does.
-    await ToolModel.collection.insertMany(generateTools(80, seededRandom(12), 'int-'));
+    await ToolModel.collection.insertMany(generateTools(120, seededRandom(12), 'int-'));
     const run = startCli(['backfill', '--batch-size', '10', '--uri', uri()]);
     const checkpoints = mongoose.connection.collection(CHECKPOINT_COLLECTION);
     const deadline = Date.now() + 60_000;
