@@ -8,6 +8,8 @@
 /** Seconds a step took before it reports progress of its own, measured on a 2-core machine (2026-12). */
 export const BUILD_STEP_PRIORS_S = { download: 180, compile: 140 } as const;
 export type BuildStep = keyof typeof BUILD_STEP_PRIORS_S;
+/** Seconds a step goes on after its last unit: the compile links the binary (10 to 20 s, measured here). */
+const STEP_TAIL_S: Record<BuildStep, number> = { download: 0, compile: 15 };
 
 const STEP_NAMES: Record<BuildStep, string> = {
   download: 'downloading its Go modules',
@@ -55,8 +57,8 @@ export function buildProgress({ log, everyMs = 10_000, now = Date.now }: BuildPr
     const elapsed = now() - stepStartedAt;
     // The step's own rate once a few units are done; else what it took on the machine measured.
     let thisStep = Math.max(0, BUILD_STEP_PRIORS_S[current] * 1000 - elapsed);
-    if (total !== undefined && done >= total) thisStep = 0;
-    else if (total !== undefined && done >= 3) thisStep = (elapsed / done) * (total - done);
+    if (total !== undefined && done >= total) thisStep = STEP_TAIL_S[current] * 1000;
+    else if (total !== undefined && done >= 3) thisStep = (elapsed / done) * (total - done) + STEP_TAIL_S[current] * 1000;
     return thisStep + later;
   };
 
