@@ -84,7 +84,7 @@ function firstLines(error: unknown): string {
 type Started = Omit<ResolvedDatabase, 'engine'>;
 
 /** MongoDB from mongodb-memory-server over `dbPath` (kept on stop), or a temporary folder; else why not. */
-async function tryMemoryServer(dbPath: string | undefined, port: number | undefined): Promise<Started | string> {
+async function tryMemoryServer(dbPath: string | undefined, port: number | undefined, log: (line: string) => void): Promise<Started | string> {
   let memory;
   try {
     memory = await import('mongodb-memory-server');
@@ -93,11 +93,18 @@ async function tryMemoryServer(dbPath: string | undefined, port: number | undefi
       ? 'mongodb-memory-server is not installed (a development dependency of tool-sync)'
       : `mongodb-memory-server cannot be loaded (${firstLines(error)})`;
   }
+  // A download (or its retries, about 7 s where the host cannot be reached) is not silent.
+  const startedAt = Date.now();
+  const slow = setInterval(() => {
+    log(`mongodb-memory-server is getting MongoDB (downloaded on first use; network errors are retried): ${Math.round((Date.now() - startedAt) / 1000)} s so far…`);
+  }, 3_000);
   try {
     // Resolving (or downloading) the binary first fails quietly; create() would print a stack trace.
     await memory.MongoBinary.getPath();
   } catch (error) {
     return `mongodb-memory-server has no MongoDB binary here (${firstLines(error)})`;
+  } finally {
+    clearInterval(slow);
   }
   try {
     if (dbPath !== undefined) await mkdir(dbPath, { recursive: true });
@@ -147,7 +154,7 @@ async function startEmbeddedEngine({ dataDir, port, backend, env, log, announce 
     || (mongoDir !== undefined && ferretDir !== undefined && hasFiles(ferretDir) && !hasFiles(mongoDir));
   const reasons: string[] = [];
   if (!ferretOnly) {
-    const memory = await tryMemoryServer(mongoDir, port);
+    const memory = await tryMemoryServer(mongoDir, port, log);
     if (typeof memory !== 'string') return identify(memory, announce);
     reasons.push(memory);
   }
