@@ -321,10 +321,14 @@ describe('exit codes', () => {
     expect(stopped.stdout).toMatch(/stopped: +after a batch, on request; run it again to resume/);
     expect(await ToolModel.collection.countDocuments({ syncMetadata: { $exists: false } }), 'stopped too late to test anything').toBeGreaterThan(0);
 
-    const twice = startCli(['backfill', '--batch-size', '10', '--uri', uri()]);
-    while (!twice.output().includes('documents to scan') && Date.now() < deadline + 30_000) await new Promise((resolve) => setTimeout(resolve, 20));
+    // One batch of all that is left: the second Ctrl-C comes while it is written, as soon as the first is taken.
+    const twice = startCli(['backfill', '--batch-size', '1000', '--uri', uri()]);
+    const waitFor = async (text: string): Promise<void> => {
+      while (!twice.output().includes(text) && Date.now() < deadline + 30_000) await new Promise((resolve) => setTimeout(resolve, 5));
+    };
+    await waitFor('documents to scan');
     twice.child.kill('SIGINT');
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await waitFor('stopping after this batch');
     twice.child.kill('SIGINT');
     const killed = await twice.done;
     expect(killed.code).toBe(130);
