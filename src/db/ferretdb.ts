@@ -20,6 +20,8 @@ export function ferretDbBinaryPath(env: NodeJS.ProcessEnv = process.env): string
   return join(projectCacheDir(env), `ferretdb-${FERRETDB_VERSION}`, 'ferretdb');
 }
 
+const GO_MISSING = 'FerretDB has to be built with Go, and no `go` command was found on PATH. Install Go 1.24 or newer, or set MONGODB_URI.';
+
 async function go(args: string[], cwd?: string): Promise<string> {
   try {
     const { stdout } = await execFileAsync('go', args, { cwd, maxBuffer: 64 * 1024 * 1024 });
@@ -27,7 +29,7 @@ async function go(args: string[], cwd?: string): Promise<string> {
   } catch (error) {
     const failure = error as NodeJS.ErrnoException & { stderr?: string };
     if (failure.code === 'ENOENT') {
-      throw new Error('FerretDB has to be built with Go, and no `go` command was found on PATH. Install Go 1.24 or newer, or set MONGODB_URI.');
+      throw new Error(GO_MISSING);
     }
     throw new Error(`\`go ${args.join(' ')}\` failed: ${(failure.stderr ?? failure.message).trim().slice(-2000)}`);
   }
@@ -62,7 +64,7 @@ function goStreaming(args: string[], cwd: string, onLine: (line: string) => void
     child.stdout.on('data', (chunk: Buffer) => { lines(chunk, out); });
     child.stderr.on('data', (chunk: Buffer) => { lines(chunk, err); });
     child.once('error', (error: NodeJS.ErrnoException) => {
-      reject(error.code === 'ENOENT' ? new Error('FerretDB has to be built with Go, and no `go` command was found on PATH. Install Go 1.24 or newer, or set MONGODB_URI.') : error);
+      reject(error.code === 'ENOENT' ? new Error(GO_MISSING) : error);
     });
     child.once('close', (code) => {
       if (code === 0) resolve();
