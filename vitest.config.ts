@@ -3,11 +3,12 @@ import { defineConfig } from 'vitest/config';
 import SlowFilesFirst from './test/helpers/sequencer.js';
 
 /**
- * Test files at once. The files wait on the database server and on the processes they start far
- * more than they compute, so even two cores keep more than one busy (measured: see the README's
- * Scripts). TOOL_SYNC_TEST_WORKERS overrides it.
+ * Test files at once: one per core, at least two and at most four. The files wait on the database
+ * server and on the processes they start, so two cores keep two files busy; but the one server's
+ * CPU is the limit (on two cores, three files at once took longer than two: see the README's
+ * "The database"). TOOL_SYNC_TEST_WORKERS overrides it.
  */
-const workers = Number(process.env.TOOL_SYNC_TEST_WORKERS ?? '') || Math.max(2, availableParallelism());
+const workers = Number(process.env.TOOL_SYNC_TEST_WORKERS ?? '') || Math.min(4, Math.max(2, availableParallelism()));
 
 export default defineConfig({
   test: {
