@@ -33,10 +33,10 @@ export async function serveDatabase({ port, dataDir, dbName }: ServeOptions, io:
   const configured = io.env.MONGODB_URI;
   if (configured !== undefined && configured !== '') say('MONGODB_URI is set: this command starts a server of its own all the same (and prints its URI)');
   if (await portTaken(port)) throw new Error(`port ${port} on 127.0.0.1 is in use (another MongoDB, or tool-sync db already running?): pass --port <n>`);
-  // Started before the server is, so that a Ctrl-C during the start stops it as soon as it is up.
-  let stopRequested!: () => void;
-  const stopped = new Promise<void>((resolved) => { stopRequested = resolved; });
-  io.interrupt.handler = stopRequested;
+  // Listened for before the server starts, so that a Ctrl-C during the start stops it as soon as it is up.
+  const stop = new AbortController();
+  io.interrupt.handler = () => { stop.abort(); };
+  const stopped = new Promise<void>((resolved) => { stop.signal.addEventListener('abort', () => { resolved(); }, { once: true }); });
   const database = await resolveDatabase({
     env: { ...io.env, MONGODB_URI: undefined },
     dataDir: isAbsolute(dataDir) ? dataDir : resolve(dataDir),
