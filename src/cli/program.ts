@@ -50,7 +50,7 @@ Exit codes:
        indexes missing or different, seed refused a collection that already holds tools
   130  interrupted (Ctrl-C; a second one during a migration or tool-sync db)`;
 
-/** The version in the package.json next to the built file (dist/cli/main.js -> package.json). */
+/** The version in the package.json two folders up (dist/cli/program.js, or src/cli/program.ts in the tests, -> package.json). */
 function packageVersion(): string {
   try {
     const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { name?: unknown; version?: unknown };
