@@ -12,11 +12,16 @@ export interface OpenDatabase {
   close(): Promise<void>;
 }
 
-const logToStderr = (line: string): void => { process.stderr.write(`[tool-sync db] ${line}\n`); };
+export interface OpenOptions {
+  /** The configuration variables the embedded database reads (see resolveDatabase). */
+  env: NodeJS.ProcessEnv;
+  /** Where the embedded database's lines go. */
+  log: (line: string) => void;
+}
 
-async function engineName(): Promise<string | undefined> {
+async function engineName(connection: mongoose.Connection): Promise<string | undefined> {
   try {
-    const info = (await mongoose.connection.db?.admin().command({ buildInfo: 1 })) as BuildInfo | undefined;
+    const info = (await connection.db?.admin().command({ buildInfo: 1 })) as BuildInfo | undefined;
     const engine = engineFromBuildInfo(info);
     return `${engine.name} ${engine.version}`;
   } catch {
@@ -26,34 +31,36 @@ async function engineName(): Promise<string | undefined> {
 }
 
 /**
- * Connects the default Mongoose connection to the target's server and database, and gives the Tool
- * model on `collection`. The embedded database is the db module's choice of engine (resolveDatabase),
- * over the target's data folder, which outlives the command.
+ * A connection of the command's own to the target's server and database, and the Tool model on
+ * `collection` there (the default connection is left to whoever else runs in the process). The
+ * embedded database is the db module's choice of engine (resolveDatabase), over the target's data
+ * folder, which outlives the command.
  */
-export async function openDatabase(target: Target, collection: string): Promise<OpenDatabase> {
+export async function openDatabase(target: Target, collection: string, { env, log }: OpenOptions): Promise<OpenDatabase> {
   const embedded = target.kind === 'embedded'
-    ? await resolveDatabase({ dataDir: target.dataDir, log: logToStderr, announce: false })
+    ? await resolveDatabase({ dataDir: target.dataDir, log, announce: false, env })
     : undefined;
+  const uri = target.kind === 'server' ? target.uri : embedded?.uri ?? '';
+  let connection: mongoose.Connection | undefined;
   const close = async (): Promise<void> => {
     try {
-      await mongoose.disconnect();
+      await connection?.close();
     } finally {
       await embedded?.stop();
     }
   };
   try {
-    const uri = target.kind === 'server' ? target.uri : embedded?.uri ?? '';
-    await mongoose.connect(uri, { serverSelectionTimeoutMS: 5_000, autoIndex: false, autoCreate: false, dbName: target.dbName });
+    connection = mongoose.createConnection(uri, { serverSelectionTimeoutMS: 5_000, autoIndex: false, autoCreate: false, dbName: target.dbName });
+    await connection.asPromise();
     let server: string;
     if (target.kind === 'server') {
-      const engine = await engineName();
+      const engine = await engineName(connection);
       server = `${describeServer(target.uri)} (${engine === undefined ? '' : `${engine}, `}from ${target.from})`;
     } else {
       server = embedded === undefined ? `embedded database (${target.dataDir})` : `embedded ${embedded.engine.name} ${embedded.engine.version} (${embedded.where})`;
     }
-    // ToolModel is the default connection's `Tool` on `tools`; another collection gets a model of its own name.
-    const model = createToolModel(mongoose.connection, { collection, modelName: collection === 'tools' ? 'Tool' : `Tool:${collection}` });
-    return { model, description: `server ${server}, database ${mongoose.connection.name}, collection ${collection}`, close };
+    const model = createToolModel(connection, { collection, modelName: collection === 'tools' ? 'Tool' : `Tool:${collection}` });
+    return { model, description: `server ${server}, database ${connection.name}, collection ${collection}`, close };
   } catch (error) {
     await close();
     throw error;

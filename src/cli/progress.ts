@@ -6,11 +6,14 @@ function rate(done: number, startedAt: number): number {
   return seconds > 0 ? done / seconds : 0;
 }
 
+/** A stream the CLI writes to: the process's own, or a captured one (whose isTTY is not true). */
+export type OutputStream = NodeJS.WritableStream & { isTTY?: boolean };
+
 /**
  * Progress of a migration on stderr: a bar with count, rate and ETA on a terminal; otherwise
  * (CI, a pipe, a log file) a plain line at most every five seconds.
  */
-export function migrationProgress(label: string, stream: NodeJS.WriteStream = process.stderr): MigrationProgress {
+export function migrationProgress(label: string, stream: OutputStream = process.stderr): MigrationProgress {
   let total = 0;
   let startedAt = Date.now();
   if (stream.isTTY) {

@@ -61,6 +61,11 @@ export function databaseInUri(uri: string): string | undefined {
   }
 }
 
+/** The connection string `uri` naming database `dbName` instead of the one it names, if any. */
+export function uriWithDatabase(uri: string, dbName: string): string {
+  return uri.replace(/^(mongodb(?:\+srv)?:\/\/[^/?]*)(\/[^?]*)?/, `$1/${dbName}`);
+}
+
 /** The server part of a connection string, as it may be printed: no password, no path, no options. */
 export function describeServer(uri: string): string {
   const redacted = uri.replace(/^([a-z+]+:\/\/)([^:@/?]+):[^@/?]*@/i, '$1$2:***@');

@@ -51,6 +51,8 @@ export interface ResolveOptions {
   dataDir?: string;
   /** Whether to log the line naming the server chosen (default true; the CLI prints its own). */
   announce?: boolean;
+  /** The port of the embedded server on 127.0.0.1 (default: a free one). Ignored when `MONGODB_URI` is set. */
+  port?: number;
 }
 
 /** Neither `MONGODB_URI` nor an embedded engine: `reasons` says, for each engine, why it cannot be had here. */
@@ -82,7 +84,7 @@ function firstLines(error: unknown): string {
 type Started = Omit<ResolvedDatabase, 'engine'>;
 
 /** MongoDB from mongodb-memory-server over `dbPath` (kept on stop), or a temporary folder; else why not. */
-async function tryMemoryServer(dbPath: string | undefined): Promise<Started | string> {
+async function tryMemoryServer(dbPath: string | undefined, port: number | undefined, log: (line: string) => void): Promise<Started | string> {
   let memory;
   try {
     memory = await import('mongodb-memory-server');
@@ -91,16 +93,25 @@ async function tryMemoryServer(dbPath: string | undefined): Promise<Started | st
       ? 'mongodb-memory-server is not installed (a development dependency of tool-sync)'
       : `mongodb-memory-server cannot be loaded (${firstLines(error)})`;
   }
+  // A download (or its retries, about 7 s where the host cannot be reached) is not silent.
+  const startedAt = Date.now();
+  const slow = setInterval(() => {
+    log(`mongodb-memory-server is getting MongoDB (downloaded on first use; network errors are retried): ${Math.round((Date.now() - startedAt) / 1000)} s so far…`);
+  }, 3_000);
   try {
     // Resolving (or downloading) the binary first fails quietly; create() would print a stack trace.
     await memory.MongoBinary.getPath();
   } catch (error) {
     return `mongodb-memory-server has no MongoDB binary here (${firstLines(error)})`;
+  } finally {
+    clearInterval(slow);
   }
   try {
     if (dbPath !== undefined) await mkdir(dbPath, { recursive: true });
     // A dbPath of ours is never removed by stop() (only its own temporary folder is); wiredTiger keeps the data on disk.
-    const server = await memory.MongoMemoryServer.create(dbPath === undefined ? {} : { instance: { dbPath, storageEngine: 'wiredTiger' } });
+    const server = await memory.MongoMemoryServer.create({
+      instance: { ...(port === undefined ? {} : { port, ip: '127.0.0.1' }), ...(dbPath === undefined ? {} : { dbPath, storageEngine: 'wiredTiger' as const }) },
+    });
     return {
       uri: server.getUri(),
       source: 'mongodb-memory-server',
@@ -127,6 +138,7 @@ async function identify(started: Started, announce: (line: string) => void): Pro
 
 interface EngineChoice {
   dataDir: string | undefined;
+  port: number | undefined;
   backend: FerretDbBackend;
   env: NodeJS.ProcessEnv;
   log: (line: string) => void;
@@ -134,7 +146,7 @@ interface EngineChoice {
 }
 
 /** The one place that chooses the embedded engine: mongodb-memory-server, else FerretDB, else a NoDatabaseEngineError. */
-async function startEmbeddedEngine({ dataDir, backend, env, log, announce }: EngineChoice): Promise<ResolvedDatabase> {
+async function startEmbeddedEngine({ dataDir, port, backend, env, log, announce }: EngineChoice): Promise<ResolvedDatabase> {
   const mongoDir = dataDir === undefined ? undefined : join(dataDir, 'mongodb');
   const ferretDir = dataDir === undefined ? undefined : join(dataDir, 'ferretdb');
   // A folder that holds FerretDB's data and no MongoDB data goes straight to FerretDB.
@@ -142,27 +154,27 @@ async function startEmbeddedEngine({ dataDir, backend, env, log, announce }: Eng
     || (mongoDir !== undefined && ferretDir !== undefined && hasFiles(ferretDir) && !hasFiles(mongoDir));
   const reasons: string[] = [];
   if (!ferretOnly) {
-    const memory = await tryMemoryServer(mongoDir);
+    const memory = await tryMemoryServer(mongoDir, port, log);
     if (typeof memory !== 'string') return identify(memory, announce);
     reasons.push(memory);
   }
 
   // FerretDB is built once with Go: with neither its binary nor Go there is no embedded engine here.
-  if (!existsSync(ferretDbBinaryPath()) && !(await goAvailable())) {
-    reasons.push(`FerretDB is not built (${ferretDbBinaryPath()}) and building it needs Go 1.24 or newer, which is not on PATH`);
+  if (!existsSync(ferretDbBinaryPath(env)) && !(await goAvailable())) {
+    reasons.push(`FerretDB is not built (${ferretDbBinaryPath(env)}) and building it needs Go 1.24 or newer, which is not on PATH`);
     throw new NoDatabaseEngineError(reasons);
   }
   if (reasons.length > 0) log(`${reasons.join('; ')}; falling back to FerretDB`);
   if (mongoDir !== undefined && hasFiles(mongoDir)) log(`the MongoDB data in ${mongoDir} needs MongoDB, which cannot be started here; FerretDB does not see it`);
   let binary: string;
   try {
-    binary = await ensureFerretDbBinary(log);
+    binary = await ensureFerretDbBinary(log, { env });
   } catch (error) {
     throw new NoDatabaseEngineError([...reasons, `FerretDB could not be built: ${firstLines(error)}`]);
   }
   const postgresqlUrl = backend === 'postgresql' ? env.TOOL_SYNC_POSTGRESQL_URL ?? DEFAULT_POSTGRESQL_URL : undefined;
   // A folder we give is kept on stop: SQLite's files stay there for the next run.
-  const ferret = await startFerretDb(binary, { dataDir: ferretDir, postgresqlUrl });
+  const ferret = await startFerretDb(binary, { dataDir: ferretDir, postgresqlUrl, port });
   const where = postgresqlUrl !== undefined
     ? `PostgreSQL backend, ${redactUri(postgresqlUrl)}`
     : ferretDir === undefined ? 'SQLite backend, temporary folder' : `SQLite backend, data kept in ${ferretDir}`;
@@ -198,12 +210,12 @@ export async function resolveDatabase(options: ResolveOptions = {}): Promise<Res
     return { uri: configured, source: 'MONGODB_URI', engine, where: `MONGODB_URI ${redactUri(configured)}`, async stop() { /* not ours to stop */ } };
   }
 
-  const { dataDir } = options;
-  if (dataDir === undefined) return startEmbeddedEngine({ dataDir, backend, env, log, announce });
+  const { dataDir, port } = options;
+  if (dataDir === undefined) return startEmbeddedEngine({ dataDir, port, backend, env, log, announce });
   await mkdir(dataDir, { recursive: true });
   const release = lockDataDir(dataDir);
   try {
-    const started = await startEmbeddedEngine({ dataDir, backend, env, log, announce });
+    const started = await startEmbeddedEngine({ dataDir, port, backend, env, log, announce });
     return {
       ...started,
       async stop() {

@@ -1,3 +1,5 @@
+import mongoose from 'mongoose';
+
 /**
  * A model created on its first use, not when the package is imported: importing creates no model
  * on the default connection, so a service that has a `Tool` model of its own there can still
@@ -32,4 +34,23 @@ export function lazyModel<M extends object>(create: () => M): LazyModel<M> {
     getPrototypeOf: () => Reflect.getPrototypeOf(get()),
   });
   return { model, created: () => real };
+}
+
+/**
+ * ToolModel is the default connection's model named `Tool`. Where the service already has a `Tool`
+ * model of its own there, Mongoose's bare "Cannot overwrite `Tool` model once compiled" would say
+ * nothing of why or what to do: this says both.
+ */
+export function explainTakenName<M>(create: () => M): M {
+  try {
+    return create();
+  } catch (error) {
+    if (!(error instanceof mongoose.Error.OverwriteModelError)) throw error;
+    throw new Error(
+      'ToolModel is tool-sync\'s model named "Tool" on the default Mongoose connection, and that connection already has a model named "Tool" '
+        + "that is not tool-sync's (mongoose.model('Tool', …) was called first): use createToolModel(mongoose.connection, { modelName: 'SyncTool' }) "
+        + "there instead, or createToolModel(connection) on a connection of its own",
+      { cause: error },
+    );
+  }
 }

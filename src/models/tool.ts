@@ -17,7 +17,7 @@ import { changeTrackingPlugin } from './change-tracking/index.js';
 import { SyncMetadata } from './sync-metadata.js';
 import { findNeedingSync, findRetryable, getSyncStats, type RetryableTool, type SyncStats } from './tool-queries.js';
 import { markCollectionFailed, markCollectionSynced, requeueFailed, settleTool } from './tool-transitions.js';
-import { lazyModel } from './lazy-model.js';
+import { explainTakenName, lazyModel } from './lazy-model.js';
 import { flagEmbeddingModelChange } from '../migrations/reembed.js';
 import {
   claimVectorDeletions,
@@ -242,5 +242,5 @@ export class Tool extends ToolFields {
 }
 
 /** The default connection's `Tool` model on `tools`: created on first use, never by an import. */
-export const defaultToolModel = lazyModel(() => getModelForClass(Tool));
+export const defaultToolModel = lazyModel(() => explainTakenName(() => getModelForClass(Tool)));
 export const ToolModel: ReturnModelType<typeof Tool> = defaultToolModel.model;

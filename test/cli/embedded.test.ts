@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,7 +6,7 @@ import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ferretDbBinaryPath, FERRETDB_VERSION } from '../../src/db/index.js';
 import { SYNC_COLLECTION_NAMES, type SyncStats } from '../../src/index.js';
-import { CLI_PATH, hasStackTrace, runCli, type CliResult } from '../helpers/cli.js';
+import { hasStackTrace, runCli, spawnCli } from '../helpers/cli.js';
 
 /**
  * The embedded database (neither --uri nor MONGODB_URI) kept between commands. It is the engine
@@ -79,8 +79,9 @@ describe.runIf(engine !== undefined)('the embedded database', () => {
     expect((await runCli(['seed', '--count', '1', '--data-dir', dataDir], embeddedEnv())).code).toBe(0);
     const lock = join(dataDir, 'tool-sync.lock');
 
+    // A lock held by a live process (this one), seen by a command in a process of its own.
     await writeFile(lock, `${process.pid}\n`);
-    const busy = await runCli(['status', '--data-dir', dataDir], embeddedEnv());
+    const busy = await spawnCli(['status', '--data-dir', dataDir], embeddedEnv());
     expect(busy.code).toBe(1);
     expect(busy.stderr).toBe(`tool-sync: the embedded database in ${dataDir} is in use by another tool-sync command (process ${process.pid}); wait for it, or pass another --data-dir\n`);
     expect(await readFile(lock, 'utf8')).toBe(`${process.pid}\n`);
@@ -93,14 +94,19 @@ describe.runIf(engine !== undefined)('the embedded database', () => {
     expect(existsSync(lock)).toBe(false);
   });
 
-  it('runs the demo end to end, with plain tables in a pipe', { timeout: 180_000 }, async () => {
+  it('runs the demo end to end, --quiet: the phase headings and the final state, plain tables in a pipe', { timeout: 180_000 }, async () => {
     const dataDir = join(work, 'demo');
-    const demo = await runCli(['demo', '--data-dir', dataDir], embeddedEnv());
+    const demo = await runCli(['demo', '--quiet', '--data-dir', dataDir], embeddedEnv());
     expect(demo.code, demo.stderr).toBe(0);
     expect(demo.stderr).toMatch(/database tool_sync_demo, collection tools$/m);
-    for (const phase of ['phase 1', 'phase 2', 'phase 3', 'phase 4', 'phase 5', 'phase 6', 'phase 7', 'phase 8', 'phase 9', 'phase 10', 'final']) {
-      expect(demo.stdout).toContain(`== ${phase}`);
-    }
+    const headings = ['phase 1', 'phase 2', 'phase 3', 'after the backfill', 'phase 4', 'after the workers', 'phase 5', 'phase 6', 'phase 7', 'phase 8',
+      'phase 9', 'phase 10', 'final'];
+    for (const phase of headings) expect(demo.stdout).toContain(`== ${phase}`);
+    // Quiet: every line before the final state is a heading (or the blank line before it); then one table.
+    const [beforeFinal = '', finalState = ''] = demo.stdout.split(/^== final.*$/m);
+    expect(beforeFinal.split('\n').filter((line) => line !== '' && !line.startsWith('== '))).toEqual([]);
+    expect(finalState).toMatch(/overall .*56 .*1 .*57/);
+    expect(demo.stdout).not.toContain('workers round');
     expect(demo.stdout).not.toContain('\u001b[');
     const status = await runCli(['status', '--json', '--db', 'tool_sync_demo', '--data-dir', dataDir], embeddedEnv());
     expect(status.code, status.stderr).toBe(0);
@@ -117,16 +123,6 @@ function skipBecause(reason: string): string {
   const line = `[skip reason] ${reason}`;
   console.log(line);
   return line;
-}
-
-/** `tool-sync` (the built bin) in `cwd`, with exactly `env` (plus nothing of this process's). */
-function runCliIn(cwd: string, args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-  return new Promise((resolve) => { child.once('close', (code, signal) => { resolve({ code, signal, stdout, stderr }); }); });
 }
 
 describe('no embedded engine', () => {
@@ -167,7 +163,7 @@ describe('no embedded engine', () => {
     // The premise: there is no `go` to run here.
     expect(spawnSync('go', ['version'], { env: machine.env }).error).toMatchObject({ code: 'ENOENT' });
 
-    const result = await runCliIn(machine.cwd, args(machine.root), machine.env);
+    const result = await spawnCli(args(machine.root), machine.env, { cwd: machine.cwd, replaceEnv: true });
     expect(result.code, result.stderr).toBe(1);
     expect(result.stdout).toBe('');
     expect(hasStackTrace(result.stderr)).toBe(false);

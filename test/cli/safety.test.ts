@@ -6,7 +6,7 @@ import { describeServer } from '../../src/cli/target.js';
 import { generateTools, seededRandom } from '../../src/cli/seed-data.js';
 import { createToolModel, ToolModel, type SyncStats } from '../../src/index.js';
 import { CHECKPOINT_COLLECTION } from '../../src/migrations/batch-migration.js';
-import { CLI_PATH, hasStackTrace, runCli, startCli, uriWithDatabase, type CliResult } from '../helpers/cli.js';
+import { CLI_PATH, hasStackTrace, runCli, spawnCli, startCli, uriWithDatabase, type CliResult } from '../helpers/cli.js';
 import { uniqueDatabaseName, useTestDatabase } from '../helpers/database.js';
 
 // "A CLI that cannot surprise" (issue 10): against the test server, through the built bin.
@@ -213,7 +213,7 @@ describe('tables', () => {
   });
 
   it('carry no colour codes into a pipe', async () => {
-    const result = await runCli(['status', '--uri', uri()], { NO_COLOR: undefined, FORCE_COLOR: undefined });
+    const result = await spawnCli(['status', '--uri', uri()], { NO_COLOR: undefined, FORCE_COLOR: undefined });
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/overall .*0 .*3 .*0 .*0 .*3/);
     expect(result.stdout).not.toContain(ESC);
@@ -259,7 +259,7 @@ describe('--version', () => {
 
 describe('a usage error', () => {
   it.each([
-    [[], /no command given: one of backfill, rehash, settle, reembed, indexes, requeue, status, seed, demo \(see tool-sync --help\)/],
+    [[], /no command given: one of backfill, rehash, settle, reembed, indexes, requeue, status, seed, demo, db \(see tool-sync --help\)/],
     [['nonsense'], /unknown command 'nonsense' \(see tool-sync --help\)/],
     [['--frobnicate'], /unknown option '--frobnicate' \(see tool-sync --help\)/],
     [['status', '--frobnicate'], /unknown option '--frobnicate' \(see tool-sync status --help\)/],
@@ -294,21 +294,23 @@ describe('a usage error', () => {
 describe('exit codes', () => {
   beforeEach(resetDatabase);
 
+  // The process's own exit codes: the bin, run as a process.
   it('are 0 done, 1 an error, 2 needs the operator', async () => {
     await ToolModel.insertMany(generateTools(2, seededRandom(8), 'exit-').map((input) => new ToolModel(input)));
-    expect((await runCli(['status', '--uri', uri()])).code).toBe(0);
-    expect((await runCli(['status', '--uri', 'mongodb://127.0.0.1:1/nothing'])).code).toBe(1);
-    expect((await runCli(['nonsense'])).code).toBe(1);
+    expect((await spawnCli(['status', '--uri', uri()])).code).toBe(0);
+    expect((await spawnCli(['status', '--uri', 'mongodb://127.0.0.1:1/nothing'])).code).toBe(1);
+    expect((await spawnCli(['nonsense'])).code).toBe(1);
     // Needs the operator: missing indexes, a refused seed, a migration that left a document failed.
-    expect((await runCli(['indexes', '--uri', uri()])).code).toBe(2);
-    expect((await runCli(['seed', '--count', '1', '--uri', uri()])).code).toBe(2);
+    expect((await spawnCli(['indexes', '--uri', uri()])).code).toBe(2);
+    expect((await spawnCli(['seed', '--count', '1', '--uri', uri()])).code).toBe(2);
     await ToolModel.collection.insertOne({ id: 'broken', name: 'B', description: 'd', category: 'c', syncMetadata: { overallStatus: 'done' } });
-    expect((await runCli(['backfill', '--uri', uri()])).code).toBe(2);
+    expect((await spawnCli(['backfill', '--uri', uri()])).code).toBe(2);
   });
 
   it('are 2 when Ctrl-C stops a migration after its batch (checkpoint kept), 130 on a second Ctrl-C', { timeout: 120_000 }, async () => {
-    await ToolModel.collection.insertMany(generateTools(200, seededRandom(12), 'int-'));
-    const run = startCli(['backfill', '--batch-size', '20', '--uri', uri()]);
+    // A few batches are enough: what is tested is where the run stops, not how much it does.
+    await ToolModel.collection.insertMany(generateTools(120, seededRandom(12), 'int-'));
+    const run = startCli(['backfill', '--batch-size', '10', '--uri', uri()]);
     const checkpoints = mongoose.connection.collection(CHECKPOINT_COLLECTION);
     const deadline = Date.now() + 60_000;
     while ((await checkpoints.countDocuments()) === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
@@ -319,10 +321,14 @@ describe('exit codes', () => {
     expect(stopped.stdout).toMatch(/stopped: +after a batch, on request; run it again to resume/);
     expect(await ToolModel.collection.countDocuments({ syncMetadata: { $exists: false } }), 'stopped too late to test anything').toBeGreaterThan(0);
 
-    const twice = startCli(['backfill', '--batch-size', '20', '--uri', uri()]);
-    while (!twice.output().includes('documents to scan') && Date.now() < deadline + 30_000) await new Promise((resolve) => setTimeout(resolve, 20));
+    // One batch of all that is left: the second Ctrl-C comes while it is written, as soon as the first is taken.
+    const twice = startCli(['backfill', '--batch-size', '1000', '--uri', uri()]);
+    const waitFor = async (text: string): Promise<void> => {
+      while (!twice.output().includes(text) && Date.now() < deadline + 30_000) await new Promise((resolve) => setTimeout(resolve, 5));
+    };
+    await waitFor('documents to scan');
     twice.child.kill('SIGINT');
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await waitFor('stopping after this batch');
     twice.child.kill('SIGINT');
     const killed = await twice.done;
     expect(killed.code).toBe(130);

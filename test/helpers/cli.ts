@@ -1,17 +1,50 @@
 import { spawn } from 'node:child_process';
+import { Writable } from 'node:stream';
+import { runCli as runProgram } from '../../src/cli/program.js';
+
+export { uriWithDatabase } from '../../src/cli/target.js';
 
 export interface CliResult { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
 export const CLI_PATH = new URL('../../dist/cli/main.js', import.meta.url).pathname;
 
-/** A URI naming `dbName` on the server of `uri`. */
-export function uriWithDatabase(uri: string, dbName: string): string {
-  return uri.replace(/^(mongodb(?:\+srv)?:\/\/[^/?]*)(\/[^?]*)?/, `$1/${dbName}`);
+/** What a run wrote, and when: one entry per write. */
+export type Timeline = { at: number; text: string }[];
+
+/** A stream that keeps what is written to it, and when (not a terminal: no isTTY, as in a pipe). */
+function capture(timeline: Timeline): { stream: Writable; text: () => string } {
+  let text = '';
+  const stream = new Writable({
+    write(chunk: Buffer | string, _encoding, done) {
+      text += chunk.toString();
+      timeline.push({ at: Date.now(), text: chunk.toString() });
+      done();
+    },
+  });
+  return { stream, text: () => text };
+}
+
+/**
+ * `tool-sync` run in this process: the CLI's program, as the bin runs it, on captured streams and
+ * this process's environment with `env` over it (an undefined value removes a variable). For
+ * what happens between the command line and the database; what needs the process itself (its
+ * exit code, signals, a pipe or a terminal) uses `spawnCli`.
+ */
+export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult & { timeline: Timeline }> {
+  const timeline: Timeline = [];
+  const stdout = capture(timeline);
+  const stderr = capture(timeline);
+  const code = await runProgram(args, { stdout: stdout.stream, stderr: stderr.stream, env: { ...process.env, ...env }, interrupt: {} });
+  return { code, signal: null, stdout: stdout.text(), stderr: stderr.text(), timeline };
 }
 
 /** Starts `tool-sync` (the built bin) as a child process. */
-export function startCli(args: string[], env: NodeJS.ProcessEnv = {}) {
-  const child = spawn(process.execPath, [CLI_PATH, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startCli(args: string[], env: NodeJS.ProcessEnv = {}, options: { cwd?: string; replaceEnv?: boolean } = {}) {
+  const child = spawn(process.execPath, [CLI_PATH, ...args], {
+    env: options.replaceEnv === true ? env : { ...process.env, ...env },
+    cwd: options.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
@@ -19,11 +52,12 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}) {
   const done = new Promise<CliResult>((resolve) => {
     child.once('close', (code, signal) => { resolve({ code, signal, stdout, stderr }); });
   });
-  return { child, done, output: () => stdout + stderr };
+  return { child, done, output: () => stdout + stderr, stdout: () => stdout };
 }
 
-export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return startCli(args, env).done;
+/** `tool-sync` (the built bin) as a process of its own, to its end. */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}, options: { cwd?: string; replaceEnv?: boolean } = {}): Promise<CliResult> {
+  return startCli(args, env, options).done;
 }
 
 /** No stack trace: no line that looks like a frame (`    at fn (file:line:col)`). */

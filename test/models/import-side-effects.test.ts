@@ -11,6 +11,14 @@ describe('importing the package', () => {
     expect(mongoose.model('Tool')).toBe(own);
     // The name is the service's: asking for it is a clear error, another name works.
     expect(() => pkg.createToolModel(mongoose.connection)).toThrow(/already has a model named "Tool"/);
+    // ToolModel, the default connection's `Tool`, says why it cannot be, and what to use instead.
+    expect(() => pkg.ToolModel.modelName).toThrow(
+      'ToolModel is tool-sync\'s model named "Tool" on the default Mongoose connection, and that connection already has a model named "Tool" '
+        + "that is not tool-sync's (mongoose.model('Tool', …) was called first): use createToolModel(mongoose.connection, { modelName: 'SyncTool' }) "
+        + 'there instead, or createToolModel(connection) on a connection of its own',
+    );
+    expect(() => new pkg.ToolModel({ id: 'x' })).toThrow(/createToolModel\(mongoose\.connection, \{ modelName: 'SyncTool' \}\)/);
+    expect(mongoose.model('Tool')).toBe(own);
     const tools = pkg.createToolModel(mongoose.connection, { modelName: 'SyncTool', collection: 'sync_tools' });
     expect(tools.modelName).toBe('SyncTool');
     expect(mongoose.modelNames().sort()).toEqual(['SyncTool', 'Tool']);

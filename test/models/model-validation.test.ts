@@ -177,3 +177,16 @@ describe('business field validation names the field and the value', () => {
     expect(await rawTool({ _id: created._id })).toEqual(before);
   });
 });
+
+describe('a new tool given syncMetadata', () => {
+  it.each<[string, Record<string, unknown>, string]>([
+    ['a status', { overallStatus: 'synced' }, '{"overallStatus":"synced"}'],
+    ['a collection\'s state', { collections: { tools: { status: 'synced', retryCount: 3 } } }, '{"collections":{"tools":{"status":"synced","retryCount":3}}}'],
+    ['an empty object', {}, '{}'],
+  ])('is refused with what the caller passed (%s), not the defaults filled in around it, and nothing is written', async (_name, given, shown) => {
+    const error: unknown = await ToolModel.create(toolInput({ id: 'forged-create', syncMetadata: given })).then(() => null, (e: unknown) => e);
+    expect(error).toBeInstanceOf(SyncArgumentError);
+    expect((error as Error).message).toBe(`syncMetadata: expected a new tool without syncMetadata: tool-sync writes it, got ${shown}`);
+    expect(await rawTool({ id: 'forged-create' })).toBeNull();
+  });
+});

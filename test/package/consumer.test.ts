@@ -24,7 +24,10 @@ let tarball = '';
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'tool-sync-consumer-'));
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', work], { cwd: ROOT });
+  // The dist/ global setup built (or found fresh), as it is: `prepare` (npm run build) would delete
+  // and rebuild it while other test files run the bin from it.
+  if (!existsSync(join(ROOT, 'dist', 'index.js'))) throw new Error('no dist/ to pack: run npm run build');
+  const { stdout } = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work], { cwd: ROOT });
   const [packed] = JSON.parse(stdout) as { filename: string; files: { path: string }[] }[];
   if (packed === undefined) throw new Error('npm pack produced nothing');
   tarball = join(work, packed.filename);
@@ -39,7 +42,8 @@ async function app(name: string, deps: string[]): Promise<{ dir: string; install
   const dir = join(work, name);
   await run('mkdir', ['-p', dir]);
   await writeFile(join(dir, 'package.json'), JSON.stringify({ name, version: '1.0.0', private: true, type: 'module' }));
-  const install = run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', tarball, ...deps], { cwd: dir, timeout: 240_000 });
+  // What npm has cached is used without asking the registry again (a fresh clone has just installed the same packages).
+  const install = run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball, ...deps], { cwd: dir, timeout: 240_000 });
   return { dir, install };
 }
 

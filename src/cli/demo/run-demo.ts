@@ -15,12 +15,30 @@ export interface DemoContext {
   print: Print;
   model: ToolModelType;
   format: StatusFormat;
+  /** Only the phase headings and the final state (default false). */
+  quiet?: boolean;
 }
 
-async function dashboard({ print, model, format }: DemoContext, title: string): Promise<void> {
-  print(`\n== ${title}`);
-  print(formatStatus(await model.getSyncStats(), format));
+/** What a phase prints: its heading always; its details (tables, worker rounds) unless quiet. */
+interface Output {
+  heading: Print;
+  detail: Print;
 }
+
+function output({ print, quiet }: DemoContext): Output {
+  return { heading: (title) => { print(`\n== ${title}`); }, detail: quiet === true ? () => undefined : print };
+}
+
+async function dashboard(context: DemoContext, title: string, options: { final?: boolean } = {}): Promise<void> {
+  const { heading, detail } = output(context);
+  heading(title);
+  const table = formatStatus(await context.model.getSyncStats(), context.format);
+  if (options.final === true) context.print(table);
+  else detail(table);
+}
+
+/** A line at least every this often while workers run: no phase is silent for longer. */
+const HEARTBEAT_MS = 4_000;
 
 const WORKER_IDS = ['worker-a', 'worker-b', 'worker-c'];
 const SIX_HOURS_MS = 6 * 60 * 60 * 1000;
@@ -61,53 +79,74 @@ function takingTurns(model: ToolModelType): ToolModelType {
 }
 
 /**
- * Three runSyncWorkers at once against the simulated target, until none finds work. Each round
- * ends when all three are idle; failed collections wait for their backoff, so the next round's
- * clock (the workers' `clock`, for their claims) is past it instead of the demo waiting for real.
+ * Three runSyncWorkers at once against the simulated embedder and vector store, until none finds
+ * work. Each round ends when all three are idle; failed collections wait for their backoff, so the
+ * next round's clock (the workers' `clock`, for their claims) is past it instead of the demo waiting
+ * for real. While a round runs, a line every few seconds says how far it is.
  */
-async function runWorkers({ print, model }: DemoContext, target: SimulatedSyncTarget, embeddingModel: string = SimulatedSyncTarget.MODEL): Promise<void> {
+async function runWorkers(context: DemoContext, target: SimulatedSyncTarget, embeddingModel: string = SimulatedSyncTarget.MODEL): Promise<void> {
+  const { model } = context;
+  const { detail } = output(context);
   const { atomic, engine } = await updatesAtomic(model);
   if (!atomic) {
-    print(`(${engine} does not apply concurrent updates of one document atomically: the workers' database calls`);
-    print(' take turns here; their embeddings and upserts still overlap)');
+    detail(`(${engine} does not apply concurrent updates of one document atomically: the workers' database calls`);
+    detail(' take turns here; their embeddings and upserts still overlap)');
   }
   const workerModel = atomic ? model : takingTurns(model);
+  const startedAt = Date.now();
   for (let round = 1; round <= 25; round += 1) {
     // Each round six hours (and a minute) later than the last, in the workers' eyes: past every backoff.
     const offsetMs = (round - 1) * (SIX_HOURS_MS + 60_000);
-    const summaries = await Promise.all(WORKER_IDS.map((workerId) => runSyncWorker({
-      model: workerModel,
-      workerId,
-      // The simulated services answer at once: each worker holds many pairs, so it claims
-      // rarely (a claim is several queries).
-      concurrency: 100,
-      stopWhenIdle: true,
-      pollIntervalMs: 1_000,
-      // The simulation fails often on purpose: more retries than the default (5) keep every
-      // recoverable tool recoverable.
-      maxRetries: 10,
-      // Real pauses after a rate limit or outage, but short: the simulation's services recover at once.
-      pauseBaseMs: 5,
-      pauseMaxMs: 20,
-      clock: () => new Date(Date.now() + offsetMs),
-      embeddingModel,
-      embed: (tool, collection) => {
-        const text = SimulatedSyncTarget.textFor(tool, collection);
-        target.validate(text);
-        return target.embed(text);
-      },
-      upsert: (tool, collection, vector) => target.upsert(collection, tool.id, vector),
-      remove: (deleted, collection) => target.remove(collection, deleted.id),
-    })));
-    if (summaries.every((summary) => summary.claimed === 0)) {
-      print(`workers: nothing left to do after ${round - 1} round${round === 2 ? '' : 's'}`);
+    const done = { synced: 0, failed: 0, removed: 0 };
+    const heartbeat = setInterval(() => {
+      const seconds = Math.round((Date.now() - startedAt) / 1000);
+      detail(`  … round ${round}: ${done.synced} synced, ${done.failed} failed, ${done.removed} points removed so far (${seconds} s)`);
+    }, HEARTBEAT_MS);
+    let summaries;
+    try {
+      summaries = await Promise.all(WORKER_IDS.map((workerId) => runSyncWorker({
+        model: workerModel,
+        workerId,
+        // The simulated services answer at once: each worker holds many pairs, so it claims
+        // rarely (a claim is several queries).
+        concurrency: 100,
+        stopWhenIdle: true,
+        pollIntervalMs: 1_000,
+        // The simulation fails often on purpose: more retries than the default (5) keep every
+        // recoverable tool recoverable.
+        maxRetries: 10,
+        // Real pauses after a rate limit or outage, but short: the simulation's services recover at once.
+        pauseBaseMs: 5,
+        pauseMaxMs: 20,
+        clock: () => new Date(Date.now() + offsetMs),
+        embeddingModel,
+        embed: (tool, collection) => {
+          const text = SimulatedSyncTarget.textFor(tool, collection);
+          target.validate(text);
+          return target.embed(text);
+        },
+        upsert: (tool, collection, vector) => target.upsert(collection, tool.id, vector),
+        remove: (deleted, collection) => target.remove(collection, deleted.id),
+        onEvent: (event) => {
+          if (event.type === 'synced') done.synced += 1;
+          else if (event.type === 'failed' || event.type === 'remove-failed') done.failed += 1;
+          else if (event.type === 'removed') done.removed += 1;
+        },
+      })));
+    } finally {
+      clearInterval(heartbeat);
+    }
+    // Removals of deleted tools' points are work too: a round that only removed points was not idle.
+    if (summaries.every((summary) => summary.claimed + summary.removed + summary.removeFailed === 0)) {
+      const rounds = round - 1;
+      detail(`workers: done, nothing left to do after ${rounds} round${rounds === 1 ? '' : 's'} of work`);
       return;
     }
     const pauses = summaries.reduce((sum, summary) => sum + summary.pauses, 0);
-    print(`workers round ${round} (${pauses} pauses after rate limits and outages):`);
+    detail(`workers round ${round} (${pauses} pauses after rate limits and outages):`);
     for (const { workerId, synced, failed, contentChanged, removed, removeFailed } of summaries) {
       const removals = removed + removeFailed > 0 ? `, ${removed} deleted tools' points removed, ${removeFailed} removals failed` : '';
-      print(`  ${workerId}: ${synced} synced, ${failed} failed, ${contentChanged} changed meanwhile${removals}`);
+      detail(`  ${workerId}: ${synced} synced, ${failed} failed, ${contentChanged} changed meanwhile${removals}`);
     }
   }
 }
@@ -119,11 +158,12 @@ function legacyTools(count: number, random: () => number): Record<string, unknow
 
 /** The main job, on the database it is given: every phase of a tool's sync life, with the dashboard after each. */
 export async function runDemo(context: DemoContext): Promise<void> {
-  const { print, model } = context;
+  const { model } = context;
+  const { heading, detail } = output(context);
   const random = seededRandom(20261124);
   const target = new SimulatedSyncTarget(random, { embeddingTimeout: 0.08, rateLimit: 0.06, qdrantOutage: 0.03 });
-  print('The embedding API and Qdrant below are a SIMULATION (see SimulatedSyncTarget): no network calls are made;');
-  print('they fail on purpose with timeouts, rate limits and Qdrant outages so that the real transitions are exercised.');
+  detail('The embedding API and Qdrant below are a SIMULATION inside the demo: no network calls are made;');
+  detail('they fail on purpose with timeouts, rate limits and outages so that the real transitions are exercised.');
 
   const seeded = generateTools(40, random).map((input) => new model(input));
   seeded[0]?.set('description', `${seeded[0].description}${INVALID_MARKER}`);
@@ -146,11 +186,11 @@ export async function runDemo(context: DemoContext): Promise<void> {
   await model.collection.insertMany(partial);
   await dashboard(context, 'phase 2: 15 legacy tools without metadata and 5 with the spec snippet\'s partial metadata inserted raw');
 
-  print('\n== phase 3: tool-sync backfill');
-  print(formatSummary(await backfill(model, { batchSize: 10, dryRun: false })));
+  heading('phase 3: tool-sync backfill');
+  detail(formatSummary(await backfill(model, { batchSize: 10, dryRun: false })));
   await dashboard(context, 'after the backfill');
 
-  print('\n== phase 4: three sync workers at once, runSyncWorker (SIMULATED embedder and Qdrant)');
+  heading('phase 4: three sync workers at once, runSyncWorker (SIMULATED embedder and Qdrant)');
   await runWorkers(context, target);
   await dashboard(context, 'after the workers');
 
@@ -164,7 +204,7 @@ export async function runDemo(context: DemoContext): Promise<void> {
   }
   await dashboard(context, 'phase 5: 6 tools edited (3 use cases through updateOne, 3 renamed through save)');
 
-  print('\n== phase 6: the sync workers again');
+  heading('phase 6: the sync workers again');
   await runWorkers(context, target);
   await dashboard(context, 'after the workers');
 
@@ -177,14 +217,14 @@ export async function runDemo(context: DemoContext): Promise<void> {
   const slugs = doomed.map((tool) => tool.id);
   const points = (): number => [...target.stored.keys()].filter((key) => slugs.some((slug) => key.endsWith(`/${slug}`))).length;
   await dashboard(context, `phase 7: 3 synced tools deleted (deleteOne, findByIdAndDelete, doc.deleteOne()); ${points()} of their points still in the simulated Qdrant`);
-  print('\n== phase 8: the workers remove the deleted tools\' points');
+  heading('phase 8: the workers remove the deleted tools\' points');
   await runWorkers(context, target);
   await dashboard(context, `after the workers: ${points()} points of the deleted tools left, no tombstone waiting`);
 
   // The embedding model changes: every vector the old one made is flagged, then re-embedded gradually.
   const flagged = await model.flagEmbeddingModelChange('usecases', SimulatedSyncTarget.NEXT_MODEL);
   await dashboard(context, `phase 9: the usecases embedding model changes to ${SimulatedSyncTarget.NEXT_MODEL}: flagEmbeddingModelChange flagged ${flagged} vectors stale`);
-  print(`\n== phase 10: the workers re-embed them with ${SimulatedSyncTarget.NEXT_MODEL}`);
+  heading(`phase 10: the workers re-embed them with ${SimulatedSyncTarget.NEXT_MODEL}`);
   await runWorkers(context, target, SimulatedSyncTarget.NEXT_MODEL);
-  await dashboard(context, 'final: every recoverable tool is synced, usecases all by the new model; the one with refused text waits for an edit (VALIDATION_ERROR)');
+  await dashboard(context, 'final: every recoverable tool is synced, usecases all by the new model; the one with refused text waits for an edit (VALIDATION_ERROR)', { final: true });
 }

@@ -13,6 +13,7 @@ import {
 } from '../../sync/sync-state.js';
 import { SYNC_COLLECTION_NAMES, type SyncCollectionName } from '../../sync/vocabulary.js';
 import { SyncArgumentError } from '../errors.js';
+import { givenValue } from '../given-value.js';
 import { defaultSyncMetadata } from '../sync-metadata.js';
 import { type Tool } from '../tool.js';
 import { BUSINESS_FIELDS } from '../tool-vocabulary.js';
@@ -80,7 +81,8 @@ const holdsSyncMetadata = (doc: ToolDocument): boolean => SYNC_PATHS.every((path
 
 export function refuseUserSyncMetadata(doc: ToolDocument): void {
   if (doc.isNew && !doc.$isDefault(SYNC_METADATA)) {
-    throw new SyncArgumentError(SYNC_METADATA, doc.get(SYNC_METADATA), "a new tool without syncMetadata: tool-sync writes it");
+    const given: unknown = doc.get(SYNC_METADATA);
+    throw new SyncArgumentError(SYNC_METADATA, given instanceof mongoose.Document ? givenValue(given as mongoose.Document<unknown>) : given, 'a new tool without syncMetadata: tool-sync writes it');
   }
   // A new document's subdocuments do not report their changes reliably, so its values are compared
   // with the defaults; a loaded one's are (isModified, not directModifiedPaths: Mongoose reports
