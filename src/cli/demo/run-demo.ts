@@ -1,4 +1,5 @@
 import { type ToolModelType } from '../../models/create-tool-model.js';
+import { pointIdOf } from '../../models/point-id.js';
 import { engineFromBuildInfo } from '../../db/engine.js';
 import { SYNC_COLLECTION_NAMES } from '../../sync/vocabulary.js';
 import { runSyncWorker } from '../../worker/run-sync-worker.js';
@@ -125,8 +126,9 @@ async function runWorkers(context: DemoContext, target: SimulatedSyncTarget, emb
           target.validate(text);
           return target.embed(text);
         },
-        upsert: (tool, collection, vector) => target.upsert(collection, tool.id, vector),
-        remove: (deleted, collection) => target.remove(collection, deleted.id),
+        // Points keyed by pointIdOf(tool): the _id never changes (the business id may).
+        upsert: (_tool, collection, vector, { pointId }) => target.upsert(collection, pointId, vector),
+        remove: (deleted, collection) => target.remove(collection, deleted.pointId),
         onEvent: (event) => {
           if (event.type === 'synced') done.synced += 1;
           else if (event.type === 'failed' || event.type === 'remove-failed') done.failed += 1;
@@ -214,8 +216,8 @@ export async function runDemo(context: DemoContext): Promise<void> {
   if (first !== undefined) await model.deleteOne({ _id: first._id });
   if (second !== undefined) await model.findByIdAndDelete(second._id);
   if (third !== undefined) await third.deleteOne();
-  const slugs = doomed.map((tool) => tool.id);
-  const points = (): number => [...target.stored.keys()].filter((key) => slugs.some((slug) => key.endsWith(`/${slug}`))).length;
+  const pointIds = doomed.map((tool) => pointIdOf(tool));
+  const points = (): number => [...target.stored.keys()].filter((key) => pointIds.some((pointId) => key.endsWith(`/${pointId}`))).length;
   await dashboard(context, `phase 7: 3 synced tools deleted (deleteOne, findByIdAndDelete, doc.deleteOne()); ${points()} of their points still in the simulated Qdrant`);
   heading('phase 8: the workers remove the deleted tools\' points');
   await runWorkers(context, target);

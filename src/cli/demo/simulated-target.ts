@@ -56,17 +56,17 @@ export class SimulatedSyncTarget {
     return Array.from({ length: 8 }, (_, i) => (text.charCodeAt(i % Math.max(1, text.length)) % 97) / 97);
   }
 
-  async upsert(collection: SyncCollectionName, id: string, vector: number[]): Promise<void> {
+  async upsert(collection: SyncCollectionName, pointId: string, vector: number[]): Promise<void> {
     await Promise.resolve();
     this.maybeOutage();
-    this.stored.set(`${collection}/${id}`, vector);
+    this.stored.set(`${collection}/${pointId}`, vector);
   }
 
   /** Removes a point (none there is fine, as in Qdrant). */
-  async remove(collection: SyncCollectionName, id: string | null): Promise<void> {
+  async remove(collection: SyncCollectionName, pointId: string): Promise<void> {
     await Promise.resolve();
     this.maybeOutage();
-    this.stored.delete(`${collection}/${String(id)}`);
+    this.stored.delete(`${collection}/${pointId}`);
   }
 
   /** Qdrant goes away now and then, for three calls. */
