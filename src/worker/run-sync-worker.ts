@@ -82,6 +82,8 @@ class SyncWorker<V> {
   /** Ends the main loop's nap early: a task finished (a slot is free) or the worker is stopping. */
   private wake: (() => void) | undefined;
   private idle = false;
+  /** Tasks ended so far (a claim that raced one's end looks again). */
+  private finished = 0;
   private warned = false;
 
   constructor(private readonly settings: WorkerSettings<V>) {
@@ -127,6 +129,7 @@ class SyncWorker<V> {
         await this.nap(pollIntervalMs);
         continue;
       }
+      const finishedBefore = this.finished;
       const started = await this.claimAndStart(free);
       if (started === undefined) {
         await this.nap(pollIntervalMs);
@@ -136,6 +139,8 @@ class SyncWorker<V> {
         this.idle = false;
         continue;
       }
+      // A task that ended during the claim may have left work behind (its content changed): claim again first.
+      if (this.running.size === 0 && this.finished !== finishedBefore) continue;
       if (this.running.size === 0) {
         if (!this.idle) this.emit({ type: 'idle', workerId: this.settings.workerId });
         this.idle = true;
@@ -252,6 +257,7 @@ class SyncWorker<V> {
   /** A task in work: it holds a slot until it ends. */
   private track(work: Promise<void>): void {
     const task: Promise<void> = work.finally(() => {
+      this.finished += 1;
       this.running.delete(task);
       this.wake?.();
     });
