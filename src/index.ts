@@ -43,7 +43,7 @@ export { PENDING_HASH_CHECK, collectionPath } from './sync/sync-state.js';
 export type { CollectionSyncState } from './sync/sync-state.js';
 export { parseSyncState } from './sync/stored-tool.js';
 export type { StoredTool, ParsedSyncState } from './sync/stored-tool.js';
-export type { MarkSyncedResult, MarkFailedResult } from './models/tool-transitions.js';
+export type { MarkSyncedResult, MarkFailedResult, MarkBatchItem, MarkBatchOutcome } from './models/tool-transitions.js';
 export type { RetryableTool, SyncStats } from './models/tool-queries.js';
 export { backfill, BACKFILL_OUTCOMES } from './migrations/backfill.js';
 export type { BatchOptions } from './migrations/backfill.js';

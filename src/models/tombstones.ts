@@ -195,13 +195,23 @@ export async function claimVectorDeletions(model: ToolModelType, given: ClaimOpt
 }
 
 /**
- * A point was written (or may have been) for a tool that is gone: its removal in `collection` is
- * owed after that write, whatever the tombstone said (see planReopenRemoval).
+ * Points were written (or may have been) for tools that are gone: each one's removal in its
+ * collection is owed after that write, whatever the tombstone said (see planReopenRemoval). One
+ * bulk of upserts (split as the engine needs).
  */
-export async function reopenRemoval(model: ToolModelType, toolObjectId: mongo.ObjectId, collection: SyncCollectionName): Promise<void> {
-  const { filter, update, upsert } = planReopenRemoval({ toolObjectId, toolsCollection: toolsCollectionOf(model) }, collection, new Date(), new mongoose.Types.ObjectId());
-  await tombstones(model).updateOne(filter, update, { upsert });
+export async function reopenRemovals(model: ToolModelType, owed: { toolObjectId: mongo.ObjectId; collection: SyncCollectionName }[]): Promise<void> {
+  if (owed.length === 0) return;
+  const now = new Date();
+  const writes = owed.map(({ toolObjectId, collection }) => {
+    const { filter, update, upsert } = planReopenRemoval({ toolObjectId, toolsCollection: toolsCollectionOf(model) }, collection, now, new mongoose.Types.ObjectId());
+    return { updateOne: { filter, update, upsert } };
+  });
+  const size = await updatesPerBulk(model.db, writes.length);
+  for (let start = 0; start < writes.length; start += size) await tombstones(model).bulkWrite(writes.slice(start, start + size), { ordered: false });
 }
+
+export const reopenRemoval = (model: ToolModelType, toolObjectId: mongo.ObjectId, collection: SyncCollectionName): Promise<void> =>
+  reopenRemovals(model, [{ toolObjectId, collection }]);
 
 /** Removes a tombstone whose removals are all done. */
 async function removeIfFinished(model: ToolModelType, id: string): Promise<void> {

@@ -110,9 +110,10 @@ const RETRY_BATCH = QUEUE_BATCH;
  * One collection's retry queue: failed, due by `now`, under `maxRetries`, never a validation
  * error; earliest due first, through `sync_<collection>_retry_due_idx`.
  */
-export function dueQueue(collection: ToolCollection, name: SyncCollectionName, options: { now: Date; maxRetries: number; batchSize: number }): Queue {
+export function dueQueue(collection: ToolCollection, name: SyncCollectionName, options: { now: Date; maxRetries: number; batchSize: number; limit?: number }): Queue {
   const { filter, sort } = dueQueueQuery(name, options);
-  return { cursor: collection.find<StoredTool>(filter, { sort, batchSize: options.batchSize }), key: (tool) => timeAt(tool, collectionPath(name, 'nextRetryAt')) };
+  const { batchSize, limit } = options;
+  return { cursor: collection.find<StoredTool>(filter, { sort, batchSize, ...(limit === undefined ? {} : { limit }) }), key: (tool) => timeAt(tool, collectionPath(name, 'nextRetryAt')) };
 }
 
 export function dueQueueQuery(name: SyncCollectionName, options: { now: Date; maxRetries: number }): { filter: Record<string, unknown>; sort: Record<string, 1> } {

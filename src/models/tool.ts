@@ -16,7 +16,9 @@ import { type SyncCollectionName, type SyncErrorCode } from '../sync/vocabulary.
 import { changeTrackingPlugin } from './change-tracking/index.js';
 import { SyncMetadata } from './sync-metadata.js';
 import { findNeedingSync, findRetryable, getSyncStats, type RetryableTool, type SyncStats } from './tool-queries.js';
-import { markCollectionFailed, markCollectionSynced, requeueFailed, settleTool } from './tool-transitions.js';
+import {
+  markBatch, markCollectionFailed, markCollectionSynced, requeueFailed, settleTool, type MarkBatchItem, type MarkBatchOutcome,
+} from './tool-transitions.js';
 import { lazyModel } from './lazy-model.js';
 import { flagEmbeddingModelChange } from '../migrations/reembed.js';
 import {
@@ -114,6 +116,18 @@ export class Tool extends ToolFields {
     options: { workerId?: string } = {},
   ): Promise<MarkFailedResult> {
     return markCollectionFailed(this, toolId, collection, error, stage, options);
+  }
+
+  /**
+   * Many pairs' marks in one bulk, each exactly as markCollectionSynced or markCollectionFailed
+   * would make it (`workerId`: the claimant, as there); one result (or error) per item, in order.
+   */
+  public static markBatch(
+    this: ReturnModelType<typeof Tool>,
+    items: MarkBatchItem[],
+    options: { workerId?: string; embeddingModel?: string | null } = {},
+  ): Promise<MarkBatchOutcome[]> {
+    return markBatch(this, items, options);
   }
 
   /**

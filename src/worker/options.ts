@@ -106,7 +106,7 @@ const OPTION_NAMES = new Set([
   'maxRetries', 'pollIntervalMs', 'stopWhenIdle', 'clock', 'pauseBaseMs', 'pauseMaxMs',
 ]);
 const HOUR_MS = 60 * 60 * 1000;
-const MODEL_STATICS = ['claimSyncWork', 'markCollectionSynced', 'markCollectionFailed', 'extendClaims', 'releaseClaims'] as const;
+const MODEL_STATICS = ['claimSyncWork', 'markBatch', 'extendClaims', 'releaseClaims'] as const;
 
 /** `host:pid:random`: readable in the stored claims, unique per process and run. */
 export function defaultWorkerId(): string {
