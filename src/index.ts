@@ -56,7 +56,9 @@ export { runSyncWorker } from './worker/run-sync-worker.js';
 export type { DeletedTool, SyncCallContext, SyncWorkerOptions } from './worker/options.js';
 export type { ClaimedTool, ClaimedCollection } from './models/tool-claims.js';
 export { TOMBSTONE_COLLECTION } from './models/tombstones.js';
-export type { ClaimedDeletion, Tombstone, VectorDeletedResult, VectorDeleteFailedResult } from './models/tombstones.js';
+export type {
+  ClaimedDeletion, DeletionMarkItem, DeletionMarkOutcome, Tombstone, VectorDeletedResult, VectorDeleteFailedResult,
+} from './models/tombstones.js';
 export { reembed, REEMBED_OUTCOMES } from './migrations/reembed.js';
 export type { SyncWorkerEvent, SyncWorkerSummary } from './worker/events.js';
 export { retryAfterHintMs, DEFAULT_PAUSE_POLICY } from './worker/pause.js';

@@ -16,9 +16,10 @@ import {
 } from '../sync/plans/tombstone.js';
 import { type StoredTool } from '../sync/stored-tool.js';
 import { pointIdFromHex } from '../sync/point-id.js';
-import { SYNC_COLLECTION_NAMES, type SyncCollectionName } from '../sync/vocabulary.js';
-import { applyPlan, isUnsendable, type ToolCollection } from './conditional-write.js';
-import { SyncConflictError } from './errors.js';
+import { SYNC_COLLECTION_NAMES, type SyncCollectionName, type SyncErrorCode } from '../sync/vocabulary.js';
+import { bulkSizeOf } from './change-tracking/settle-after-write.js';
+import { applyPlan, applyPlans, type PlanItem, type ToolCollection } from './conditional-write.js';
+import { SyncArgumentError } from './errors.js';
 import { collectionName, collectionNames, dateArgument, errorCodes, integerInRange, toolObjectId } from './sync-arguments.js';
 import { leaseArgument, workerIdArgument, workerIdOption, type ClaimOptions } from './tool-claims.js';
 import { limitArgument } from './tool-queries.js';
@@ -164,9 +165,12 @@ export async function claimVectorDeletions(model: ToolModelType, given: ClaimOpt
   if (found.length === 0) return [];
   const living = await model.collection.find<StoredTool>({ _id: { $in: found.filter(usable).map(({ toolObjectId }) => toolObjectId) } }, { projection: { _id: 1 } }).toArray();
   const liveIds = new Set(living.map(({ _id }) => String(_id)));
-  const claimed: ClaimedDeletion[] = [];
+  const request = { ...options, collections, maxRetries };
+  // The tombstones holding `limit` removals (each claims all of its own), claimed in one bulk.
+  const batch: Tombstone[] = [];
   let pairs = 0;
   for (const tombstone of found) {
+    if (pairs >= options.limit) break;
     // One the package did not write (or that was edited by hand) is left alone, never handed out.
     if (!usable(tombstone)) continue;
     if (liveIds.has(String(tombstone.toolObjectId))) {
@@ -174,23 +178,23 @@ export async function claimVectorDeletions(model: ToolModelType, given: ClaimOpt
       if (now.getTime() - tombstone.deletedAt.getTime() >= VOID_TOMBSTONE_AFTER_MS) await tombstones(model).deleteOne({ _id: tombstone._id, deletedAt: tombstone.deletedAt });
       continue;
     }
-    let got: SyncCollectionName[];
-    try {
-      got = await applyPlan<SyncCollectionName[], Tombstone>(planTarget(model), tombstone._id, (stored, at) => planClaimDeletion(stored, { ...options, collections, maxRetries }, at), {
-        what: `claimVectorDeletions(${tombstone._id})`, first: tombstone, now: clock, missing: () => [],
-      });
-    } catch (error) {
-      // One tombstone that cannot be claimed (its state was edited into something no write matches) never stops the others.
-      if (error instanceof SyncConflictError || error instanceof mongoose.mongo.MongoServerError || isUnsendable(error)) continue;
-      throw error;
-    }
-    if (got.length === 0) continue;
+    const planned = planClaimDeletion(tombstone, request, now);
+    if (planned.kind !== 'done' || planned.result.length === 0) continue;
+    batch.push(tombstone);
+    pairs += planned.result.length;
+  }
+  const outcomes = await applyPlans<SyncCollectionName[], Tombstone>(planTarget(model), batch.map((first) => ({
+    id: first._id, first, decide: (stored: Tombstone, at: Date) => planClaimDeletion(stored, request, at), missing: () => [],
+  })), { bulkSize: bulkSizeOf(model), what: 'claimVectorDeletions', now: clock });
+  const claimed: ClaimedDeletion[] = [];
+  outcomes.forEach((outcome, index) => {
+    const tombstone = batch[index];
+    // One tombstone that cannot be claimed (its state was edited into something no write matches) never stops the others.
+    if (!outcome.ok || outcome.value.length === 0 || tombstone === undefined) return;
     const { toolObjectId, deletedAt } = tombstone;
     const id = typeof tombstone.id === 'string' ? tombstone.id : null;
-    claimed.push({ toolObjectId, pointId: pointIdFromHex(toolObjectId.toHexString()), id, deletedAt, collections: got });
-    pairs += got.length;
-    if (pairs >= options.limit) break;
-  }
+    claimed.push({ toolObjectId, pointId: pointIdFromHex(toolObjectId.toHexString()), id, deletedAt, collections: outcome.value });
+  });
   return claimed;
 }
 
@@ -213,11 +217,82 @@ export async function reopenRemovals(model: ToolModelType, owed: { toolObjectId:
 export const reopenRemoval = (model: ToolModelType, toolObjectId: mongo.ObjectId, collection: SyncCollectionName): Promise<void> =>
   reopenRemovals(model, [{ toolObjectId, collection }]);
 
-/** Removes a tombstone whose removals are all done. */
-async function removeIfFinished(model: ToolModelType, id: string): Promise<void> {
-  const tombstone = await tombstones(model).findOne<Tombstone>({ _id: id });
-  const filter = tombstone === null ? null : finishedFilter(tombstone);
-  if (filter !== null) await tombstones(model).deleteOne(filter);
+/** Removes the tombstones of `keys` whose removals are all done: one read, one bulk of conditional deletes. */
+async function removeFinished(model: ToolModelType, keys: string[]): Promise<void> {
+  const unique = [...new Set(keys)];
+  if (unique.length === 0) return;
+  const read = await tombstones(model).find<Tombstone>(unique.length === 1 ? { _id: unique[0] } : { _id: { $in: unique } }, { limit: unique.length, batchSize: unique.length }).toArray();
+  const filters = read.map(finishedFilter).filter((filter): filter is Record<string, unknown> => filter !== null);
+  const size = await updatesPerBulk(model.db, filters.length);
+  for (let start = 0; start < filters.length; start += size) {
+    await tombstones(model).bulkWrite(filters.slice(start, start + size).map((filter) => ({ deleteOne: { filter } })), { ordered: false });
+  }
+}
+
+/** One removal's report in a batch: the point is gone from `collection` (`removed`), or removing it failed. */
+export type DeletionMarkItem =
+  | { toolObjectId: Types.ObjectId | string; collection: SyncCollectionName; outcome: 'removed' }
+  | { toolObjectId: Types.ObjectId | string; collection: SyncCollectionName; outcome: 'failed'; error: unknown };
+
+/** What one removal's mark came to: markVectorDeleted's or markVectorDeleteFailed's result, or that pair's own error. */
+export type DeletionMarkOutcome =
+  | { toolObjectId: Types.ObjectId; collection: SyncCollectionName; outcome: 'removed'; result: VectorDeletedResult }
+  | { toolObjectId: Types.ObjectId; collection: SyncCollectionName; outcome: 'failed'; result: VectorDeleteFailedResult }
+  | { toolObjectId: Types.ObjectId; collection: SyncCollectionName; outcome: 'removed' | 'failed'; error: Error };
+
+type ParsedDeletionMark = { id: Types.ObjectId; collection: SyncCollectionName } & (
+  | { outcome: 'removed' }
+  | { outcome: 'failed'; failure: { errorCode: SyncErrorCode; lastError: string } }
+);
+
+function deletionMark(value: unknown, index: number): ParsedDeletionMark {
+  const at = `items[${index}]`;
+  if (typeof value !== 'object' || value === null) throw new SyncArgumentError(at, value, 'an object { toolObjectId, collection, outcome }');
+  const item = value as { toolObjectId?: unknown; collection?: unknown; outcome?: unknown; error?: unknown };
+  const id = toolObjectId(item.toolObjectId, `${at}.toolObjectId`);
+  const collection = collectionName(item.collection, `${at}.collection`);
+  if (item.outcome === 'removed') return { id, collection, outcome: 'removed' };
+  if (item.outcome === 'failed') return { id, collection, outcome: 'failed', failure: { errorCode: classifySyncError(item.error, 'qdrant'), lastError: String(truncateLastError(errorMessage(item.error))) } };
+  throw new SyncArgumentError(`${at}.outcome`, item.outcome, "'removed' or 'failed'");
+}
+
+/** One removal's mark as a plan of the shared conditional write. */
+function deletionPlan(model: ToolModelType, mark: ParsedDeletionMark, workerId: string | undefined): PlanItem<VectorDeletedResult | VectorDeleteFailedResult, Tombstone> {
+  const id = tombstoneKey(toolsCollectionOf(model), mark.id);
+  if (mark.outcome === 'removed') {
+    return { id, decide: (stored, now) => planMarkVectorDeleted(stored, mark.collection, now, workerId), missing: () => ({ done: true }) };
+  }
+  return {
+    id,
+    decide: (stored, now) => planMarkVectorDeleteFailed(stored, mark.collection, mark.failure, now, workerId),
+    missing: () => ({ recorded: false, reason: 'already-done', claimedBy: null }),
+  };
+}
+
+/**
+ * Many removals' marks at once, each exactly as markVectorDeleted or markVectorDeleteFailed: one
+ * `find` of their tombstones and one unordered bulk of conditional writes (split as the engine
+ * needs); then the tombstones whose removals are all done go, in one read and one bulk.
+ */
+export async function markDeletionBatch(model: ToolModelType, itemsArg: unknown, options: { workerId?: unknown } = {}): Promise<DeletionMarkOutcome[]> {
+  if (!Array.isArray(itemsArg)) throw new SyncArgumentError('items', itemsArg, 'an array of removals { toolObjectId, collection, outcome }');
+  const workerId = workerIdOption(options);
+  const marks = itemsArg.map((item: unknown, index) => deletionMark(item, index));
+  if (marks.length === 0) return [];
+  const outcomes = await applyPlans(planTarget(model), marks.map((mark) => deletionPlan(model, mark, workerId)), { bulkSize: bulkSizeOf(model), what: 'markDeletionBatch' });
+  const done = marks.filter((mark, index) => {
+    const outcome = outcomes[index];
+    return mark.outcome === 'removed' && outcome?.ok === true && 'done' in outcome.value && outcome.value.done;
+  });
+  await removeFinished(model, done.map((mark) => tombstoneKey(toolsCollectionOf(model), mark.id)));
+  return marks.map((mark, index): DeletionMarkOutcome => {
+    const outcome = outcomes[index];
+    const pair = { toolObjectId: mark.id, collection: mark.collection };
+    if (!outcome?.ok) return { ...pair, outcome: mark.outcome, error: outcome?.error ?? new Error('no outcome') };
+    return mark.outcome === 'removed'
+      ? { ...pair, outcome: 'removed', result: outcome.value as VectorDeletedResult }
+      : { ...pair, outcome: 'failed', result: outcome.value as VectorDeleteFailedResult };
+  });
 }
 
 /** The points of a deleted tool in `collection` are gone. A tombstone whose collections are all done is removed. */
@@ -234,7 +309,7 @@ export async function markVectorDeleted(
   const result = await applyPlan<VectorDeletedResult, Tombstone>(planTarget(model), key, (stored, now) => planMarkVectorDeleted(stored, collection, now, workerId), {
     what: `markVectorDeleted(${id.toHexString()}, ${collection})`, missing: () => ({ done: true }),
   });
-  if (result.done) await removeIfFinished(model, key);
+  if (result.done) await removeFinished(model, [key]);
   return result;
 }
 

@@ -23,10 +23,13 @@ import { lazyModel } from './lazy-model.js';
 import { flagEmbeddingModelChange } from '../migrations/reembed.js';
 import {
   claimVectorDeletions,
+  markDeletionBatch,
   markVectorDeleted,
   markVectorDeleteFailed,
   requeueFailedDeletions,
   type ClaimedDeletion,
+  type DeletionMarkItem,
+  type DeletionMarkOutcome,
   type VectorDeletedResult,
   type VectorDeleteFailedResult,
 } from './tombstones.js';
@@ -228,6 +231,18 @@ export class Tool extends ToolFields {
     options: { workerId?: string } = {},
   ): Promise<VectorDeletedResult> {
     return markVectorDeleted(this, toolObjectId, collection, options);
+  }
+
+  /**
+   * Many removals' marks in one bulk, each exactly as markVectorDeleted or markVectorDeleteFailed
+   * would make it; one result (or error) per item, in order.
+   */
+  public static markDeletionBatch(
+    this: ReturnModelType<typeof Tool>,
+    items: DeletionMarkItem[],
+    options: { workerId?: string } = {},
+  ): Promise<DeletionMarkOutcome[]> {
+    return markDeletionBatch(this, items, options);
   }
 
   /** Removing a deleted tool's points from `collection` failed: recorded, retried after the backoff. */

@@ -232,3 +232,34 @@ describe('extendClaims in bulk', () => {
     expect(until.getTime()).toBeGreaterThan(Date.now() + 50_000);
   });
 });
+
+describe('removals in bulk', () => {
+  it("claims and marks 40 removals of 10 deleted tools in one read and one bulk each; every tombstone goes", async () => {
+    const ids = await seed(10);
+    const claimed = await ToolModel.claimSyncWork({ workerId: 'w', limit: 40 });
+    await ToolModel.markBatch(claimed.flatMap(({ tool, collections }) => collections.map(({ collection, contentHash }) => ({ toolId: tool._id, collection, outcome: 'synced' as const, contentHash }))), { workerId: 'w' });
+    await ToolModel.deleteMany({ _id: { $in: ids } });
+    let removals: Awaited<ReturnType<typeof ToolModel.claimVectorDeletions>> = [];
+    const claiming = await commandsDuring(async () => { removals = await ToolModel.claimVectorDeletions({ workerId: 'r', limit: 40 }); });
+    expect(removals.reduce((sum, { collections }) => sum + collections.length, 0)).toBe(40);
+    // The tombstones, their tools (still there?), the claims.
+    expect(named(claiming, 'find')).toHaveLength(2);
+    expect(named(claiming, 'update')).toHaveLength(Math.ceil(10 / bound()));
+    const items = removals.flatMap(({ toolObjectId, collections }) => collections.map((collection) => ({ toolObjectId, collection, outcome: 'removed' as const })));
+    const [failing] = items;
+    if (failing === undefined) throw new Error('no removals');
+    let marked: Awaited<ReturnType<typeof ToolModel.markDeletionBatch>> = [];
+    const marking = await commandsDuring(async () => {
+      marked = await ToolModel.markDeletionBatch([{ ...failing, outcome: 'failed', error: Object.assign(new Error('down'), { code: 'ECONNREFUSED' }) }, ...items.slice(1)], { workerId: 'r' });
+    });
+    expect(marked[0]).toMatchObject({ outcome: 'failed', result: { recorded: true, errorCode: 'QDRANT_UNAVAILABLE', retryCount: 1 } });
+    expect(marked.slice(1).every((outcome) => 'result' in outcome && 'done' in outcome.result && outcome.result.done)).toBe(true);
+    // The removals, then the tombstones whose removals are all done: read once and deleted in one bulk.
+    expect(named(marking, 'find')).toHaveLength(2);
+    expect(named(marking, 'update')).toHaveLength(Math.ceil(40 / bound()));
+    expect(named(marking, 'delete')).toHaveLength(1);
+    const left = await ToolModel.db.collection(TOMBSTONE_COLLECTION).find().toArray();
+    expect(left.map(({ toolObjectId }) => String(toolObjectId))).toEqual([String(failing.toolObjectId)]);
+    expect((await ToolModel.getSyncStats()).deletions[failing.collection]).toEqual({ pending: 0, failed: 1 });
+  });
+});
