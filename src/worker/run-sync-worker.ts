@@ -135,6 +135,10 @@ class SyncWorker<V> {
   private wake: (() => void) | undefined;
   private idle = false;
   private warned = false;
+  /** Where the next claim starts in the collections (see claimAndStart). */
+  private turn = 0;
+  /** Collections a claim found without work, passed over until then (epoch ms). */
+  private readonly emptyUntil = new Map<SyncCollectionName, number>();
 
   constructor(private readonly settings: WorkerSettings<V>) {
     this.slots = new Slots(settings.concurrency);
@@ -221,9 +225,49 @@ class SyncWorker<V> {
     }
   }
 
-  /** Claims up to `limit` pairs and starts them in batches; returns how many (undefined: the claim failed). */
+  /**
+   * Claims up to `limit` pairs and starts them in batches; returns how many (undefined: the claim
+   * failed). A claim takes each tool's waiting collections together, so room for `k` batches is
+   * claimed in `k` collections (taken in turn): a tool waiting everywhere then fills a batch of
+   * each, not a fraction of all four. A collection found without work is passed over for a poll
+   * interval; the others are claimed too when the first claim finds too little.
+   */
   private async claimAndStart(limit: number): Promise<number | undefined> {
-    const { model, workerId, leaseMs, collections, maxRetries, clock, batchSize } = this.settings;
+    const { collections, batchSize, pollIntervalMs } = this.settings;
+    const now = Date.now();
+    const active = collections.filter((name) => (this.emptyUntil.get(name) ?? 0) <= now);
+    const pool = active.length > 0 ? active : collections;
+    const turns = Math.min(pool.length, Math.max(1, Math.floor(limit / batchSize)));
+    const start = this.turn % pool.length;
+    const first = [...pool.slice(start), ...pool.slice(0, start)].slice(0, turns);
+    this.turn = start + turns;
+    const got = await this.claimPairs(first, limit);
+    if (got === undefined) return undefined;
+    let pairs = [...got.values()].reduce((sum, count) => sum + count, 0);
+    for (const name of first) {
+      if ((got.get(name) ?? 0) > 0) this.emptyUntil.delete(name);
+      else if (pairs < limit) this.emptyUntil.set(name, now + pollIntervalMs);
+    }
+    const rest = collections.filter((name) => !first.includes(name));
+    let failed = false;
+    if (pairs < limit && rest.length > 0) {
+      const more = await this.claimPairs(rest, limit - pairs);
+      if (more === undefined) failed = true;
+      for (const [name, count] of more ?? []) {
+        pairs += count;
+        if (count > 0) this.emptyUntil.delete(name);
+      }
+    }
+    // Room left: deleted tools' points to remove (quick calls; no lease renewal needed). Started
+    // after the pairs, so a failed claim of removals never strands pairs already claimed.
+    const removals = pairs < limit ? await this.claimAndStartRemovals(limit - pairs) : 0;
+    if (removals === undefined || failed) return pairs > 0 ? pairs : undefined;
+    return pairs + removals;
+  }
+
+  /** Claims up to `limit` pairs of `collections` and starts them, a batch per collection and `batchSize`; returns how many per collection. */
+  private async claimPairs(collections: SyncCollectionName[], limit: number): Promise<Map<SyncCollectionName, number> | undefined> {
+    const { model, workerId, leaseMs, maxRetries, clock, batchSize } = this.settings;
     let claimed: ClaimedTool[];
     const grantedAtMs = Date.now();
     try {
@@ -233,30 +277,27 @@ class SyncWorker<V> {
       return undefined;
     }
     const pairs = claimed.flatMap(({ tool, collections: held }) => held.map((claimedPair) => ({ tool, claimed: claimedPair })));
-    if (pairs.length > 0) {
-      this.summary.claimed += pairs.length;
-      this.emit({
-        type: 'claimed',
-        workerId,
-        pairs: pairs.map(({ tool, claimed: { collection, contentHash, status } }) => ({ toolId: tool._id, collection, contentHash, status })),
-      });
-      // Batches of one collection, in the order claimed.
-      for (const name of collections) {
-        const ofCollection = pairs.filter(({ claimed: { collection } }) => collection === name);
-        for (let start = 0; start < ofCollection.length; start += batchSize) {
-          const batch = ofCollection.slice(start, start + batchSize).map(({ tool, claimed: claimedPair }) => this.pairOf(tool, claimedPair));
-          // The lease as the database set it (from this worker's clock as each tool was claimed; a
-          // claim of many tools takes a while); under a simulated clock, from before the claim.
-          const granted = clock === undefined ? Math.min(...batch.map(({ claimed: { claimedUntil } }) => claimedUntil.getTime() - leaseMs)) : grantedAtMs;
-          this.track(batch.length, this.batch(name, batch, granted).catch((error: unknown) => { this.reportError('mark', error); }));
-        }
+    const counts = new Map<SyncCollectionName, number>();
+    if (pairs.length === 0) return counts;
+    this.summary.claimed += pairs.length;
+    this.emit({
+      type: 'claimed',
+      workerId,
+      pairs: pairs.map(({ tool, claimed: { collection, contentHash, status } }) => ({ toolId: tool._id, collection, contentHash, status })),
+    });
+    // Batches of one collection, in the order claimed.
+    for (const name of collections) {
+      const ofCollection = pairs.filter(({ claimed: { collection } }) => collection === name);
+      counts.set(name, ofCollection.length);
+      for (let start = 0; start < ofCollection.length; start += batchSize) {
+        const batch = ofCollection.slice(start, start + batchSize).map(({ tool, claimed: claimedPair }) => this.pairOf(tool, claimedPair));
+        // The lease as the database set it (from this worker's clock as each tool was claimed; a
+        // claim of many tools takes a while); under a simulated clock, from before the claim.
+        const granted = clock === undefined ? Math.min(...batch.map(({ claimed: { claimedUntil } }) => claimedUntil.getTime() - leaseMs)) : grantedAtMs;
+        this.track(batch.length, this.batch(name, batch, granted).catch((error: unknown) => { this.reportError('mark', error); }));
       }
     }
-    // Room left: deleted tools' points to remove (quick calls; no lease renewal needed). Started
-    // after the pairs, so a failed claim of removals never strands pairs already claimed.
-    const removals = pairs.length < limit ? await this.claimAndStartRemovals(limit - pairs.length) : 0;
-    if (removals === undefined) return pairs.length > 0 ? pairs.length : undefined;
-    return pairs.length + removals;
+    return counts;
   }
 
   private pairOf(tool: ITool, claimed: ClaimedCollection): Pair {
