@@ -91,3 +91,26 @@ function waitUntil(at: number, now: () => number, signal: AbortSignal | undefine
     signal?.addEventListener('abort', aborted, { once: true });
   });
 }
+
+/**
+ * A batch in requests that each fit in `tokensPerMinute` (a request over it could never be sent
+ * within the budget, and the provider refuses it): halved until each part fits. An input over the
+ * budget alone is `tooLarge`. Without a token limit, the batch as it is.
+ */
+export function fitToBudget<T>(items: T[], tokensOf: (item: T) => number, tokensPerMinute: number | undefined): { requests: T[][]; tooLarge: T[] } {
+  const requests: T[][] = [];
+  const tooLarge: T[] = [];
+  const fit = (part: T[]): void => {
+    if (part.length === 0) return;
+    const tokens = part.reduce((sum, item) => sum + tokensOf(item), 0);
+    if (tokensPerMinute === undefined || tokens <= tokensPerMinute) requests.push(part);
+    else if (part.length === 1) tooLarge.push(...part);
+    else {
+      const middle = Math.ceil(part.length / 2);
+      fit(part.slice(0, middle));
+      fit(part.slice(middle));
+    }
+  };
+  fit(items);
+  return { requests, tooLarge };
+}

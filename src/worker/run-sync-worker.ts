@@ -9,6 +9,7 @@ import { classifySyncError, errorMessage, isInputRefusal } from '../sync/error-c
 import { type SyncCollectionName } from '../sync/vocabulary.js';
 import { type SyncWorkerEvent, type SyncWorkerSummary } from './events.js';
 import { holdBatchLease, type HeldBatchLease, type LeaseEnd } from './lease.js';
+import { fitToBudget } from './rate-budget.js';
 import {
   workerSettings, type BatchCallContext, type DeletedTool, type EmbedItem, type ItemFailure, type SyncCallContext, type SyncWorkerOptions, type UpsertItem,
   type WorkerSettings,
@@ -431,24 +432,29 @@ class SyncWorker<V> {
     }
   }
 
-  /** Embeds the pairs still held, in one request; a refused request is split until the refused input is alone. */
+  /**
+   * Embeds the pairs still held: in one request, or in as few as the token budget allows (see
+   * fitToBudget); a refused request is split until the refused input is alone.
+   */
   private async embed(collection: SyncCollectionName, pairs: Pair[], lease: HeldBatchLease<Pair>): Promise<void> {
+    const budget = this.settings.budgets.embedding;
+    const tokens = new Map(pairs.map((pair) => [pair, budget === undefined ? 0 : budget.countTokens(pair.item.text)]));
+    const { requests, tooLarge } = fitToBudget(pairs, (pair) => tokens.get(pair) ?? 0, budget?.tokensPerMinute);
+    for (const pair of tooLarge) {
+      const error = new Error(`its ${tokens.get(pair) ?? 0} tokens exceed rateLimits.embedding.tokensPerMinute (${budget?.tokensPerMinute ?? 0}): it can never be sent within the budget`);
+      pair.failure = { error: refusedInput(error, 'the rate budget'), stage: 'embedding' };
+    }
+    for (const request of requests) await this.embedRequest(collection, request, lease, (ready) => ready.reduce((sum, pair) => sum + (tokens.get(pair) ?? 0), 0));
+  }
+
+  /** One embedding request for the pairs still held; a refused request is split until the refused input is alone. */
+  private async embedRequest(collection: SyncCollectionName, pairs: Pair[], lease: HeldBatchLease<Pair>, tokensOf: (pairs: Pair[]) => number): Promise<void> {
     const { callbacks, workerId, budgets } = this.settings;
+    const budget = budgets.embedding;
     await this.whilePaused('embedding', lease.signal);
     const ready = pairs.filter((pair) => this.holds(lease, pair));
     if (ready.length === 0) return;
-    const budget = budgets.embedding;
-    const tokens = budget === undefined ? 0 : ready.reduce((sum, { item }) => sum + budget.countTokens(item.text), 0);
-    if (budget?.tokensPerMinute !== undefined && tokens > budget.tokensPerMinute) {
-      // Never sendable within the budget as it is: in halves, or refused alone.
-      if (ready.length > 1) {
-        for (const half of halves(ready)) await this.embed(collection, half, lease);
-        return;
-      }
-      const [alone] = ready;
-      if (alone !== undefined) alone.failure = { error: refusedInput(new Error(`its ${tokens} tokens exceed rateLimits.embedding.tokensPerMinute (${budget.tokensPerMinute})`), 'the rate budget'), stage: 'embedding' };
-      return;
-    }
+    const tokens = tokensOf(ready);
     if (budget !== undefined && !(await budget.acquire(tokens, lease.signal))) return;
     const sending = ready.filter((pair) => this.holds(lease, pair));
     if (sending.length === 0) return;
@@ -464,7 +470,7 @@ class SyncWorker<V> {
       const still = sending.filter((pair) => this.holds(lease, pair));
       if (still.length === 0) return;
       if (isInputRefusal(error) && still.length > 1) {
-        for (const half of halves(still)) await this.embed(collection, half, lease);
+        for (const half of halves(still)) await this.embedRequest(collection, half, lease, tokensOf);
         return;
       }
       // At once, before the marks: no new call of this stage starts meanwhile.

@@ -1,7 +1,7 @@
 import mongoose from 'mongoose';
 import { afterEach, describe, expect, inject, it } from 'vitest';
 import {
-  createToolModel, runSyncWorker, SYNC_COLLECTION_NAMES, SyncArgumentError, ToolModel,
+  createRateBudget, createToolModel, runSyncWorker, SYNC_COLLECTION_NAMES, SyncArgumentError, ToolModel,
   type SyncCollectionName, type SyncWorkerEvent, type SyncWorkerOptions, type ToolModelType,
 } from '../../src/index.js';
 import { conditionalUpdatesAtomic } from '../helpers/capabilities.js';
@@ -288,6 +288,66 @@ describe('removals in batches', () => {
     expect(await runSyncWorker(options)).toMatchObject({ removed: 20, removeFailed: 0 });
     expect(storeRequests.map(({ collection, keys }) => [collection, keys.length])).toEqual(SYNC_COLLECTION_NAMES.map((name) => [name, 5]));
     expect(store.points.size).toBe(0);
+  });
+});
+
+describe('the rate budget', () => {
+  it('two workers sharing one budget stay under its requests and tokens per minute (counted in the double), within one request', { timeout: 20_000 }, async () => {
+    await seedTools(10);
+    const shared = await models.shared();
+    // 20 requests and 2,000 tokens a second; 200 tokens a request of 4: the tokens bind (one request each 100 ms).
+    const budget = createRateBudget({ requestsPerMinute: 1_200, tokensPerMinute: 120_000, countTokens: () => 50 });
+    const embedder = batchEmbedder();
+    const store = recordingStore();
+    await Promise.all(['A', 'B'].map((workerId) => runSyncWorker(batchStoreWorker(store, {
+      model: shared, workerId, batchSize: 4, concurrency: 2, embedBatch: embedder.embedBatch, rateLimits: { embedding: budget },
+    }).options)));
+    const sent = embedder.requests.map(({ at, keys }) => ({ at, tokens: keys.length * 50 }));
+    expect(sent.reduce((sum, { tokens }) => sum + tokens, 0)).toBe(40 * 50);
+    for (const windowMs of [500, 1_000]) {
+      for (const { at } of sent) {
+        const inside = sent.filter((other) => other.at >= at && other.at < at + windowMs);
+        // The per-minute limits over this window, plus the one request the pacing allows beyond them.
+        expect(inside.length).toBeLessThanOrEqual((1_200 * windowMs) / 60_000 + 1);
+        expect(inside.reduce((sum, one) => sum + one.tokens, 0)).toBeLessThanOrEqual((120_000 * windowMs) / 60_000 + 200);
+      }
+    }
+    // Paced, not sent at once: the requests before the last took their tokens' share of the minute (less the event loop's jitter).
+    const span = (sent[sent.length - 1]?.at ?? 0) - (sent[0]?.at ?? 0);
+    expect(span).toBeGreaterThanOrEqual(((40 * 50 - 200) * 60_000) / 120_000 - 30);
+    expect(await storeDisagreements(store)).toEqual([]);
+  });
+
+  it('a batch whose tokens exceed the tokens per minute is split to fit; an input over it alone is a VALIDATION_ERROR', { timeout: 20_000 }, async () => {
+    const ids = await seedTools(4, (index) => (index === 1 ? { description: 'HUGE input' } : {}));
+    const embedder = batchEmbedder();
+    const store = recordingStore();
+    const { options } = batchStoreWorker(store, {
+      model: await models.shared(), collections: ['tools'], batchSize: 4, embedBatch: embedder.embedBatch,
+      rateLimits: { embedding: { tokensPerMinute: 1_000, countTokens: (text) => (text.includes('HUGE') ? 2_000 : 10) } },
+    });
+    expect(await runSyncWorker(options)).toMatchObject({ synced: 3, failed: 1 });
+    // [a, HUGE] is over the budget: a alone, HUGE refused; [c, d] fits.
+    expect(embedder.requests.map(({ keys }) => keys.length)).toEqual([1, 2]);
+    const huge = ids[1];
+    if (huge === undefined) throw new Error('no tool');
+    const state = await stateOf(huge, 'tools');
+    expect(state).toMatchObject({ status: 'failed', errorCode: 'VALIDATION_ERROR' });
+    expect(String(state.lastError)).toContain('tokensPerMinute');
+  });
+});
+
+describe('the store budget', () => {
+  it('paces store writes (and removals) to its requests per minute', { timeout: 15_000 }, async () => {
+    await seedTools(12);
+    const store = recordingStore();
+    const { options, storeRequests } = batchStoreWorker(store, {
+      model: await models.shared(), collections: ['interface'], batchSize: 4, concurrency: 3, rateLimits: { store: { requestsPerMinute: 600 } },
+    });
+    expect(await runSyncWorker(options)).toMatchObject({ synced: 12 });
+    expect(storeRequests).toHaveLength(3);
+    // One request each 100 ms at most: three take at least 200 ms (less the event loop's jitter).
+    expect((storeRequests[2]?.at ?? 0) - (storeRequests[0]?.at ?? 0)).toBeGreaterThanOrEqual(200 - 30);
   });
 });
 
