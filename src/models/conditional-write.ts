@@ -5,6 +5,7 @@ import { type StoredTool } from '../sync/stored-tool.js';
 import { METADATA_UPDATED_AT, OVERALL_STATUS } from '../sync/sync-state.js';
 import { SyncConflictError, SyncStateError, ToolNotFoundError } from './errors.js';
 import { idsAfter } from './keyset.js';
+import { inBulkTurn } from './updates-per-bulk.js';
 
 /**
  * The one place where the package writes sync state: a plan's conditional write, and the one
@@ -162,7 +163,7 @@ function refusalsIn(error: unknown, count: number): Map<number, string> | undefi
 
 async function sendBulk(collection: ToolCollection, writes: PlannedWrite[], context: WriteContext): Promise<number> {
   const operations = writes.map(({ filter, update }) => ({ updateOne: { filter, update } }));
-  return (await collection.bulkWrite(operations, { ordered: false, session: context.session })).matchedCount;
+  return (await inBulkTurn(collection, () => collection.bulkWrite(operations, { ordered: false, session: context.session }))).matchedCount;
 }
 
 /**

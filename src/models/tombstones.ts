@@ -24,7 +24,7 @@ import { collectionName, collectionNames, dateArgument, errorCodes, integerInRan
 import { leaseArgument, workerIdArgument, workerIdOption, type ClaimOptions } from './tool-claims.js';
 import { limitArgument } from './tool-queries.js';
 import { type Tool } from './tool.js';
-import { updatesPerBulk } from './updates-per-bulk.js';
+import { inBulkTurn, updatesPerBulk } from './updates-per-bulk.js';
 import { truncateLastError } from './validators.js';
 
 type ToolModelType = ReturnModelType<typeof Tool>;
@@ -66,7 +66,7 @@ export async function recordTombstones(model: ToolModelType, filter: mongo.Filte
       // A tombstone left by an earlier attempt whose tool was not deleted is replaced: that one was void.
       const writes = batch.slice(start, start + size)
         .map((tombstone) => ({ replaceOne: { filter: { _id: tombstone._id }, replacement: tombstone, upsert: true } })) as mongo.AnyBulkWriteOperation<Tombstone>[];
-      await tombstones(model).bulkWrite(writes, { ordered: false, session: scope.session });
+      await inBulkTurn(tombstones(model), () => tombstones(model).bulkWrite(writes, { ordered: false, session: scope.session }));
     }
     recorded.push(...batch.map(({ toolObjectId }) => toolObjectId));
     batch = [];
@@ -211,7 +211,9 @@ export async function reopenRemovals(model: ToolModelType, owed: { toolObjectId:
     return { updateOne: { filter, update, upsert } };
   });
   const size = await updatesPerBulk(model.db, writes.length);
-  for (let start = 0; start < writes.length; start += size) await tombstones(model).bulkWrite(writes.slice(start, start + size), { ordered: false });
+  for (let start = 0; start < writes.length; start += size) {
+    await inBulkTurn(tombstones(model), () => tombstones(model).bulkWrite(writes.slice(start, start + size), { ordered: false }));
+  }
 }
 
 export const reopenRemoval = (model: ToolModelType, toolObjectId: mongo.ObjectId, collection: SyncCollectionName): Promise<void> =>
@@ -225,7 +227,7 @@ async function removeFinished(model: ToolModelType, keys: string[]): Promise<voi
   const filters = read.map(finishedFilter).filter((filter): filter is Record<string, unknown> => filter !== null);
   const size = await updatesPerBulk(model.db, filters.length);
   for (let start = 0; start < filters.length; start += size) {
-    await tombstones(model).bulkWrite(filters.slice(start, start + size).map((filter) => ({ deleteOne: { filter } })), { ordered: false });
+    await inBulkTurn(tombstones(model), () => tombstones(model).bulkWrite(filters.slice(start, start + size).map((filter) => ({ deleteOne: { filter } })), { ordered: false }));
   }
 }
 
