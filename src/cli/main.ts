@@ -278,7 +278,8 @@ addWhereOptions(
     .addOption(new Option('--json', 'print the same data as JSON, for scripts')),
 ).action(async (flags: WhereFlags & { json?: boolean }, command: Command) => {
   await withDatabase(command, flags, async ({ model }) => {
-    const stats = await model.getSyncStats();
+    // The operator's dashboard: also the counts that take a pass over every tool.
+    const stats = await model.getSyncStats({ full: true });
     print(flags.json === true ? JSON.stringify(stats, null, 2) : formatStatus(stats, { colour: useColour() }));
   }, { needsCollection: true });
 });

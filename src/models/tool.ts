@@ -265,7 +265,7 @@ export class Tool extends ToolFields {
   }
 
   /** The dashboard's numbers. */
-  public static getSyncStats(this: ReturnModelType<typeof Tool>, options: { now?: Date } = {}): Promise<SyncStats> {
+  public static getSyncStats(this: ReturnModelType<typeof Tool>, options: { now?: Date; full?: boolean } = {}): Promise<SyncStats> {
     return getSyncStats(this, options);
   }
 }

@@ -19,7 +19,7 @@ export interface DemoContext {
 
 async function dashboard({ print, model, format }: DemoContext, title: string): Promise<void> {
   print(`\n== ${title}`);
-  print(formatStatus(await model.getSyncStats(), format));
+  print(formatStatus(await model.getSyncStats({ full: true }), format));
 }
 
 const WORKER_IDS = ['worker-a', 'worker-b', 'worker-c'];
