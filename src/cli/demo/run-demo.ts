@@ -78,9 +78,10 @@ async function runWorkers({ print, model }: DemoContext, target: SimulatedSyncTa
     const summaries = await Promise.all(WORKER_IDS.map((workerId) => runSyncWorker({
       model: workerModel,
       workerId,
-      // The simulated services answer at once: each worker holds many pairs, so it claims
-      // rarely (a claim is several queries).
-      concurrency: 100,
+      // Batches of 16 pairs, four requests in flight: each worker holds 64 pairs, so it claims
+      // rarely (a claim is several queries), and marks each batch in one bulk.
+      batchSize: 16,
+      concurrency: 4,
       stopWhenIdle: true,
       pollIntervalMs: 1_000,
       // The simulation fails often on purpose: more retries than the default (5) keep every
@@ -91,13 +92,9 @@ async function runWorkers({ print, model }: DemoContext, target: SimulatedSyncTa
       pauseMaxMs: 20,
       clock: () => new Date(Date.now() + offsetMs),
       embeddingModel,
-      embed: (tool, collection) => {
-        const text = SimulatedSyncTarget.textFor(tool, collection);
-        target.validate(text);
-        return target.embed(text);
-      },
-      upsert: (tool, collection, vector) => target.upsert(collection, tool.id, vector),
-      remove: (deleted, collection) => target.remove(collection, deleted.id),
+      embedBatch: (items) => target.embedBatch(items.map(({ text }) => text)),
+      upsertBatch: (collection, items) => target.upsertBatch(collection, items.map(({ tool, vector }) => ({ id: tool.id, vector }))),
+      removeBatch: (collection, deleted) => target.removeBatch(collection, deleted.map(({ id }) => id)),
     })));
     if (summaries.every((summary) => summary.claimed === 0)) {
       print(`workers: nothing left to do after ${round - 1} round${round === 2 ? '' : 's'}`);
