@@ -112,14 +112,14 @@ describe('getSyncStats', () => {
   });
 
   it('examines no synced tool: every count is served by an index or reads only the work waiting (server\'s explain)', async (context) => {
-    await mixedCatalog(30);
-    const sent = (await commandsDuring(() => ToolModel.getSyncStats())).filter(({ commandName }) => commandName === 'aggregate' || commandName === 'find');
     const probe = (await ToolModel.collection.find({}).explain('executionStats')) as { executionStats?: unknown };
     if (probe.executionStats === undefined) {
       skipReason("explain's executionStats (documents examined)", `${engine()} ${inject('dbEngineVersion')}`);
       context.skip();
       return;
     }
+    await mixedCatalog(30);
+    const sent = (await commandsDuring(() => ToolModel.getSyncStats())).filter(({ commandName }) => commandName === 'aggregate' || commandName === 'find');
     const notSynced = await ToolModel.countDocuments({ 'syncMetadata.overallStatus': { $ne: 'synced' } });
     for (const { command } of sent) {
       const { lsid: _lsid, $db: _db, ...query } = command as Record<string, unknown>;
