@@ -83,10 +83,11 @@ function statementLimit(database: ResolvedDatabase): UpdateStatementLimit {
 }
 
 /**
- * A worker run's budget, shorter at a smaller scale (its square root; at least 2 s): twelve runs
- * side by side (four modes × 1, 2, 4 workers), of which one pair at a time is the slowest.
+ * A worker run's budget, shorter at a smaller scale (its square root; at least 5 s, time for a
+ * loaded machine's first claim and batch): twelve runs side by side (four modes × 1, 2, 4
+ * workers), of which one pair at a time is the slowest.
  */
-const workerRunMs = (budgetMs: number, scale: number): number => Math.max(2_000, Math.round(budgetMs * Math.sqrt(scale)));
+const workerRunMs = (budgetMs: number, scale: number): number => Math.max(5_000, Math.round(budgetMs * Math.sqrt(scale)));
 
 const benchStarted = Date.now();
 const log = (line: string): void => {
