@@ -15,7 +15,7 @@ import { loadDataset, toolsAt } from './dataset.js';
 import { benchHashing } from './hashing.js';
 import { benchQueries } from './queries.js';
 import { engineBoundFigures, markdownTable, renderTable, tableRows, TARGETS, type Results } from './report.js';
-import { benchWorker, WORKER_EMBED_MS } from './worker.js';
+import { benchWorker, WORKER_EMBED_MS, WORKER_EMBED_PER_INPUT_MS } from './worker.js';
 import { benchWritePath, MIN_WRITE_TOOLS, type UpdateStatementLimit } from './write-path.js';
 
 const SECTIONS = ['hashing', 'write', 'backfill', 'queries', 'worker'] as const;
@@ -97,6 +97,13 @@ function statementLimit(database: ResolvedDatabase): UpdateStatementLimit {
   };
 }
 
+/**
+ * A worker run's budget, shorter at a smaller scale (its square root; at least 5 s, time for a
+ * loaded machine's first claim and batch): twelve runs side by side (four modes × 1, 2, 4
+ * workers), of which one pair at a time is the slowest.
+ */
+const workerRunMs = (budgetMs: number, scale: number): number => Math.max(5_000, Math.round(budgetMs * Math.sqrt(scale)));
+
 const benchStarted = Date.now();
 const log = (line: string): void => {
   const elapsed = Math.round((Date.now() - benchStarted) / 1000);
@@ -148,8 +155,8 @@ async function main(flags: Flags): Promise<void> {
       benchBackfill(dataset, { uri: database.uri, dbName: flags.dbName }, { documents: sizes.backfill, batchSize: 1000, budgetMs: budgets.backfillMs }));
     results.queries = await run('queries', 'worker and dashboard queries', () =>
       benchQueries(dataset, sizes.queries, budgets.query, (tools) => { log(`  queries at ${tools.toLocaleString('en-US')} tools`); }));
-    results.worker = await run('worker', `sync worker (${sizes.worker.toLocaleString('en-US')} tools, ${WORKER_EMBED_MS} ms embedder)`, () =>
-      benchWorker(dataset, { tools: sizes.worker, embedMs: WORKER_EMBED_MS, budgetMs: budgets.workerRunMs }, (workers) => { log(`  ${workers} worker${workers === 1 ? '' : 's'}`); }));
+    results.worker = await run('worker', `sync worker (${sizes.worker.toLocaleString('en-US')} tools, ${WORKER_EMBED_MS} ms + ${WORKER_EMBED_PER_INPUT_MS} ms per input embedder)`, () =>
+      benchWorker(dataset, { tools: sizes.worker, budgetMs: workerRunMs(budgets.workerRunMs, flags.scale) }, (mode, workers) => { log(`  ${mode}, ${workers} worker${workers === 1 ? '' : 's'}`); }));
     await mongoose.connection.dropDatabase();
   } finally {
     await mongoose.disconnect();

@@ -33,7 +33,7 @@ export type { ICollectionSyncStatus, ISyncMetadata, ITool } from './models/types
 export { aggregateSyncStatus, SYNC_STATUS_ORDER } from './sync/status-order.js';
 export { afterContentChange, afterRequeue } from './sync/transitions.js';
 export type { CollectionState } from './sync/transitions.js';
-export { classifySyncError, errorMessage, SYNC_STAGES } from './sync/error-classification.js';
+export { classifySyncError, errorMessage, isInputRefusal, SYNC_STAGES } from './sync/error-classification.js';
 export type { SyncStage } from './sync/error-classification.js';
 export { retryDelayMs, maxRetryDelayMs, RETRY_POLICY } from './sync/backoff.js';
 export { SyncArgumentError, ToolNotFoundError, SyncConflictError, SyncStateError } from './models/errors.js';
@@ -43,7 +43,7 @@ export { PENDING_HASH_CHECK, collectionPath } from './sync/sync-state.js';
 export type { CollectionSyncState } from './sync/sync-state.js';
 export { parseSyncState } from './sync/stored-tool.js';
 export type { StoredTool, ParsedSyncState } from './sync/stored-tool.js';
-export type { MarkSyncedResult, MarkFailedResult } from './models/tool-transitions.js';
+export type { MarkSyncedResult, MarkFailedResult, MarkBatchItem, MarkBatchOutcome } from './models/tool-transitions.js';
 export type { RetryableTool, SyncStats } from './models/tool-queries.js';
 export { backfill, BACKFILL_OUTCOMES } from './migrations/backfill.js';
 export type { BatchOptions } from './migrations/backfill.js';
@@ -53,10 +53,16 @@ export type { MigrationSummary, MigrationProgress } from './migrations/batch-mig
 export { checkIndexes } from './migrations/index-check.js';
 export type { IndexCheck, IndexComparison, IndexSpec } from './migrations/index-check.js';
 export { runSyncWorker } from './worker/run-sync-worker.js';
-export type { DeletedTool, SyncCallContext, SyncWorkerOptions } from './worker/options.js';
+export type { BatchCallContext, DeletedTool, EmbedItem, SyncCallContext, SyncWorkerOptions, UpsertItem } from './worker/options.js';
+export { DEFAULT_BATCH_SIZE } from './worker/options.js';
+export { createRateBudget, estimateTokens } from './worker/rate-budget.js';
+export type { RateBudget, RateLimits } from './worker/rate-budget.js';
+export { embeddingText } from './sync/embedding-text.js';
 export type { ClaimedTool, ClaimedCollection } from './models/tool-claims.js';
 export { TOMBSTONE_COLLECTION } from './models/tombstones.js';
-export type { ClaimedDeletion, Tombstone, VectorDeletedResult, VectorDeleteFailedResult } from './models/tombstones.js';
+export type {
+  ClaimedDeletion, DeletionMarkItem, DeletionMarkOutcome, Tombstone, VectorDeletedResult, VectorDeleteFailedResult,
+} from './models/tombstones.js';
 export { reembed, REEMBED_OUTCOMES } from './migrations/reembed.js';
 export type { SyncWorkerEvent, SyncWorkerSummary } from './worker/events.js';
 export { retryAfterHintMs, DEFAULT_PAUSE_POLICY } from './worker/pause.js';

@@ -22,6 +22,7 @@ describe('the package entry', () => {
       'createToolModel', 'backfill', 'rehash', 'settle', 'checkIndexes', 'parseSyncState', 'SETTLE_FAILED_EVENT',
       'SyncArgumentError', 'SyncStateError', 'SyncConflictError', 'ToolNotFoundError', 'WritesRefusedError',
       'runSyncWorker', 'reembed', 'REEMBED_OUTCOMES', 'TOMBSTONE_COLLECTION',
+      'createRateBudget', 'estimateTokens', 'embeddingText', 'isInputRefusal', 'DEFAULT_BATCH_SIZE',
     ]) {
       expect(api, name).toHaveProperty(name);
     }

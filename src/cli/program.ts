@@ -315,7 +315,8 @@ class CliRun {
         .addOption(new Option('--json', 'print the same data as JSON, for scripts')),
     ).action(async (flags: WhereFlags & { json?: boolean }, command: Command) => {
       await this.withDatabase(command, flags, async ({ model }) => {
-        const stats = await model.getSyncStats();
+        // The operator's dashboard: also the counts that take a pass over every tool.
+        const stats = await model.getSyncStats({ full: true });
         this.print(flags.json === true ? JSON.stringify(stats, null, 2) : formatStatus(stats, { colour: useColour(this.io.stdout, this.io.env) }));
       }, { needsCollection: true });
     });

@@ -36,7 +36,7 @@ export function formatStatus(stats: SyncStats, format: StatusFormat = {}): strin
   for (const code of SYNC_ERROR_CODES) if (stats.failuresByErrorCode[code] > 0) failures.push([code, stats.failuresByErrorCode[code]]);
   const models = new Table({ head: ['collection', 'embedding model', 'vectors'], style });
   for (const name of SYNC_COLLECTION_NAMES) {
-    for (const { model, vectors } of stats.vectorsByEmbeddingModel[name]) models.push([name, model ?? '(not recorded)', vectors]);
+    for (const { model, vectors } of stats.vectorsByEmbeddingModel?.[name] ?? []) models.push([name, model ?? '(not recorded)', vectors]);
   }
   const deletions = new Table({ head: ['collection', 'deletions pending', 'deletions failed'], style });
   const anyDeletion = SYNC_COLLECTION_NAMES.some((name) => stats.deletions[name].pending + stats.deletions[name].failed > 0);
@@ -44,13 +44,13 @@ export function formatStatus(stats: SyncStats, format: StatusFormat = {}): strin
   return [
     overall.toString(),
     grid.toString(),
-    models.length > 0 ? models.toString() : 'no vectors yet',
+    models.length > 0 ? models.toString() : stats.vectorsByEmbeddingModel === null ? 'vectors by embedding model: not counted' : 'no vectors yet',
     anyDeletion ? deletions.toString() : "no deleted tools' points waiting for removal",
     failures.length > 0 ? failures.toString() : 'no failed collections',
     `oldest pending or stale: ${age(stats.oldestPendingAgeMs)}`,
     `legacy tools without sync metadata (counted as pending): ${stats.legacyWithoutMetadata}${stats.legacyWithoutMetadata > 0 ? ' — run `tool-sync backfill`' : ''}`,
     `unsettled tools (a content write whose hashes are not verified yet): ${stats.unsettled}${stats.unsettled > 0 ? ' — run `tool-sync settle`' : ''}`,
     `quarantined tools (stored sync metadata could not be used; back in line after an edit or a requeue): ${stats.quarantined}`,
-    `unusable tools not quarantined yet (the next poll that meets one does): ${stats.unusable}`,
+    `unusable tools not quarantined yet (the next poll that meets one does): ${stats.unusable ?? 'not counted'}`,
   ].join('\n');
 }

@@ -2,8 +2,10 @@ import mongoose, { type mongo } from 'mongoose';
 import { type Decision, type PlannedWrite } from '../sync/plans/plan.js';
 import { planSettle, type SettleOptions } from '../sync/plans/settle.js';
 import { type StoredTool } from '../sync/stored-tool.js';
+import { METADATA_UPDATED_AT, OVERALL_STATUS } from '../sync/sync-state.js';
 import { SyncConflictError, SyncStateError, ToolNotFoundError } from './errors.js';
 import { idsAfter } from './keyset.js';
+import { inBulkTurn } from './updates-per-bulk.js';
 
 /**
  * The one place where the package writes sync state: a plan's conditional write, and the one
@@ -161,7 +163,7 @@ function refusalsIn(error: unknown, count: number): Map<number, string> | undefi
 
 async function sendBulk(collection: ToolCollection, writes: PlannedWrite[], context: WriteContext): Promise<number> {
   const operations = writes.map(({ filter, update }) => ({ updateOne: { filter, update } }));
-  return (await collection.bulkWrite(operations, { ordered: false, session: context.session })).matchedCount;
+  return (await inBulkTurn(collection, () => collection.bulkWrite(operations, { ordered: false, session: context.session }))).matchedCount;
 }
 
 /**
@@ -202,6 +204,138 @@ async function bulkUpdate(collection: ToolCollection, writes: PlannedWrite[], bu
     }
   }
   return outcome;
+}
+
+/** One document's transition in a batch (see applyPlans). */
+export interface PlanItem<T, D> {
+  id: mongo.ObjectId | string;
+  /** The document as the caller has just read it (a queue): its first plan is made from that; else it is read. */
+  first?: D;
+  decide: (doc: D, now: Date) => Decision<T>;
+  /** The result for a document that is gone; without it, a ToolNotFoundError. */
+  missing?: () => T;
+}
+
+/** What one item of a batch came to: its result, with the document it was planned from and the write that landed; or its own error. */
+export type PlanOutcome<T, D> =
+  | { ok: true; value: T; basis: D | null; write: PlannedWrite | null }
+  | { ok: false; error: Error };
+
+/** Paths that a transition of any collection of a tool moves: they tell nothing of whose write landed. */
+const SHARED_PATHS = new Set([METADATA_UPDATED_AT, OVERALL_STATUS]);
+
+function valueAt(doc: unknown, path: string): unknown {
+  let value = doc;
+  for (const part of path.split('.')) value = typeof value === 'object' && value !== null ? (value as Record<string, unknown>)[part] : undefined;
+  return value;
+}
+
+/** A BSON value (an ObjectId, a UUID…) as its hex or string form; undefined for anything else. */
+const bsonText = (value: object): string | undefined => {
+  if (typeof (value as { _bsontype?: unknown })._bsontype !== 'string') return undefined;
+  const { toHexString } = value as { toHexString?: unknown };
+  return typeof toHexString === 'function' ? String(toHexString.call(value)) : JSON.stringify(value);
+};
+
+/** A value the package wrote, as the server stores it (null and missing alike; Dates by time; ObjectIds by hex). */
+function sameValue(written: unknown, stored: unknown): boolean {
+  if (written === null || written === undefined) return stored === null || stored === undefined;
+  if (written instanceof Date) return stored instanceof Date && written.getTime() === stored.getTime();
+  if (Array.isArray(written)) return Array.isArray(stored) && written.length === stored.length && written.every((item, index) => sameValue(item, stored[index]));
+  if (typeof written !== 'object') return written === stored;
+  if (typeof stored !== 'object' || stored === null || Array.isArray(stored) || stored instanceof Date) return false;
+  const [writtenBson, storedBson] = [bsonText(written), bsonText(stored)];
+  if (writtenBson !== undefined || storedBson !== undefined) return writtenBson === storedBson;
+  const keys = new Set([...Object.keys(written), ...Object.keys(stored)]);
+  return [...keys].every((key) => sameValue((written as Record<string, unknown>)[key], (stored as Record<string, unknown>)[key]));
+}
+
+/**
+ * Whether `doc` shows `write` landed: every value it set is stored (the paths every transition of
+ * the tool moves aside). A bulk's reply counts the writes that matched, not which: a write that
+ * landed and was then overwritten by another's reads as lost and is planned again, which for a
+ * mark means a claim-lost re-open (one more embedding, never a wrong `synced`).
+ */
+export function writeLanded(doc: unknown, write: PlannedWrite): boolean {
+  const set = (write.update.$set ?? {}) as Record<string, unknown>;
+  return Object.entries(set).every(([path, value]) => SHARED_PATHS.has(path) || sameValue(value, valueAt(doc, path)));
+}
+
+/** Reads the documents of `ids` (one command: exactly `{ _id }` for one, which every engine serves by its index). */
+async function readByIds<D extends { _id: mongo.ObjectId | string }>(collection: ToolCollection, ids: (mongo.ObjectId | string)[], context: WriteContext): Promise<Map<string, D>> {
+  const unique = [...new Map(ids.map((id) => [String(id), id])).values()];
+  const filter = (unique.length === 1 ? { _id: unique[0] } : { _id: { $in: unique } }) as mongo.Filter<mongo.Document>;
+  // As many as asked for, in one reply: the cursor ends with it (no getMore, no killCursors).
+  const found = await collection.find<D>(filter, { session: context.session, limit: unique.length, batchSize: unique.length }).toArray();
+  return new Map(found.map((doc) => [String(doc._id), doc]));
+}
+
+/**
+ * applyPlan for many documents at once, in a bounded number of commands: the documents not given
+ * are read in one `find`, every write planned is sent in one unordered bulk (split as `bulkSize`
+ * says), and only when fewer matched than were sent are the written documents read again (one
+ * `find`): a write the document shows landed keeps its result (see writeLanded), the others
+ * (lost races, and settles written first) are planned again from that read, like applyPlan's
+ * retries. Each item's result is exactly what applyPlan would have given it; an item whose own
+ * write is refused or keeps losing gets its error, and never stops the others. A failure of the
+ * command as a whole (the server is gone) is thrown.
+ */
+export async function applyPlans<T, D extends { _id: mongo.ObjectId | string } = StoredTool>(
+  collection: ToolCollection,
+  items: PlanItem<T, D>[],
+  context: WriteContext & { bulkSize: BulkSize; what: string },
+): Promise<PlanOutcome<T, D>[]> {
+  const now = context.now ?? (() => new Date());
+  const outcomes = new Map<number, PlanOutcome<T, D>>();
+  // What each pending item is planned from: undefined until read, null once found gone.
+  const docs: (D | null | undefined)[] = items.map((item) => item.first);
+  const read = async (indexes: number[]): Promise<void> => {
+    if (indexes.length === 0) return;
+    const found = await readByIds<D>(collection, indexes.map((index) => items[index]?.id ?? ''), context);
+    for (const index of indexes) docs[index] = found.get(String(items[index]?.id)) ?? null;
+  };
+  let pending = items.map((_, index) => index);
+  for (let attempt = 0; pending.length > 0; attempt += 1) {
+    if (attempt >= MAX_ATTEMPTS) {
+      for (const index of pending) {
+        outcomes.set(index, { ok: false, error: new SyncConflictError(`${context.what}(${String(items[index]?.id)}): the tool kept changing under ${MAX_ATTEMPTS} attempts; try again`) });
+      }
+      break;
+    }
+    await read(pending.filter((index) => docs[index] === undefined));
+    const planned: { index: number; decision: Decision<T> & { write: PlannedWrite }; basis: D }[] = [];
+    for (const index of pending) {
+      const item = items[index];
+      const doc = docs[index];
+      if (item === undefined || doc === undefined) continue;
+      if (doc === null) {
+        outcomes.set(index, item.missing === undefined ? { ok: false, error: new ToolNotFoundError(String(item.id)) } : { ok: true, value: item.missing(), basis: null, write: null });
+        continue;
+      }
+      const decision = item.decide(doc, now());
+      if (decision.kind === 'invalid') outcomes.set(index, { ok: false, error: new SyncStateError(String(item.id), decision.reason) });
+      else if (decision.write === null) outcomes.set(index, { ok: true, value: (decision as { result: T }).result, basis: doc, write: null });
+      else planned.push({ index, decision: decision as Decision<T> & { write: PlannedWrite }, basis: doc });
+    }
+    if (planned.length === 0) break;
+    const result = await bulkUpdate(collection, planned.map(({ decision }) => decision.write), context.bulkSize, context);
+    for (const [at, reason] of result.refused) {
+      const entry = planned[at];
+      if (entry !== undefined) outcomes.set(entry.index, { ok: false, error: new WritesRefusedError([{ id: String(items[entry.index]?.id), reason }]) });
+    }
+    const sent = planned.filter((_, at) => !result.refused.has(at));
+    const allLanded = result.matched >= sent.length;
+    for (const { index } of sent) docs[index] = undefined;
+    if (!allLanded) await read(sent.map(({ index }) => index));
+    pending = [];
+    for (const { index, decision, basis } of sent) {
+      const doc = docs[index];
+      const landed = allLanded || (doc !== null && doc !== undefined && writeLanded(doc, decision.write));
+      if (decision.kind === 'done' && landed) outcomes.set(index, { ok: true, value: decision.result, basis, write: decision.write });
+      else pending.push(index);
+    }
+  }
+  return items.map((_, index) => outcomes.get(index) ?? { ok: false, error: new SyncConflictError(`${context.what}: no outcome`) });
 }
 
 /**

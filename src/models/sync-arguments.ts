@@ -38,9 +38,9 @@ export function integerInRange(value: unknown, argument: string, min: number, ma
   throw new SyncArgumentError(argument, value, `an integer from ${min} to ${max}`);
 }
 
-export function contentHashArgument(value: unknown): string {
+export function contentHashArgument(value: unknown, argument = 'contentHash'): string {
   if (typeof value === 'string' && /^[0-9a-f]{16}$/.test(value)) return value;
-  throw new SyncArgumentError('contentHash', value, 'the 16 hex characters of the contentHash the worker embedded');
+  throw new SyncArgumentError(argument, value, 'the 16 hex characters of the contentHash the worker embedded');
 }
 
 export function dateArgument(value: unknown, argument: string): Date {

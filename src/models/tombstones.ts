@@ -19,14 +19,15 @@ import { type Decision } from '../sync/plans/plan.js';
 import { planReopen } from '../sync/plans/reopen.js';
 import { parseSyncState, type StoredTool } from '../sync/stored-tool.js';
 import { pointIdFromHex } from '../sync/point-id.js';
-import { SYNC_COLLECTION_NAMES, type SyncCollectionName } from '../sync/vocabulary.js';
-import { applyPlan, isUnsendable, type ToolCollection } from './conditional-write.js';
-import { SyncConflictError } from './errors.js';
+import { SYNC_COLLECTION_NAMES, type SyncCollectionName, type SyncErrorCode } from '../sync/vocabulary.js';
+import { bulkSizeOf } from './change-tracking/settle-after-write.js';
+import { applyPlan, applyPlans, type PlanItem, type ToolCollection } from './conditional-write.js';
+import { SyncArgumentError } from './errors.js';
 import { collectionName, collectionNames, dateArgument, errorCodes, integerInRange, toolObjectId } from './sync-arguments.js';
 import { leaseArgument, workerIdArgument, workerIdOption, type ClaimOptions } from './tool-claims.js';
 import { limitArgument } from './tool-queries.js';
 import { type Tool } from './tool.js';
-import { updatesPerBulk } from './updates-per-bulk.js';
+import { inBulkTurn, updatesPerBulk } from './updates-per-bulk.js';
 import { truncateLastError } from './validators.js';
 
 type ToolModelType = ReturnModelType<typeof Tool>;
@@ -69,7 +70,7 @@ export async function recordTombstones(model: ToolModelType, filter: mongo.Filte
       // this tool's points) or an earlier incarnation's (a restored `_id`) removals stay owed.
       const writes = batch.slice(start, start + size)
         .map((tombstone) => ({ updateOne: planRecordTombstone(tombstone) })) as mongo.AnyBulkWriteOperation<Tombstone>[];
-      await tombstones(model).bulkWrite(writes, { ordered: false, session: scope.session });
+      await inBulkTurn(tombstones(model), () => tombstones(model).bulkWrite(writes, { ordered: false, session: scope.session }));
     }
     recorded.push(...batch.map(({ toolObjectId }) => toolObjectId));
     batch = [];
@@ -168,9 +169,12 @@ export async function claimVectorDeletions(model: ToolModelType, given: ClaimOpt
   if (found.length === 0) return [];
   const living = await model.collection.find<StoredTool>({ _id: { $in: found.filter(usable).map(({ toolObjectId }) => toolObjectId) } }, { projection: { _id: 1 } }).toArray();
   const liveIds = new Set(living.map(({ _id }) => String(_id)));
-  const claimed: ClaimedDeletion[] = [];
+  const request = { ...options, collections, maxRetries };
+  // The tombstones holding `limit` removals (each claims all of its own), claimed in one bulk.
+  const batch: Tombstone[] = [];
   let pairs = 0;
   for (const tombstone of found) {
+    if (pairs >= options.limit) break;
     // One the package did not write (or that was edited by hand) is left alone, never handed out.
     if (!usable(tombstone)) continue;
     if (liveIds.has(String(tombstone.toolObjectId))) {
@@ -178,40 +182,124 @@ export async function claimVectorDeletions(model: ToolModelType, given: ClaimOpt
       if (now.getTime() - tombstone.deletedAt.getTime() >= VOID_TOMBSTONE_AFTER_MS) await tombstones(model).deleteOne({ _id: tombstone._id, deletedAt: tombstone.deletedAt });
       continue;
     }
-    let got: SyncCollectionName[];
-    try {
-      got = await applyPlan<SyncCollectionName[], Tombstone>(planTarget(model), tombstone._id, (stored, at) => planClaimDeletion(stored, { ...options, collections, maxRetries }, at), {
-        what: `claimVectorDeletions(${tombstone._id})`, first: tombstone, now: clock, missing: () => [],
-      });
-    } catch (error) {
-      // One tombstone that cannot be claimed (its state was edited into something no write matches) never stops the others.
-      if (error instanceof SyncConflictError || error instanceof mongoose.mongo.MongoServerError || isUnsendable(error)) continue;
-      throw error;
-    }
-    if (got.length === 0) continue;
+    const planned = planClaimDeletion(tombstone, request, now);
+    if (planned.kind !== 'done' || planned.result.length === 0) continue;
+    batch.push(tombstone);
+    pairs += planned.result.length;
+  }
+  const outcomes = await applyPlans<SyncCollectionName[], Tombstone>(planTarget(model), batch.map((first) => ({
+    id: first._id, first, decide: (stored: Tombstone, at: Date) => planClaimDeletion(stored, request, at), missing: () => [],
+  })), { bulkSize: bulkSizeOf(model), what: 'claimVectorDeletions', now: clock });
+  const claimed: ClaimedDeletion[] = [];
+  outcomes.forEach((outcome, index) => {
+    const tombstone = batch[index];
+    // One tombstone that cannot be claimed (its state was edited into something no write matches) never stops the others.
+    if (!outcome.ok || outcome.value.length === 0 || tombstone === undefined) return;
     const { toolObjectId, deletedAt } = tombstone;
     const id = typeof tombstone.id === 'string' ? tombstone.id : null;
-    claimed.push({ toolObjectId, pointId: pointIdFromHex(toolObjectId.toHexString()), id, deletedAt, collections: got });
-    pairs += got.length;
-    if (pairs >= options.limit) break;
-  }
+    claimed.push({ toolObjectId, pointId: pointIdFromHex(toolObjectId.toHexString()), id, deletedAt, collections: outcome.value });
+  });
   return claimed;
 }
 
 /**
- * A point was written (or may have been) for a tool that is gone: its removal in `collection` is
- * owed after that write, whatever the tombstone said (see planReopenRemoval).
+ * Points were written (or may have been) for tools that are gone: each one's removal in its
+ * collection is owed after that write, whatever the tombstone said (see planReopenRemoval). One
+ * bulk of upserts (split as the engine needs).
  */
-export async function reopenRemoval(model: ToolModelType, toolObjectId: mongo.ObjectId, collection: SyncCollectionName): Promise<void> {
-  const { filter, update, upsert } = planReopenRemoval({ toolObjectId, toolsCollection: toolsCollectionOf(model) }, collection, new Date(), new mongoose.Types.ObjectId());
-  await tombstones(model).updateOne(filter, update, { upsert });
+export async function reopenRemovals(model: ToolModelType, owed: { toolObjectId: mongo.ObjectId; collection: SyncCollectionName }[]): Promise<void> {
+  if (owed.length === 0) return;
+  const now = new Date();
+  const writes = owed.map(({ toolObjectId, collection }) => {
+    const { filter, update, upsert } = planReopenRemoval({ toolObjectId, toolsCollection: toolsCollectionOf(model) }, collection, now, new mongoose.Types.ObjectId());
+    return { updateOne: { filter, update, upsert } };
+  });
+  const size = await updatesPerBulk(model.db, writes.length);
+  for (let start = 0; start < writes.length; start += size) {
+    await inBulkTurn(tombstones(model), () => tombstones(model).bulkWrite(writes.slice(start, start + size), { ordered: false }));
+  }
 }
 
-/** Removes a tombstone whose removals are all done. */
-async function removeIfFinished(model: ToolModelType, id: string): Promise<void> {
-  const tombstone = await tombstones(model).findOne<Tombstone>({ _id: id });
-  const filter = tombstone === null ? null : finishedFilter(tombstone);
-  if (filter !== null) await tombstones(model).deleteOne(filter);
+export const reopenRemoval = (model: ToolModelType, toolObjectId: mongo.ObjectId, collection: SyncCollectionName): Promise<void> =>
+  reopenRemovals(model, [{ toolObjectId, collection }]);
+
+/** Removes the tombstones of `keys` whose removals are all done: one read, one bulk of conditional deletes. */
+async function removeFinished(model: ToolModelType, keys: string[]): Promise<void> {
+  const unique = [...new Set(keys)];
+  if (unique.length === 0) return;
+  const read = await tombstones(model).find<Tombstone>(unique.length === 1 ? { _id: unique[0] } : { _id: { $in: unique } }, { limit: unique.length, batchSize: unique.length }).toArray();
+  const filters = read.map(finishedFilter).filter((filter): filter is Record<string, unknown> => filter !== null);
+  const size = await updatesPerBulk(model.db, filters.length);
+  for (let start = 0; start < filters.length; start += size) {
+    await inBulkTurn(tombstones(model), () => tombstones(model).bulkWrite(filters.slice(start, start + size).map((filter) => ({ deleteOne: { filter } })), { ordered: false }));
+  }
+}
+
+/** One removal's report in a batch: the point is gone from `collection` (`removed`), or removing it failed. */
+export type DeletionMarkItem =
+  | { toolObjectId: Types.ObjectId | string; collection: SyncCollectionName; outcome: 'removed' }
+  | { toolObjectId: Types.ObjectId | string; collection: SyncCollectionName; outcome: 'failed'; error: unknown };
+
+/** What one removal's mark came to: markVectorDeleted's or markVectorDeleteFailed's result, or that pair's own error. */
+export type DeletionMarkOutcome =
+  | { toolObjectId: Types.ObjectId; collection: SyncCollectionName; outcome: 'removed'; result: VectorDeletedResult }
+  | { toolObjectId: Types.ObjectId; collection: SyncCollectionName; outcome: 'failed'; result: VectorDeleteFailedResult }
+  | { toolObjectId: Types.ObjectId; collection: SyncCollectionName; outcome: 'removed' | 'failed'; error: Error };
+
+type ParsedDeletionMark = { id: Types.ObjectId; collection: SyncCollectionName } & (
+  | { outcome: 'removed' }
+  | { outcome: 'failed'; failure: { errorCode: SyncErrorCode; lastError: string } }
+);
+
+function deletionMark(value: unknown, index: number): ParsedDeletionMark {
+  const at = `items[${index}]`;
+  if (typeof value !== 'object' || value === null) throw new SyncArgumentError(at, value, 'an object { toolObjectId, collection, outcome }');
+  const item = value as { toolObjectId?: unknown; collection?: unknown; outcome?: unknown; error?: unknown };
+  const id = toolObjectId(item.toolObjectId, `${at}.toolObjectId`);
+  const collection = collectionName(item.collection, `${at}.collection`);
+  if (item.outcome === 'removed') return { id, collection, outcome: 'removed' };
+  if (item.outcome === 'failed') return { id, collection, outcome: 'failed', failure: { errorCode: classifySyncError(item.error, 'qdrant'), lastError: String(truncateLastError(errorMessage(item.error))) } };
+  throw new SyncArgumentError(`${at}.outcome`, item.outcome, "'removed' or 'failed'");
+}
+
+/** One removal's mark as a plan of the shared conditional write. */
+function deletionPlan(model: ToolModelType, mark: ParsedDeletionMark, workerId: string | undefined): PlanItem<VectorDeletedResult | VectorDeleteFailedResult, Tombstone> {
+  const id = tombstoneKey(toolsCollectionOf(model), mark.id);
+  if (mark.outcome === 'removed') {
+    return { id, decide: (stored, now) => planMarkVectorDeleted(stored, mark.collection, now, workerId), missing: () => ({ done: true }) };
+  }
+  return {
+    id,
+    decide: (stored, now) => planMarkVectorDeleteFailed(stored, mark.collection, mark.failure, now, workerId),
+    missing: () => ({ recorded: false, reason: 'already-done', claimedBy: null }),
+  };
+}
+
+/**
+ * Many removals' marks at once, each exactly as markVectorDeleted or markVectorDeleteFailed: one
+ * `find` of their tombstones and one unordered bulk of conditional writes (split as the engine
+ * needs); then the tombstones whose removals are all done go, in one read and one bulk.
+ */
+export async function markDeletionBatch(model: ToolModelType, itemsArg: unknown, options: { workerId?: unknown } = {}): Promise<DeletionMarkOutcome[]> {
+  if (!Array.isArray(itemsArg)) throw new SyncArgumentError('items', itemsArg, 'an array of removals { toolObjectId, collection, outcome }');
+  const workerId = workerIdOption(options);
+  const marks = itemsArg.map((item: unknown, index) => deletionMark(item, index));
+  if (marks.length === 0) return [];
+  const outcomes = await applyPlans(planTarget(model), marks.map((mark) => deletionPlan(model, mark, workerId)), { bulkSize: bulkSizeOf(model), what: 'markDeletionBatch' });
+  const done = marks.filter((mark, index) => {
+    const outcome = outcomes[index];
+    return mark.outcome === 'removed' && outcome?.ok === true && 'done' in outcome.value && outcome.value.done;
+  });
+  await removeFinished(model, done.map((mark) => tombstoneKey(toolsCollectionOf(model), mark.id)));
+  await reopenRestored(model, done.map(({ id, collection }) => ({ id, collection })));
+  return marks.map((mark, index): DeletionMarkOutcome => {
+    const outcome = outcomes[index];
+    const pair = { toolObjectId: mark.id, collection: mark.collection };
+    if (!outcome?.ok) return { ...pair, outcome: mark.outcome, error: outcome?.error ?? new Error('no outcome') };
+    return mark.outcome === 'removed'
+      ? { ...pair, outcome: 'removed', result: outcome.value as VectorDeletedResult }
+      : { ...pair, outcome: 'failed', result: outcome.value as VectorDeleteFailedResult };
+  });
 }
 
 /** The points of a deleted tool in `collection` are gone. A tombstone whose collections are all done is removed. */
@@ -229,26 +317,30 @@ export async function markVectorDeleted(
     what: `markVectorDeleted(${id.toHexString()}, ${collection})`, missing: () => ({ done: true }),
   });
   if (result.done) {
-    await removeIfFinished(model, key);
-    await reopenIfRestored(model, id, collection);
+    await removeFinished(model, [key]);
+    await reopenRestored(model, [{ id, collection }]);
   }
   return result;
 }
 
 /**
- * A tool whose `_id` came back (a restore) while its point was being removed: the removal may
- * have taken the restored tool's point, so that collection is re-opened (planReopen), never left
- * `synced` over no point.
+ * Tools whose `_id` came back (a restore) while their points were being removed: the removal may
+ * have taken a restored tool's point, so that collection is re-opened (planReopen), never left
+ * `synced` over no point. One read for all of them (few ever come back).
  */
-async function reopenIfRestored(model: ToolModelType, id: mongo.ObjectId, collection: SyncCollectionName): Promise<void> {
-  const tool = await model.collection.findOne<StoredTool>({ _id: id });
-  if (tool === null) return;
-  await applyPlan<undefined>(model.collection, id, (stored, now): Decision<undefined> => {
-    const parsed = parseSyncState(stored);
-    // Metadata it cannot use is quarantined by the next reader; nothing to re-open meanwhile.
-    if (parsed.invalid !== undefined) return { kind: 'done', write: null, result: undefined };
-    return { kind: 'done', write: planReopen(stored, parsed, collection, now).write, result: undefined };
-  }, { what: `markVectorDeleted(${id.toHexString()}, ${collection}): restored tool`, first: tool, missing: () => undefined });
+async function reopenRestored(model: ToolModelType, removed: { id: mongo.ObjectId; collection: SyncCollectionName }[]): Promise<void> {
+  if (removed.length === 0) return;
+  const back = await model.collection.find<StoredTool>({ _id: { $in: removed.map(({ id }) => id) } }).toArray();
+  for (const tool of back) {
+    for (const { collection } of removed.filter(({ id }) => String(id) === String(tool._id))) {
+      await applyPlan<undefined>(model.collection, tool._id, (stored, now): Decision<undefined> => {
+        const parsed = parseSyncState(stored);
+        // Metadata it cannot use is quarantined by the next reader; nothing to re-open meanwhile.
+        if (parsed.invalid !== undefined) return { kind: 'done', write: null, result: undefined };
+        return { kind: 'done', write: planReopen(stored, parsed, collection, now).write, result: undefined };
+      }, { what: `markVectorDeleted(${String(tool._id)}, ${collection}): restored tool`, first: tool, missing: () => undefined });
+    }
+  }
 }
 
 /** Removing a deleted tool's points failed: recorded and retried with the same backoff as live work. */

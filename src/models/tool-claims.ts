@@ -1,11 +1,11 @@
 import { type DocumentType, type ReturnModelType } from '@typegoose/typegoose';
 import { type Types } from 'mongoose';
-import { planClaim, planExtendClaims, planReleaseClaims, type ClaimedCollection } from '../sync/plans/claim.js';
+import { planClaim, planExtendClaims, planReleaseClaims, type ClaimedCollection, type ClaimRequest } from '../sync/plans/claim.js';
 import { type StoredTool } from '../sync/stored-tool.js';
 import { collectionPath, METADATA_UPDATED_AT } from '../sync/sync-state.js';
 import { type SyncCollectionName } from '../sync/vocabulary.js';
-import { toolCollection } from './change-tracking/settle-after-write.js';
-import { applyPlan, isUnsendable, withSetApplied } from './conditional-write.js';
+import { bulkSizeOf, toolCollection } from './change-tracking/settle-after-write.js';
+import { applyPlan, applyPlans, withSetApplied } from './conditional-write.js';
 import { SyncArgumentError } from './errors.js';
 import { mergeQueues, timeAt, type Queue } from './queue-merge.js';
 import { collectionName, collectionNames, dateArgument, integerInRange, toolObjectId } from './sync-arguments.js';
@@ -54,9 +54,49 @@ export function waitingQueueQuery(name: SyncCollectionName, now: Date): { filter
   return { filter, sort: { [METADATA_UPDATED_AT]: 1 } };
 }
 
-function waitingQueue(model: ToolModelType, name: SyncCollectionName, now: Date, batchSize: number): Queue {
+function waitingQueue(model: ToolModelType, name: SyncCollectionName, now: Date, reads: { limit: number; batchSize: number }): Queue {
   const { filter, sort } = waitingQueueQuery(name, now);
-  return { cursor: toolCollection(model).find<StoredTool>(filter, { sort, batchSize }), key: (tool) => timeAt(tool, METADATA_UPDATED_AT) };
+  return { cursor: toolCollection(model).find<StoredTool>(filter, { sort, ...reads }), key: (tool) => timeAt(tool, METADATA_UPDATED_AT) };
+}
+
+/**
+ * How a claim reads each queue: at most `limit` tools (each gives at least one pair), in replies
+ * of a share of it (a tool waiting in every collection stands in every queue, so each queue gives
+ * about `limit / collections` of the tools claimed, and the merge reads one ahead), at least a
+ * QUEUE_BATCH: a claim costs one `find` per queue, about as many documents as it claims, and no
+ * `getMore` in the common case.
+ */
+export function queueReads(limit: number, collections: number): { limit: number; batchSize: number } {
+  return { limit, batchSize: Math.min(limit, Math.max(QUEUE_BATCH, Math.ceil(limit / collections) + 1)) };
+}
+
+/**
+ * Claims on `tools` (as read from the queues) sent together: one unordered bulk of conditional
+ * writes, each planned by planClaim on the state read; a tool whose write lost is read again and
+ * planned again (applyPlans). No more than `request.limit` pairs in all: each tool is planned
+ * with what the tools before it left. A tool that cannot be written or keeps changing is skipped.
+ */
+async function claimTools(model: ToolModelType, tools: StoredTool[], request: ClaimRequest, clock: () => Date): Promise<ClaimedTool[]> {
+  const taken = new Map<number, number>();
+  const room = (index: number): number => request.limit - [...taken].reduce((sum, [other, count]) => (other === index ? sum : sum + count), 0);
+  const outcomes = await applyPlans(toolCollection(model), tools.map((first, index) => ({
+    id: first._id,
+    first,
+    decide: (tool: StoredTool, at: Date) => {
+      const decision = planClaim(tool, { ...request, limit: Math.max(0, room(index)) }, at);
+      taken.set(index, decision.kind === 'done' ? decision.result.length : 0);
+      return decision;
+    },
+    missing: (): ClaimedCollection[] => [],
+  })), { bulkSize: bulkSizeOf(model), what: 'claimSyncWork', now: clock });
+  const claimed: ClaimedTool[] = [];
+  for (const outcome of outcomes) {
+    // A tool the server or the driver cannot write, or that kept changing, is not a reason to stop.
+    if (!outcome.ok || outcome.value.length === 0 || outcome.basis === null) continue;
+    const set = (outcome.write?.update.$set ?? {}) as Record<string, unknown>;
+    claimed.push({ tool: model.hydrate(withSetApplied(outcome.basis, set)), collections: outcome.value });
+  }
+  return claimed;
 }
 
 export interface ClaimOptions {
@@ -73,8 +113,11 @@ export interface ClaimOptions {
  * and due for retry — oldest first (waiting ones by their metadata time, failed ones by their
  * retry time), each with a lease of `leaseMs`. Each tool's claim is one conditional write on its
  * state as read, so two workers never hold the same pair: one whose write loses reads the tool
- * again and claims only what is still free. Legacy and unsettled tools are settled first; a tool
- * whose metadata cannot be used is quarantined and skipped, one the server cannot write is skipped.
+ * again and claims only what is still free. The claims go together: each queue is read once (see
+ * queueReads), the tools holding `limit` pairs are claimed in one unordered bulk (split as the
+ * engine needs) and only the tools whose writes lost are read again (see applyPlans). Legacy and
+ * unsettled tools are settled first; a tool whose metadata cannot be used is quarantined and
+ * skipped, one the server cannot write (or that keeps changing) is skipped.
  */
 export async function claimSyncWork(model: ToolModelType, options: ClaimOptions = {}): Promise<ClaimedTool[]> {
   const workerId = workerIdArgument(options.workerId);
@@ -91,32 +134,34 @@ export async function claimSyncWork(model: ToolModelType, options: ClaimOptions 
   if (unsettled.length > 0) await settledForWorker(model, unsettled);
 
   const now = clock();
-  const batchSize = Math.min(limit, QUEUE_BATCH);
-  const queues = collections.flatMap((name) => [waitingQueue(model, name, now, batchSize), dueQueue(collection, name, { now, maxRetries, batchSize })]);
+  const queues = collections.flatMap((name) => {
+    const reads = queueReads(limit, collections.length);
+    return [waitingQueue(model, name, now, reads), dueQueue(collection, name, { now, maxRetries, ...reads })];
+  });
+  const request = { workerId, leaseMs, collections, maxRetries };
   const claimed: ClaimedTool[] = [];
   let pairs = 0;
+  // Tools read from the queues, claimed together in one bulk once they hold enough work.
+  let batch: StoredTool[] = [];
+  let batchPairs = 0;
+  const claimBatch = async (): Promise<void> => {
+    const got = await claimTools(model, batch, { ...request, limit: limit - pairs }, clock);
+    claimed.push(...got);
+    pairs += got.reduce((sum, { collections: held }) => sum + held.length, 0);
+    batch = [];
+    batchPairs = 0;
+  };
   for await (const read of mergeQueues(queues)) {
-    let basis = read;
-    let set: Record<string, unknown> = {};
-    const request = { workerId, leaseMs, collections, maxRetries, limit: limit - pairs };
-    let got: ClaimedCollection[];
-    try {
-      got = await applyPlan(collection, read._id, (tool, at) => {
-        const decision = planClaim(tool, request, at);
-        basis = tool;
-        set = decision.kind === 'done' && decision.write !== null ? (decision.write.update.$set as Record<string, unknown>) : {};
-        return decision;
-      }, { what: `claimSyncWork(${String(read._id)})`, first: read, now: clock });
-    } catch (error) {
-      // A tool the driver cannot write (its settle is too large to send) is not a reason to stop.
-      if (isUnsendable(error)) continue;
-      throw error;
-    }
-    if (got.length === 0) continue;
-    claimed.push({ tool: model.hydrate(withSetApplied(basis, set)), collections: got });
-    pairs += got.length;
+    const decision = planClaim(read, { ...request, limit: limit - pairs - batchPairs }, clock());
+    // Nothing to claim or to settle first: no write.
+    if (decision.kind === 'done' && decision.write === null) continue;
+    batch.push(read);
+    batchPairs += decision.kind === 'done' ? decision.result.length : 0;
+    if (pairs + batchPairs < limit) continue;
+    await claimBatch();
     if (pairs >= limit) break;
   }
+  if (batch.length > 0) await claimBatch();
   return claimed;
 }
 
@@ -136,9 +181,13 @@ function claimList(value: unknown): Map<string, { id: Types.ObjectId; collection
 }
 
 /**
- * Renews the leases `workerId` still holds among `claims` by `leaseMs` from now (`now`: the same
- * clock its claims were made with); returns those renewed. One that is missing was lost (the lease
- * ended and another worker claimed it, or the tool was deleted): its work belongs to someone else now.
+ * Renews the leases `workerId` still holds among `claims` by `leaseMs` from now (`now`: the clock
+ * its claims were made with); returns those renewed. One that is missing was lost (the lease ended
+ * and another worker claimed it, or the tool was deleted): its work belongs to someone else now. A batch's claims are renewed together:
+ * one `find` of their tools and one bulk of conditional writes (split as the engine needs); a tool
+ * whose write lost is read and planned again. If any tool cannot be renewed (its write refused, or
+ * it kept changing), the call throws after the others were renewed: the caller tries again, and
+ * never takes a failed renewal for a lost claim.
  */
 export async function extendClaims(
   model: ToolModelType,
@@ -149,15 +198,21 @@ export async function extendClaims(
   const workerId = workerIdArgument(workerIdArg);
   const leaseMs = leaseArgument(options.leaseMs);
   const fixedNow = options.now === undefined ? undefined : dateArgument(options.now, 'now');
+  const tools = [...claimList(claims).values()];
+  if (tools.length === 0) return [];
+  const outcomes = await applyPlans(toolCollection(model), tools.map(({ id, collections }) => ({
+    id,
+    decide: (stored: StoredTool, now: Date) => planExtendClaims(stored, { workerId, leaseMs, collections }, now),
+    missing: (): SyncCollectionName[] => [],
+  })), { bulkSize: bulkSizeOf(model), what: 'extendClaims', ...(fixedNow === undefined ? {} : { now: () => fixedNow }) });
   const renewed: { toolId: Types.ObjectId; collection: SyncCollectionName }[] = [];
-  for (const { id, collections } of claimList(claims).values()) {
-    const tool = await toolCollection(model).findOne<StoredTool>({ _id: id });
-    if (tool === null) continue;
-    const names = await applyPlan(toolCollection(model), id, (stored, now) => planExtendClaims(stored, { workerId, leaseMs, collections }, now), {
-      what: `extendClaims(${id.toHexString()})`, first: tool, ...(fixedNow === undefined ? {} : { now: () => fixedNow }),
-    });
-    renewed.push(...names.map((collection) => ({ toolId: id, collection })));
-  }
+  let failure: Error | undefined;
+  outcomes.forEach((outcome, index) => {
+    const tool = tools[index];
+    if (!outcome.ok) failure ??= outcome.error;
+    else if (tool !== undefined) renewed.push(...outcome.value.map((collection) => ({ toolId: tool.id, collection })));
+  });
+  if (failure !== undefined) throw failure;
   return renewed;
 }
 

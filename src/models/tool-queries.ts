@@ -1,15 +1,16 @@
 import { type DocumentType, type ReturnModelType } from '@typegoose/typegoose';
-import mongoose, { type Types } from 'mongoose';
-import { isSyncStatus, SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, SYNC_STATUSES, type SyncCollectionName, type SyncErrorCode, type SyncStatus } from '../sync/vocabulary.js';
+import mongoose from 'mongoose';
+import { SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, SYNC_STATUSES, type SyncCollectionName, type SyncErrorCode, type SyncStatus } from '../sync/vocabulary.js';
 import { parseSyncState, type ParsedSyncState, type StoredTool } from '../sync/stored-tool.js';
 import { planQuarantine, QUARANTINE_MESSAGE_PREFIX } from '../sync/plans/quarantine.js';
 import { UNUSABLE_METADATA } from './unusable-filter.js';
 import { deletionStats } from './tombstones.js';
-import { collectionPath, PENDING_HASH_CHECK } from '../sync/sync-state.js';
+import { collectionPath, METADATA_UPDATED_AT, OVERALL_STATUS, PENDING_HASH_CHECK } from '../sync/sync-state.js';
 import { bulkSizeOf, toolCollection } from './change-tracking/settle-after-write.js';
 import { applyIdempotentPlans, type IdempotentPlan, settlePlan, type ToolCollection } from './conditional-write.js';
 import { mergeQueues, timeAt, type Queue } from './queue-merge.js';
 import { collectionNames, dateArgument, integerInRange } from './sync-arguments.js';
+import { SyncArgumentError } from './errors.js';
 import { type Tool } from './tool.js';
 
 type ToolModelType = ReturnModelType<typeof Tool>;
@@ -110,9 +111,10 @@ const RETRY_BATCH = QUEUE_BATCH;
  * One collection's retry queue: failed, due by `now`, under `maxRetries`, never a validation
  * error; earliest due first, through `sync_<collection>_retry_due_idx`.
  */
-export function dueQueue(collection: ToolCollection, name: SyncCollectionName, options: { now: Date; maxRetries: number; batchSize: number }): Queue {
+export function dueQueue(collection: ToolCollection, name: SyncCollectionName, options: { now: Date; maxRetries: number; batchSize: number; limit?: number }): Queue {
   const { filter, sort } = dueQueueQuery(name, options);
-  return { cursor: collection.find<StoredTool>(filter, { sort, batchSize: options.batchSize }), key: (tool) => timeAt(tool, collectionPath(name, 'nextRetryAt')) };
+  const { batchSize, limit } = options;
+  return { cursor: collection.find<StoredTool>(filter, { sort, batchSize, ...(limit === undefined ? {} : { limit }) }), key: (tool) => timeAt(tool, collectionPath(name, 'nextRetryAt')) };
 }
 
 export function dueQueueQuery(name: SyncCollectionName, options: { now: Date; maxRetries: number }): { filter: Record<string, unknown>; sort: Record<string, 1> } {
@@ -184,17 +186,19 @@ export interface SyncStats {
   inFlight: Record<SyncCollectionName, number>;
   /**
    * Tools whose stored metadata holds a value the package never writes (counted above under
-   * what they show): the next poll that meets one quarantines it.
+   * what they show): the next poll that meets one quarantines it. A pass over every tool: counted
+   * only with `{ full: true }`, else null.
    */
-  unusable: number;
+  unusable: number | null;
   /** Tools quarantined for such metadata: every collection `failed` with `VALIDATION_ERROR`. */
   quarantined: number;
   /**
    * Per collection, the vectors (collections embedded at least once) by the embedding model that
    * made them, most first; `model: null` for vectors made before the model was recorded. More
-   * than one entry means a migration between models is under way.
+   * than one entry means a migration between models is under way. A pass over every tool: counted
+   * only with `{ full: true }`, else null.
    */
-  vectorsByEmbeddingModel: Record<SyncCollectionName, { model: string | null; vectors: number }[]>;
+  vectorsByEmbeddingModel: Record<SyncCollectionName, { model: string | null; vectors: number }[]> | null;
   /** Per collection, deleted tools whose points are still to be removed (pending) or whose removal failed. */
   deletions: Record<SyncCollectionName, { pending: number; failed: number }>;
 }
@@ -203,93 +207,106 @@ function zeroes<K extends string>(keys: readonly K[]): Record<K, number> {
   return Object.fromEntries(keys.map((key) => [key, 0])) as Record<K, number>;
 }
 
-/**
- * The group key of one tool: its overall status (and whether it has one: a legacy document has
- * none), and each collection's status and error code.
- */
-interface StateGroup { _id: Record<string, unknown>; n: number }
-
-const errorCodeKey = (name: SyncCollectionName): string => `${name}ErrorCode`;
-const modelKey = (name: SyncCollectionName): string => `${name}Model`;
-const embeddedKey = (name: SyncCollectionName): string => `${name}EmbeddedType`;
-
-/**
- * Tools counted by their whole sync state in one pass over the collection (the distinct states
- * are few), instead of one `$group` per field: FerretDB has no index to help any of them.
- */
-function countStates(model: ToolModelType): Promise<StateGroup[]> {
-  const key: Record<string, unknown> = {
-    overall: '$syncMetadata.overallStatus',
-    overallType: { $type: '$syncMetadata.overallStatus' },
-    pendingType: { $type: `$${PENDING_HASH_CHECK}` },
-  };
-  for (const name of SYNC_COLLECTION_NAMES) {
-    key[name] = `$${statusPath(name)}`;
-    key[errorCodeKey(name)] = `$${collectionPath(name, 'errorCode')}`;
-    key[modelKey(name)] = `$${collectionPath(name, 'embeddingModel')}`;
-    // Embedded at least once: it has a last sync time (a Date).
-    key[embeddedKey(name)] = { $type: `$${collectionPath(name, 'lastSyncedAt')}` };
-  }
-  return model.aggregate<StateGroup>([{ $group: { _id: key, n: { $sum: 1 } } }]);
-}
-
-const asStatus = (value: unknown): SyncStatus => (isSyncStatus(value) ? value : 'pending');
-
 const escapeRegex = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-/** Claims in flight (few: the fleet's concurrency), unusable and quarantined tools. */
-async function claimsAndPoison(model: ToolModelType, now: Date): Promise<Pick<SyncStats, 'inFlight' | 'unusable' | 'quarantined'>> {
-  const inFlight = zeroes(SYNC_COLLECTION_NAMES);
-  const claimed = SYNC_COLLECTION_NAMES.map((name) => ({ [collectionPath(name, 'claimedUntil')]: { $gt: now } }));
-  const projection = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [collectionPath(name, 'claimedUntil'), 1]));
-  for (const tool of await toolCollection(model).find<StoredTool>({ $or: claimed }, { projection }).toArray()) {
-    for (const name of SYNC_COLLECTION_NAMES) if (timeAt(tool, collectionPath(name, 'claimedUntil')) > now.getTime()) inFlight[name] += 1;
-  }
-  const unusable = await toolCollection(model).countDocuments(UNUSABLE_METADATA);
-  // planQuarantine writes its message into every collection: one of them tells.
-  const quarantined = await toolCollection(model).countDocuments({ [collectionPath('tools', 'lastError')]: { $regex: `^${escapeRegex(QUARANTINE_MESSAGE_PREFIX)}` } });
-  return { inFlight, unusable, quarantined };
-}
+/** The statuses counted one by one; `pending` is what is left (a missing or unknown status counts as pending, never left out). */
+const COUNTED: SyncStatus[] = ['synced', 'stale', 'failed'];
 
-/** Where sync stands: the dashboard's numbers. Legacy documents count as pending, never left out. */
-export async function getSyncStats(model: ToolModelType, options: { now?: unknown } = {}): Promise<SyncStats> {
-  const now = options.now === undefined ? new Date() : dateArgument(options.now, 'now');
-  const byOverallStatus = zeroes(SYNC_STATUSES);
-  const byCollection = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, zeroes(SYNC_STATUSES)])) as Record<SyncCollectionName, Record<SyncStatus, number>>;
-  const failuresByErrorCode = zeroes(SYNC_ERROR_CODES);
-  let total = 0;
-  let legacyWithoutMetadata = 0;
-  let unsettled = 0;
+/**
+ * Vectors by the model that made them, per collection: one pass over the tools embedded at least
+ * once (their last sync time is a Date), grouped by the four models at once.
+ */
+async function vectorsByModel(model: ToolModelType): Promise<NonNullable<SyncStats['vectorsByEmbeddingModel']>> {
+  const key: Record<string, unknown> = {};
+  for (const name of SYNC_COLLECTION_NAMES) {
+    key[name] = `$${collectionPath(name, 'embeddingModel')}`;
+    key[`${name}Embedded`] = { $type: `$${collectionPath(name, 'lastSyncedAt')}` };
+  }
+  const groups = await model.aggregate<{ _id: Record<string, unknown>; n: number }>([{ $group: { _id: key, n: { $sum: 1 } } }]);
   const vectors = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, new Map<string | null, number>()])) as Record<SyncCollectionName, Map<string | null, number>>;
-  for (const { _id: state, n } of await countStates(model)) {
-    total += n;
-    if (state.pendingType === 'objectId') unsettled += n;
-    if (state.overallType === 'missing') legacyWithoutMetadata += n;
-    byOverallStatus[asStatus(state.overall)] += n;
+  for (const { _id: state, n } of groups) {
     for (const name of SYNC_COLLECTION_NAMES) {
-      const status = asStatus(state[name]);
-      byCollection[name][status] += n;
-      if (state[embeddedKey(name)] === 'date') {
-        const made = state[modelKey(name)];
-        const key = typeof made === 'string' ? made : null;
-        vectors[name].set(key, (vectors[name].get(key) ?? 0) + n);
-      }
-      if (status !== 'failed') continue;
-      const code = state[errorCodeKey(name)];
-      failuresByErrorCode[(SYNC_ERROR_CODES as readonly unknown[]).includes(code) ? (code as SyncErrorCode) : 'UNKNOWN'] += n;
+      if (state[`${name}Embedded`] !== 'date') continue;
+      const made = state[name];
+      const which = typeof made === 'string' ? made : null;
+      vectors[name].set(which, (vectors[name].get(which) ?? 0) + n);
     }
   }
-  const waiting = { $or: [...SYNC_COLLECTION_NAMES.map((name) => ({ [statusPath(name)]: { $in: NEEDS_SYNC } }))] };
-  const oldest = await model.findOne(waiting, { 'syncMetadata.updatedAt': 1 }).sort({ 'syncMetadata.updatedAt': 1 }).lean<{ _id: Types.ObjectId; syncMetadata?: { updatedAt?: Date } }>();
+  return Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [
+    name,
+    [...vectors[name]].map(([made, count]) => ({ model: made, vectors: count })).sort((a, b) => b.vectors - a.vectors),
+  ])) as NonNullable<SyncStats['vectorsByEmbeddingModel']>;
+}
+
+/** When the oldest waiting tool's metadata last changed: the head of each collection's waiting queue (sync_<collection>_waiting_idx). */
+async function oldestWaiting(model: ToolModelType): Promise<number | undefined> {
+  const heads = await Promise.all(SYNC_COLLECTION_NAMES.map(async (name) => {
+    const head = await toolCollection(model).findOne<StoredTool>({ [statusPath(name)]: { $in: NEEDS_SYNC } }, { sort: { [METADATA_UPDATED_AT]: 1 }, projection: { [METADATA_UPDATED_AT]: 1 } });
+    const at = (head?.syncMetadata as { updatedAt?: unknown } | undefined)?.updatedAt;
+    return at instanceof Date ? at.getTime() : undefined;
+  }));
+  const times = heads.filter((at): at is number => at !== undefined);
+  return times.length === 0 ? undefined : Math.min(...times);
+}
+
+/** Failed collections of `name` by error code: the failed ones only (through sync_<collection>_status_idx). */
+async function failuresIn(model: ToolModelType, name: SyncCollectionName): Promise<{ _id: unknown; n: number }[]> {
+  return model.aggregate<{ _id: unknown; n: number }>([
+    { $match: { [statusPath(name)]: 'failed' } },
+    { $group: { _id: `$${collectionPath(name, 'errorCode')}`, n: { $sum: 1 } } },
+  ]);
+}
+
+/**
+ * Where sync stands: the dashboard's numbers. Legacy documents count as pending, never left out.
+ * Every count is one the indexes serve, sent side by side: by overall status
+ * (sync_overall_status_idx), by collection and status (sync_<collection>_status_idx), unsettled
+ * tools (sync_pending_hash_check_idx); failures by code, quarantined tools and claims in flight
+ * read only the failed, or waiting, tools of a collection; the oldest wait is the head of each
+ * waiting queue; deletions count the tombstones (removals owed). `{ full: true }` adds the two
+ * counts that need a pass over every tool: unusable metadata, and vectors by embedding model.
+ */
+export async function getSyncStats(model: ToolModelType, options: { now?: unknown; full?: unknown } = {}): Promise<SyncStats> {
+  const now = options.now === undefined ? new Date() : dateArgument(options.now, 'now');
+  if (options.full !== undefined && typeof options.full !== 'boolean') throw new SyncArgumentError('full', options.full, 'true or false');
+  const full = options.full === true;
+  const tools = toolCollection(model);
+  const count = (filter: Record<string, unknown>): Promise<number> => tools.countDocuments(filter);
+  const [overall, others, collections, failures, inFlight, unsettled, legacyWithoutMetadata, quarantined, oldest, deletions, unusable, vectors] = await Promise.all([
+    Promise.all(SYNC_STATUSES.map((status) => count({ [OVERALL_STATUS]: status }))),
+    // Legacy tools (no overall status) and any value that is not a status: pending.
+    count({ [OVERALL_STATUS]: { $nin: [...SYNC_STATUSES] } }),
+    Promise.all(SYNC_COLLECTION_NAMES.map((name) => Promise.all(COUNTED.map((status) => count({ [statusPath(name)]: status }))))),
+    Promise.all(SYNC_COLLECTION_NAMES.map((name) => failuresIn(model, name))),
+    // A live claim is on work (pending, stale or failed): a synced collection holds none.
+    Promise.all(SYNC_COLLECTION_NAMES.map((name) => count({ [statusPath(name)]: { $in: [...NEEDS_SYNC, 'failed'] }, [collectionPath(name, 'claimedUntil')]: { $gt: now } }))),
+    count(UNSETTLED),
+    count(LEGACY),
+    // planQuarantine writes its message into every collection: one of them tells.
+    count({ [statusPath('tools')]: 'failed', [collectionPath('tools', 'lastError')]: { $regex: `^${escapeRegex(QUARANTINE_MESSAGE_PREFIX)}` } }),
+    oldestWaiting(model),
+    deletionStats(model),
+    full ? count(UNUSABLE_METADATA) : Promise.resolve(null),
+    full ? vectorsByModel(model) : Promise.resolve(null),
+  ]);
+  const byOverallStatus = Object.fromEntries(SYNC_STATUSES.map((status, index) => [status, overall[index] ?? 0])) as Record<SyncStatus, number>;
+  byOverallStatus.pending += others;
+  const total = SYNC_STATUSES.reduce((sum, status) => sum + byOverallStatus[status], 0);
+  const byCollection = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name, index) => {
+    const counted = Object.fromEntries(COUNTED.map((status, at) => [status, collections[index]?.[at] ?? 0])) as Record<SyncStatus, number>;
+    counted.pending = total - COUNTED.reduce((sum, status) => sum + counted[status], 0);
+    return [name, counted];
+  })) as Record<SyncCollectionName, Record<SyncStatus, number>>;
+  const failuresByErrorCode = zeroes(SYNC_ERROR_CODES);
+  for (const groups of failures) {
+    for (const { _id: code, n } of groups) failuresByErrorCode[(SYNC_ERROR_CODES as readonly unknown[]).includes(code) ? (code as SyncErrorCode) : 'UNKNOWN'] += n;
+  }
+  // A legacy tool's `_id` may be anything: only an ObjectId (or its createdAt) tells when it was made.
   const oldestLegacy = legacyWithoutMetadata > 0 ? await model.findOne(LEGACY, { createdAt: 1, _id: 1 }).sort({ _id: 1 }).lean<{ _id: unknown; createdAt?: Date }>() : null;
-  // A legacy tool's `_id` may be anything: only an ObjectId tells when it was made.
   const legacyId = oldestLegacy?._id;
-  const since = [oldest?.syncMetadata?.updatedAt, oldestLegacy?.createdAt ?? (legacyId instanceof mongoose.Types.ObjectId ? legacyId.getTimestamp() : undefined)]
-    .filter((date): date is Date => date instanceof Date)
-    .map((date) => date.getTime());
+  const since = [oldest, (oldestLegacy?.createdAt ?? (legacyId instanceof mongoose.Types.ObjectId ? legacyId.getTimestamp() : undefined))?.getTime()]
+    .filter((at): at is number => at !== undefined);
   return {
-    ...(await claimsAndPoison(model, now)),
-    deletions: await deletionStats(model),
     total,
     byOverallStatus,
     byCollection,
@@ -297,9 +314,10 @@ export async function getSyncStats(model: ToolModelType, options: { now?: unknow
     oldestPendingAgeMs: since.length === 0 ? null : Math.max(0, now.getTime() - Math.min(...since)),
     legacyWithoutMetadata,
     unsettled,
-    vectorsByEmbeddingModel: Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [
-      name,
-      [...vectors[name]].map(([made, count]) => ({ model: made, vectors: count })).sort((a, b) => b.vectors - a.vectors),
-    ])) as SyncStats['vectorsByEmbeddingModel'],
+    inFlight: Object.fromEntries(SYNC_COLLECTION_NAMES.map((name, index) => [name, inFlight[index] ?? 0])) as Record<SyncCollectionName, number>,
+    unusable,
+    quarantined,
+    vectorsByEmbeddingModel: vectors,
+    deletions,
   };
 }

@@ -16,15 +16,20 @@ import { type SyncCollectionName, type SyncErrorCode } from '../sync/vocabulary.
 import { changeTrackingPlugin } from './change-tracking/index.js';
 import { SyncMetadata } from './sync-metadata.js';
 import { findNeedingSync, findRetryable, getSyncStats, type RetryableTool, type SyncStats } from './tool-queries.js';
-import { markCollectionFailed, markCollectionSynced, requeueFailed, settleTool } from './tool-transitions.js';
+import {
+  markBatch, markCollectionFailed, markCollectionSynced, requeueFailed, settleTool, type MarkBatchItem, type MarkBatchOutcome,
+} from './tool-transitions.js';
 import { explainTakenName, lazyModel } from './lazy-model.js';
 import { flagEmbeddingModelChange } from '../migrations/reembed.js';
 import {
   claimVectorDeletions,
+  markDeletionBatch,
   markVectorDeleted,
   markVectorDeleteFailed,
   requeueFailedDeletions,
   type ClaimedDeletion,
+  type DeletionMarkItem,
+  type DeletionMarkOutcome,
   type VectorDeletedResult,
   type VectorDeleteFailedResult,
 } from './tombstones.js';
@@ -114,6 +119,18 @@ export class Tool extends ToolFields {
     options: { workerId?: string } = {},
   ): Promise<MarkFailedResult> {
     return markCollectionFailed(this, toolId, collection, error, stage, options);
+  }
+
+  /**
+   * Many pairs' marks in one bulk, each exactly as markCollectionSynced or markCollectionFailed
+   * would make it (`workerId`: the claimant, as there); one result (or error) per item, in order.
+   */
+  public static markBatch(
+    this: ReturnModelType<typeof Tool>,
+    items: MarkBatchItem[],
+    options: { workerId?: string; embeddingModel?: string | null } = {},
+  ): Promise<MarkBatchOutcome[]> {
+    return markBatch(this, items, options);
   }
 
   /**
@@ -216,6 +233,18 @@ export class Tool extends ToolFields {
     return markVectorDeleted(this, toolObjectId, collection, options);
   }
 
+  /**
+   * Many removals' marks in one bulk, each exactly as markVectorDeleted or markVectorDeleteFailed
+   * would make it; one result (or error) per item, in order.
+   */
+  public static markDeletionBatch(
+    this: ReturnModelType<typeof Tool>,
+    items: DeletionMarkItem[],
+    options: { workerId?: string } = {},
+  ): Promise<DeletionMarkOutcome[]> {
+    return markDeletionBatch(this, items, options);
+  }
+
   /** Removing a deleted tool's points from `collection` failed: recorded, retried after the backoff. */
   public static markVectorDeleteFailed(
     this: ReturnModelType<typeof Tool>,
@@ -236,7 +265,7 @@ export class Tool extends ToolFields {
   }
 
   /** The dashboard's numbers. */
-  public static getSyncStats(this: ReturnModelType<typeof Tool>, options: { now?: Date } = {}): Promise<SyncStats> {
+  public static getSyncStats(this: ReturnModelType<typeof Tool>, options: { now?: Date; full?: boolean } = {}): Promise<SyncStats> {
     return getSyncStats(this, options);
   }
 }

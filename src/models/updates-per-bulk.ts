@@ -41,3 +41,27 @@ export async function updatesPerBulk(connection: Connection, writes: number): Pr
   }
   return size;
 }
+
+/** Per client: the package's bulk command in flight (see inBulkTurn). */
+const turns = new WeakMap<object, Promise<unknown>>();
+
+/**
+ * Sends one of the package's bulk commands when no other of this client's is in flight. FerretDB
+ * 1.x holds a pooled connection for each statement that matched until its command ends, so two
+ * bulks of 25 at once (a worker's claim and its marks, or two workers of a process) hold 50 and
+ * wedge it just as one bulk of 50 would; one at a time, the bound of 25 holds for what is in
+ * flight. On MongoDB each waits for at most one other bulk's round trip.
+ */
+export async function inBulkTurn<T, D extends mongo.Document>(collection: mongo.Collection<D>, send: () => Promise<T>): Promise<T> {
+  // The driver's collection knows its client (not in its typings); a collection without one is its own lane.
+  const key = (collection as unknown as { client?: object }).client ?? collection;
+  const previous = turns.get(key) ?? Promise.resolve();
+  const turn = previous.catch(() => undefined).then(send);
+  const settled = turn.catch(() => undefined);
+  turns.set(key, settled);
+  try {
+    return await turn;
+  } finally {
+    if (turns.get(key) === settled) turns.delete(key);
+  }
+}

@@ -117,6 +117,24 @@ export function classifySyncError(error: unknown, stage: SyncStage): SyncErrorCo
   }
 }
 
+/** HTTP statuses with which an API refuses the request's content itself: a bad, too large or unprocessable input. */
+const INPUT_REFUSED_STATUSES = new Set([400, 413, 422]);
+
+/**
+ * Whether a call failed because the service refused its input (a validation error, or HTTP 400,
+ * 413 or 422), not because of the service itself: sent again as it was, it fails again, but the
+ * same inputs in smaller batches may go through (one bad input among good ones). Never throws.
+ */
+export function isInputRefusal(error: unknown): boolean {
+  try {
+    const facts = factsOf(error);
+    if ([...facts.names].some((name) => VALIDATION_NAMES.has(name))) return true;
+    return [...facts.statuses].some((status) => INPUT_REFUSED_STATUSES.has(status)) && !isRateLimit(facts) && !isTimeout(facts);
+  } catch {
+    return false;
+  }
+}
+
 /** `read()`, or undefined when it throws (a hostile value's trap or getter). */
 function attempt<T>(read: () => T): T | undefined {
   try {

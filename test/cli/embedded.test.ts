@@ -114,7 +114,7 @@ describe.runIf(engine !== undefined)('the embedded database', () => {
     // Three of the sixty were deleted, their points removed.
     expect(stats.byOverallStatus).toMatchObject({ synced: 56, failed: 1, pending: 0, stale: 0 });
     for (const name of SYNC_COLLECTION_NAMES) expect(stats.deletions[name]).toEqual({ pending: 0, failed: 0 });
-    expect(stats.vectorsByEmbeddingModel.usecases.map(({ model }) => model)).toEqual(['simulated-embedder-v2']);
+    expect(stats.vectorsByEmbeddingModel?.usecases.map(({ model }) => model)).toEqual(['simulated-embedder-v2']);
   });
 });
 

@@ -2,7 +2,8 @@ import mongoose from 'mongoose';
 import { afterEach, beforeEach, inject } from 'vitest';
 import {
   createToolModel, pointIdOf, SYNC_COLLECTION_NAMES, TOMBSTONE_COLLECTION, ToolModel,
-  type DeletedTool, type ITool, type SyncCallContext, type SyncCollectionName, type SyncWorkerOptions, type ToolModelType,
+  type BatchCallContext, type DeletedTool, type EmbedItem, type ITool, type SyncCallContext, type SyncCollectionName, type SyncWorkerOptions,
+  type ToolModelType,
 } from '../../src/index.js';
 
 /** A promise to resolve from outside. */
@@ -133,4 +134,64 @@ export function useWorkerModels(database: { name: string }): { shared: () => Pro
     shared: () => open({ maxPoolSize: 1 }),
     several: (count) => Promise.all(Array.from({ length: count }, () => open({}))),
   };
+}
+
+/** One request a batch double received: when, of which collection, for which pairs (`toolId:collection:contentHash`). */
+export interface BatchRequest {
+  at: number;
+  collection: SyncCollectionName;
+  keys: string[];
+  texts: string[];
+}
+
+/**
+ * A test double of a batch embedding API (never of the database): records each request, waits
+ * `delayMs(inputs)` (0 by default), and answers with `answer(items, request index)` (by default a
+ * vector per item; an Error in place of a vector refuses that item; a throw fails the request).
+ */
+export function batchEmbedder(options: {
+  delayMs?: (inputs: number) => number;
+  answer?: (items: EmbedItem[], request: number) => (number[] | Error)[];
+} = {}) {
+  const requests: BatchRequest[] = [];
+  const embedded = new Map<string, number>();
+  const embedBatch = async (items: EmbedItem[], { collection }: BatchCallContext): Promise<(number[] | Error)[]> => {
+    const request = requests.length;
+    const keys = items.map(({ tool, contentHash }) => `${String(tool._id)}:${collection}:${contentHash}`);
+    requests.push({ at: Date.now(), collection, keys, texts: items.map(({ text }) => text) });
+    const delay = options.delayMs?.(items.length) ?? 0;
+    if (delay > 0) await sleep(delay);
+    const answers = options.answer === undefined ? items.map(() => [0.5]) : options.answer(items, request);
+    answers.forEach((answer, index) => {
+      const key = keys[index];
+      if (!(answer instanceof Error) && key !== undefined) embedded.set(key, (embedded.get(key) ?? 0) + 1);
+    });
+    return answers;
+  };
+  return { embedBatch, requests, embedded };
+}
+
+/** Worker options with batch callbacks over the recording store: `upsertBatch` and `removeBatch` record each request too. */
+export function batchStoreWorker(
+  store: RecordingStore,
+  options: Partial<SyncWorkerOptions> & { model: ToolModelType },
+): { options: SyncWorkerOptions; storeRequests: BatchRequest[] } {
+  const storeRequests: BatchRequest[] = [];
+  const embedder = batchEmbedder();
+  const workerOptions: SyncWorkerOptions = {
+    embeddingModel: 'e1', pollIntervalMs: 20, pauseBaseMs: 0, stopWhenIdle: true,
+    embedBatch: embedder.embedBatch,
+    upsertBatch: (collection, items, context) => {
+      storeRequests.push({ at: Date.now(), collection, keys: items.map(({ tool, contentHash }) => `${String(tool._id)}:${collection}:${contentHash}`), texts: [] });
+      for (const { tool, vector, contentHash, pointId } of items) store.upsert(tool, collection, vector, { signal: context.signal, workerId: context.workerId, contentHash, pointId });
+      return Promise.resolve();
+    },
+    removeBatch: (collection, deleted) => {
+      storeRequests.push({ at: Date.now(), collection, keys: deleted.map(({ toolObjectId }) => String(toolObjectId)), texts: [] });
+      for (const one of deleted) store.remove(one, collection);
+      return Promise.resolve();
+    },
+    ...options,
+  };
+  return { options: workerOptions, storeRequests };
 }

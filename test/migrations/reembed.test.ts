@@ -37,7 +37,7 @@ async function storedTools(): Promise<Stored[]> {
   return (await ToolModel.collection.find({}).toArray()) as unknown as Stored[];
 }
 
-const vectorsOf = async (name: 'tools'): Promise<unknown> => (await ToolModel.getSyncStats()).vectorsByEmbeddingModel[name];
+const vectorsOf = async (name: 'tools'): Promise<unknown> => (await ToolModel.getSyncStats({ full: true })).vectorsByEmbeddingModel?.[name];
 
 beforeEach(async () => {
   await ToolModel.deleteMany({});

@@ -99,7 +99,7 @@ describe('claimSyncWork', () => {
     const quarantined = await stateOf(poisoned, 'tools');
     expect(quarantined).toMatchObject({ status: 'failed', errorCode: 'VALIDATION_ERROR' });
     expect(quarantined.lastError).toContain('syncMetadata.collections.tools.retryCount is -2');
-    const stats = await ToolModel.getSyncStats();
+    const stats = await ToolModel.getSyncStats({ full: true });
     expect(stats.quarantined).toBe(1);
     expect(stats.unusable).toBe(0);
     expect(stats.inFlight).toEqual({ tools: 1, functionality: 1, usecases: 1, interface: 1 });

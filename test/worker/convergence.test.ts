@@ -7,14 +7,18 @@ import {
 import { conditionalUpdatesAtomic, type Atomicity } from '../helpers/capabilities.js';
 import { engine, useTestDatabase } from '../helpers/database.js';
 import { toolInput } from '../helpers/tools.js';
-import { recordingStore, removalsOwed, storeDisagreements, storeWorker, useWorkerModels, type RecordingStore } from '../helpers/worker.js';
+import {
+  batchStoreWorker, recordingStore, removalsOwed, storeDisagreements, storeWorker, useWorkerModels, type RecordingStore,
+} from '../helpers/worker.js';
 
 /*
  * The fencing rule as a property: random interleavings of edits, deletes, re-creations, lease
  * losses (a clock jumping past a lease, so another worker takes the pair) and late writes (a
  * worker's upsert landing at any time after its claim, even after its lease was taken over) over
  * a recording vector store. Each worker follows the protocol of runSyncWorker's calls (claim,
- * write, then mark after the write has landed, with its workerId); after the writes in flight have
+ * write, then mark after the write has landed, with its workerId), claiming several tools in one
+ * bulk and marking one pair at a time or all it has written in one markBatch (now and then as a
+ * failed store write that may have landed); after the writes in flight have
  * landed and the workers drained the queues, every live tool's points carry its current content
  * hash wherever it is synced, and no point of a deleted tool is left.
  */
@@ -51,13 +55,35 @@ interface Actor {
 
 const LEASE_MS = 5_000;
 
+/** Held pairs (or removals) of one kind that are written, one per pair: what one batch of marks may carry (a pair twice is refused). */
+function writtenBatch<K extends Held['kind']>(actor: Actor, kind: K): Extract<Held, { kind: K }>[] {
+  const seen = new Set<string>();
+  return actor.held.filter((work): work is Extract<Held, { kind: K }> => {
+    if (work.kind !== kind) return false;
+    const key = work.kind === 'pair' ? `${String(work.tool._id)}/${work.pair.collection}` : `${String(work.deleted.toolObjectId)}/${work.collection}`;
+    const done = work.kind === 'pair' ? work.written : work.removed;
+    if (!done || seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** Takes `done` out of the actor's work (in place: the drain below steps a copy of the actor sharing its list). */
+function drop(actor: Actor, done: Held[]): void {
+  for (const work of done) actor.held.splice(actor.held.indexOf(work), 1);
+}
+
+const qdrantDown = (): Error => Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+
 async function step(actor: Actor, store: RecordingStore, clock: () => Date, pick: () => number): Promise<void> {
   const { model, workerId } = actor;
   const choice = pick();
   if (actor.held.length === 0 || choice < 0.25) {
-    const claimed = await model.claimSyncWork({ workerId, limit: 2, leaseMs: LEASE_MS, now: clock() });
+    // Claims of one to six pairs (several tools in one bulk).
+    const limit = 1 + Math.floor(pick() * 6);
+    const claimed = await model.claimSyncWork({ workerId, limit, leaseMs: LEASE_MS, now: clock() });
     for (const { tool, collections } of claimed) for (const pair of collections) actor.held.push({ kind: 'pair', tool, pair, written: false });
-    const removals = await model.claimVectorDeletions({ workerId, limit: 2, leaseMs: LEASE_MS, now: clock() });
+    const removals = await model.claimVectorDeletions({ workerId, limit, leaseMs: LEASE_MS, now: clock() });
     for (const deleted of removals) for (const collection of deleted.collections) actor.held.push({ kind: 'removal', deleted, collection, removed: false });
     return;
   }
@@ -71,8 +97,18 @@ async function step(actor: Actor, store: RecordingStore, clock: () => Date, pick
       work.written = true;
       return;
     }
-    actor.held.splice(index, 1);
-    await model.markCollectionSynced(work.tool._id, work.pair.collection, { contentHash: work.pair.contentHash, workerId, embeddingModel: 'e1' });
+    // Marked alone, or with every other pair this worker wrote in one bulk (markBatch); now and
+    // then as a failed store write instead (it may have landed all the same).
+    const batch = pick() < 0.5 ? writtenBatch(actor, 'pair') : [work];
+    drop(actor, batch);
+    const failing = pick() < 0.1;
+    if (batch.length === 1 && !failing) {
+      await model.markCollectionSynced(work.tool._id, work.pair.collection, { contentHash: work.pair.contentHash, workerId, embeddingModel: 'e1' });
+      return;
+    }
+    await model.markBatch(batch.map(({ tool, pair: { collection, contentHash } }) => (failing
+      ? { toolId: tool._id, collection, outcome: 'failed' as const, error: qdrantDown(), stage: 'qdrant' as const }
+      : { toolId: tool._id, collection, outcome: 'synced' as const, contentHash })), { workerId, embeddingModel: 'e1' });
     return;
   }
   if (!work.removed) {
@@ -80,8 +116,10 @@ async function step(actor: Actor, store: RecordingStore, clock: () => Date, pick
     work.removed = true;
     return;
   }
-  actor.held.splice(index, 1);
-  await model.markVectorDeleted(work.deleted.toolObjectId, work.collection, { workerId });
+  const batch = pick() < 0.5 ? writtenBatch(actor, 'removal') : [work];
+  drop(actor, batch);
+  if (batch.length === 1) await model.markVectorDeleted(work.deleted.toolObjectId, work.collection, { workerId });
+  else await model.markDeletionBatch(batch.map(({ deleted, collection }) => ({ toolObjectId: deleted.toolObjectId, collection, outcome: 'removed' as const })), { workerId });
 }
 
 /** What happens to the catalog meanwhile: edits, deletes and re-creations under a deleted tool's id. */
@@ -136,9 +174,12 @@ describe('after any interleaving, the store holds the right vectors', () => {
       if (actor !== undefined && actor.held.length > 0) await step({ ...actor, held: actor.held }, store, () => clock(), () => 0.99);
       if (actor !== undefined && actor.held.length > 0) pending.push(actor);
     }
-    // The drain: a worker whose clock is past every lease, until no work is left.
+    // The drain: failed writes put back in line (an operator's requeue), then a worker whose clock
+    // is past every lease, until no work is left; in batches for even seeds, one pair at a time for odd.
+    await ToolModel.requeueFailed();
     const later = (): Date => new Date(clock().getTime() + 10 * LEASE_MS);
-    await runSyncWorker(storeWorker(store, { model: a, workerId: 'drain', pollIntervalMs: 5, clock: later, concurrency: 8 }));
+    const drain = { model: a, workerId: 'drain', pollIntervalMs: 5, clock: later };
+    await runSyncWorker(seed % 2 === 0 ? batchStoreWorker(store, { ...drain, batchSize: 4, concurrency: 2 }).options : storeWorker(store, { ...drain, concurrency: 8 }));
     expect(await storeDisagreements(store), `seed ${seed}: ${store.log.join('\n')}`).toEqual([]);
     expect(await removalsOwed()).toBe(0);
     const stats = await ToolModel.getSyncStats();

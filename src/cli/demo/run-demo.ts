@@ -33,7 +33,7 @@ function output({ print, quiet }: DemoContext): Output {
 async function dashboard(context: DemoContext, title: string, options: { final?: boolean } = {}): Promise<void> {
   const { heading, detail } = output(context);
   heading(title);
-  const table = formatStatus(await context.model.getSyncStats(), context.format);
+  const table = formatStatus(await context.model.getSyncStats({ full: true }), context.format);
   if (options.final === true) context.print(table);
   else detail(table);
 }
@@ -108,9 +108,10 @@ async function runWorkers(context: DemoContext, target: SimulatedSyncTarget, emb
       summaries = await Promise.all(WORKER_IDS.map((workerId) => runSyncWorker({
         model: workerModel,
         workerId,
-        // The simulated services answer at once: each worker holds many pairs, so it claims
-        // rarely (a claim is several queries).
-        concurrency: 100,
+        // Batches of 16 pairs, four requests in flight: each worker holds 64 pairs, so it claims
+        // rarely (a claim is several queries), and marks each batch in one bulk.
+        batchSize: 16,
+        concurrency: 4,
         stopWhenIdle: true,
         pollIntervalMs: 1_000,
         // The simulation fails often on purpose: more retries than the default (5) keep every
@@ -121,14 +122,10 @@ async function runWorkers(context: DemoContext, target: SimulatedSyncTarget, emb
         pauseMaxMs: 20,
         clock: () => new Date(Date.now() + offsetMs),
         embeddingModel,
-        embed: (tool, collection) => {
-          const text = SimulatedSyncTarget.textFor(tool, collection);
-          target.validate(text);
-          return target.embed(text);
-        },
+        embedBatch: (items) => target.embedBatch(items.map(({ text }) => text)),
         // Points keyed by pointIdOf(tool): the _id never changes (the business id may).
-        upsert: (_tool, collection, vector, { pointId }) => target.upsert(collection, pointId, vector),
-        remove: (deleted, collection) => target.remove(collection, deleted.pointId),
+        upsertBatch: (collection, items) => target.upsertBatch(collection, items.map(({ pointId, vector }) => ({ id: pointId, vector }))),
+        removeBatch: (collection, deleted) => target.removeBatch(collection, deleted.map(({ pointId }) => pointId)),
         onEvent: (event) => {
           if (event.type === 'synced') done.synced += 1;
           else if (event.type === 'failed' || event.type === 'remove-failed') done.failed += 1;

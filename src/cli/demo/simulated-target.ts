@@ -1,5 +1,3 @@
-import { type ITool } from '../../models/types.js';
-import { COLLECTION_FIELDS } from '../../sync/collection-fields.js';
 import { type SyncCollectionName } from '../../sync/vocabulary.js';
 
 /** Marks text that the simulated pipeline refuses as invalid (never retried until edited). */
@@ -10,6 +8,9 @@ export interface FailureRates {
   rateLimit: number;
   qdrantOutage: number;
 }
+
+/** A vector of the text (a few numbers from its characters): the simulation keeps nothing worth searching. */
+const vectorOf = (text: string): number[] => Array.from({ length: 8 }, (_, i) => (text.charCodeAt(i % Math.max(1, text.length)) % 97) / 97);
 
 /**
  * A SIMULATION of the embedding API and of Qdrant, for the demo: no network, no vectors worth
@@ -26,17 +27,6 @@ export class SimulatedSyncTarget {
 
   constructor(private readonly random: () => number, private readonly rates: FailureRates) {}
 
-  /** The text a collection's embedding is made from: its fields, in COLLECTION_FIELDS order. */
-  static textFor(tool: ITool, collection: SyncCollectionName): string {
-    return COLLECTION_FIELDS[collection]
-      .map((field) => {
-        const value: unknown = tool.get(field);
-        return Array.isArray(value) ? value.join('; ') : typeof value === 'string' ? value : '';
-      })
-      .filter((text) => text !== '')
-      .join('\n');
-  }
-
   /**
    * Refuses text the embedding API would refuse (HTTP 400): a `ValidationError`, which
    * classifySyncError records as VALIDATION_ERROR (never retried until the content changes).
@@ -46,27 +36,44 @@ export class SimulatedSyncTarget {
     throw Object.assign(new Error('input contains a NUL character the embedding API rejects'), { name: 'ValidationError' });
   }
 
-  async embed(text: string): Promise<number[]> {
+  /**
+   * One request for many texts (OpenAI's `input: [...]`): it fails as a whole as `embed` does (a
+   * timeout, a 429), and a text the API refuses gets an Error in its place.
+   */
+  async embedBatch(texts: string[]): Promise<(number[] | Error)[]> {
     await Promise.resolve();
+    this.maybeFail();
+    return texts.map((text) => {
+      try {
+        this.validate(text);
+        return vectorOf(text);
+      } catch (error) {
+        return error as Error;
+      }
+    });
+  }
+
+  /** Many points in one request (Qdrant's `upsert` of `points`): all stored, or none when Qdrant is down. */
+  async upsertBatch(collection: SyncCollectionName, points: { id: string; vector: number[] }[]): Promise<void> {
+    await Promise.resolve();
+    this.maybeOutage();
+    for (const { id, vector } of points) this.stored.set(`${collection}/${id}`, vector);
+  }
+
+  /** Removes many points in one request (none there is fine, as in Qdrant). */
+  async removeBatch(collection: SyncCollectionName, ids: string[]): Promise<void> {
+    await Promise.resolve();
+    this.maybeOutage();
+    for (const id of ids) this.stored.delete(`${collection}/${id}`);
+  }
+
+  /** The embedding API times out or limits the rate now and then. */
+  private maybeFail(): void {
     const roll = this.random();
     if (roll < this.rates.embeddingTimeout) throw new DOMException('The operation was aborted due to timeout', 'TimeoutError');
     if (roll < this.rates.embeddingTimeout + this.rates.rateLimit) {
       throw Object.assign(new Error('429 Too Many Requests'), { status: 429, headers: { 'retry-after': '1' } });
     }
-    return Array.from({ length: 8 }, (_, i) => (text.charCodeAt(i % Math.max(1, text.length)) % 97) / 97);
-  }
-
-  async upsert(collection: SyncCollectionName, pointId: string, vector: number[]): Promise<void> {
-    await Promise.resolve();
-    this.maybeOutage();
-    this.stored.set(`${collection}/${pointId}`, vector);
-  }
-
-  /** Removes a point (none there is fine, as in Qdrant). */
-  async remove(collection: SyncCollectionName, pointId: string): Promise<void> {
-    await Promise.resolve();
-    this.maybeOutage();
-    this.stored.delete(`${collection}/${pointId}`);
   }
 
   /** Qdrant goes away now and then, for three calls. */

@@ -1,10 +1,9 @@
 import { parseSyncState, type ParsedCollection, type StoredTool } from '../stored-tool.js';
-import { collectionPath, METADATA_UPDATED_AT } from '../sync-state.js';
+import { collectionPath, METADATA_UPDATED_AT, PENDING_HASH_CHECK } from '../sync-state.js';
 import { type SyncCollectionName, type SyncStatus } from '../vocabulary.js';
 import { type Decision } from './plan.js';
 import { planQuarantine } from './quarantine.js';
 import { settleFirst } from './settle-first.js';
-import { unchangedSince } from './settle.js';
 
 /** One tool × collection a worker holds: embed `contentHash`'s content, then mark it. */
 export interface ClaimedCollection {
@@ -47,8 +46,8 @@ export function isWork(state: ParsedCollection | undefined, maxRetries: number, 
 }
 
 /**
- * The claim's condition on one collection: its claim and retry state as read (with the statuses
- * and hashes of `unchangedSince`), so no other worker's claim, mark or release came in between.
+ * The claim's condition on one collection: its claim and retry state as read, so no other
+ * worker's claim, mark or release came in between.
  */
 function claimAsRead(name: SyncCollectionName, state: ParsedCollection | undefined): Record<string, unknown> {
   return {
@@ -73,7 +72,10 @@ export function planClaim(tool: StoredTool, request: ClaimRequest, now: Date): D
   const parsed = parseSyncState(tool);
   const claimedUntil = new Date(now.getTime() + request.leaseMs);
   const claimed: ClaimedCollection[] = [];
-  let filter = unchangedSince(tool._id, parsed);
+  // No content write in flight, and each claimed collection's status, hash and claim as read. Not
+  // the other collections': a mark of one of them (another batch of this worker) changes nothing
+  // this claim relies on, and would make it lose for nothing.
+  let filter: Record<string, unknown> = { _id: tool._id, [PENDING_HASH_CHECK]: parsed.pendingHashCheck };
   const set: Record<string, unknown> = {};
   for (const name of request.collections) {
     if (claimed.length >= request.limit) break;
@@ -81,7 +83,12 @@ export function planClaim(tool: StoredTool, request: ClaimRequest, now: Date): D
     // A live lease, even the worker's own, is work in flight: claimed again, it would be done twice.
     if (state?.status === undefined || !isWork(state, request.maxRetries, now) || leaseLive(state, now)) continue;
     claimed.push({ collection: name, contentHash: state.contentHash, status: state.status, claimedUntil });
-    filter = { ...filter, ...claimAsRead(name, state) };
+    filter = {
+      ...filter,
+      [collectionPath(name, 'status')]: state.storedStatus ?? null,
+      [collectionPath(name, 'contentHash')]: state.storedHash ?? null,
+      ...claimAsRead(name, state),
+    };
     set[collectionPath(name, 'claimedBy')] = request.workerId;
     set[collectionPath(name, 'claimedUntil')] = claimedUntil;
     if (state.status === 'failed') set[collectionPath(name, 'nextRetryAt')] = claimedUntil;
