@@ -133,11 +133,6 @@ export async function claimSyncWork(model: ToolModelType, options: ClaimOptions 
   const unsettled = await collection.find<StoredTool>({ $or: [LEGACY, UNSETTLED, ...WITHOUT_RETRY_TIME] }, { limit }).toArray();
   if (unsettled.length > 0) await settledForWorker(model, unsettled);
 
-  const now = clock();
-  const queues = collections.flatMap((name) => {
-    const reads = queueReads(limit, collections.length);
-    return [waitingQueue(model, name, now, reads), dueQueue(collection, name, { now, maxRetries, ...reads })];
-  });
   const request = { workerId, leaseMs, collections, maxRetries };
   const claimed: ClaimedTool[] = [];
   let pairs = 0;
@@ -151,19 +146,34 @@ export async function claimSyncWork(model: ToolModelType, options: ClaimOptions 
     batch = [];
     batchPairs = 0;
   };
-  for await (const read of mergeQueues(queues)) {
-    const decision = planClaim(read, { ...request, limit: limit - pairs - batchPairs }, clock());
-    // Nothing to claim or to settle first: no write.
-    if (decision.kind === 'done' && decision.write === null) continue;
-    batch.push(read);
-    batchPairs += decision.kind === 'done' ? decision.result.length : 0;
-    if (pairs + batchPairs < limit) continue;
-    await claimBatch();
-    if (pairs >= limit) break;
+  // Each queue is read up to the limit: when reads went to tools that held no work (quarantined
+  // or settled on the way), the work behind them is read in another pass, never left for an idle worker.
+  for (let pass = 0; pass < MAX_CLAIM_PASSES && pairs < limit; pass += 1) {
+    const now = clock();
+    const queues = collections.flatMap((name) => {
+      const reads = queueReads(limit, collections.length);
+      return [waitingQueue(model, name, now, reads), dueQueue(collection, name, { now, maxRetries, ...reads })];
+    });
+    let withoutWork = 0;
+    for await (const read of mergeQueues(queues)) {
+      const decision = planClaim(read, { ...request, limit: limit - pairs - batchPairs }, clock());
+      // Nothing to claim or to settle first: no write.
+      if (decision.kind === 'done' && decision.write === null) continue;
+      if (decision.kind !== 'done' || decision.result.length === 0) withoutWork += 1;
+      batch.push(read);
+      batchPairs += decision.kind === 'done' ? decision.result.length : 0;
+      if (pairs + batchPairs < limit) continue;
+      await claimBatch();
+      if (pairs >= limit) break;
+    }
+    if (batch.length > 0) await claimBatch();
+    if (withoutWork === 0) break;
   }
-  if (batch.length > 0) await claimBatch();
   return claimed;
 }
+
+/** Passes over the queues one claim makes at most, when tools without work used up its reads. */
+const MAX_CLAIM_PASSES = 4;
 
 /** `[{ toolId, collection }]` as given, checked. */
 function claimList(value: unknown): Map<string, { id: Types.ObjectId; collections: SyncCollectionName[] }> {

@@ -18,7 +18,7 @@ import { gate, heldUpsert, recordingStore, removalsOwed, sleep, storeDisagreemen
 
 const models = useWorkerModels(useTestDatabase(import.meta.url));
 
-type Method = 'extendClaims' | 'markCollectionSynced' | 'markCollectionFailed';
+type Method = 'extendClaims' | 'markBatch';
 
 /** `model`, whose methods the database refuses (a network blip), each as many times as given. */
 function refusing(model: ToolModelType, times: Partial<Record<Method, number>>): ToolModelType {
@@ -49,7 +49,7 @@ describe('a late write is followed by a mark that reaches the database (marks ar
     const events: SyncWorkerEvent[] = [];
     // A: renewals fail (cut off from the database), its store call is held, its first mark is refused (a blip).
     const a = runSyncWorker(storeWorker(store, {
-      model: refusing(model, { extendClaims: Number.POSITIVE_INFINITY, markCollectionSynced: 1 }), workerId: 'A', leaseMs: 1_000,
+      model: refusing(model, { extendClaims: Number.POSITIVE_INFINITY, markBatch: 1 }), workerId: 'A', leaseMs: 1_000,
       collections: ['usecases'], concurrency: 1, upsert: late.upsert, onEvent: (event) => { events.push(event); },
     }));
     await late.writing;
@@ -72,7 +72,7 @@ describe('a late write is followed by a mark that reaches the database (marks ar
     const late = heldUpsert(store);
     // A's renewals work; its mark meets a blip. Its store write is slower than its lease (beyond maxWriteMs: outside the contract).
     const a = runSyncWorker(storeWorker(store, {
-      model: refusing(model, { markCollectionSynced: 1 }), workerId: 'A', leaseMs: 1_000, collections: ['tools'], concurrency: 1, upsert: late.upsert,
+      model: refusing(model, { markBatch: 1 }), workerId: 'A', leaseMs: 1_000, collections: ['tools'], concurrency: 1, upsert: late.upsert,
     }));
     await late.writing;
     await ToolModel.deleteOne({ _id: tool._id });
@@ -95,7 +95,7 @@ describe('a late write is followed by a mark that reaches the database (marks ar
     const events: SyncWorkerEvent[] = [];
     const a = runSyncWorker(storeWorker(store, {
       // Every attempt of the mark is refused (the database is away longer than the retries).
-      model: refusing(model, { markCollectionSynced: 3 }), workerId: 'A', collections: ['tools', 'functionality'], concurrency: 2,
+      model: refusing(model, { markBatch: 3 }), workerId: 'A', collections: ['tools', 'functionality'], concurrency: 2,
       signal: stop.signal, stopWhenIdle: false,
       onEvent: (event) => { events.push(event); },
       embed: (_tool, collection, { signal }) => {
@@ -237,7 +237,7 @@ describe('races the fencing rule survives', () => {
     const writing = gate();
     const landing = gate();
     const a = runSyncWorker(storeWorker(store, {
-      model: refusing(model, { extendClaims: Number.POSITIVE_INFINITY, markCollectionFailed: 1 }), workerId: 'A', leaseMs: 1_000, collections: ['tools'], concurrency: 1,
+      model: refusing(model, { extendClaims: Number.POSITIVE_INFINITY, markBatch: 1 }), workerId: 'A', leaseMs: 1_000, collections: ['tools'], concurrency: 1,
       // The store applied the write, but the reply was lost.
       upsert: async (t, collection, vector, context) => {
         writing.open();
