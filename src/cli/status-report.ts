@@ -1,8 +1,10 @@
 import Table from 'cli-table3';
+import { type ToolModelType } from '../models/create-tool-model.js';
 import { type SyncStats } from '../models/tool-queries.js';
 import { SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, SYNC_STATUSES } from '../sync/vocabulary.js';
 
-function age(ms: number | null): string {
+/** A wait as people say it: 45s, 12min, 3.5h, 2.0d; `none waiting` for null. */
+export function formatAge(ms: number | null): string {
   if (ms === null) return 'none waiting';
   const seconds = Math.round(ms / 1000);
   if (seconds < 120) return `${seconds}s`;
@@ -17,6 +19,16 @@ function age(ms: number | null): string {
  */
 export function useColour(stream: { isTTY?: boolean } = process.stdout, env: NodeJS.ProcessEnv = process.env): boolean {
   return stream.isTTY === true && (env.NO_COLOR === undefined || env.NO_COLOR === '');
+}
+
+/** What `tool-sync status` shows, `--json`, `--watch` and `--serve` alike: the full dashboard (also the counts that take a pass over every tool). */
+export function readStatus(model: ToolModelType): Promise<SyncStats> {
+  return model.getSyncStats({ full: true });
+}
+
+/** The text `status --json` prints and `/api/stats` serves. */
+export function statusJson(stats: SyncStats): string {
+  return JSON.stringify(stats, null, 2);
 }
 
 export interface StatusFormat {
@@ -47,7 +59,7 @@ export function formatStatus(stats: SyncStats, format: StatusFormat = {}): strin
     models.length > 0 ? models.toString() : stats.vectorsByEmbeddingModel === null ? 'vectors by embedding model: not counted' : 'no vectors yet',
     anyDeletion ? deletions.toString() : "no deleted tools' points waiting for removal",
     failures.length > 0 ? failures.toString() : 'no failed collections',
-    `oldest pending or stale: ${age(stats.oldestPendingAgeMs)}`,
+    `oldest pending or stale: ${formatAge(stats.oldestPendingAgeMs)}`,
     `legacy tools without sync metadata (counted as pending): ${stats.legacyWithoutMetadata}${stats.legacyWithoutMetadata > 0 ? ' — run `tool-sync backfill`' : ''}`,
     `unsettled tools (a content write whose hashes are not verified yet): ${stats.unsettled}${stats.unsettled > 0 ? ' — run `tool-sync settle`' : ''}`,
     `quarantined tools (stored sync metadata could not be used; back in line after an edit or a requeue): ${stats.quarantined}`,

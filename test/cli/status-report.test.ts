@@ -12,6 +12,7 @@ function stats(overrides: Partial<SyncStats> = {}): SyncStats {
     byCollection: Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, zeroes(SYNC_STATUSES)])) as SyncStats['byCollection'],
     failuresByErrorCode: zeroes(SYNC_ERROR_CODES),
     oldestPendingAgeMs: null,
+    oldestWaitingAgeMs: Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, null])) as SyncStats['oldestWaitingAgeMs'],
     legacyWithoutMetadata: 0,
     unsettled: 0,
     inFlight: zeroes(SYNC_COLLECTION_NAMES),
