@@ -78,7 +78,7 @@ function settingsOf(options: unknown): Settings {
   return {
     model: model as ToolModelType,
     meter: meter as Meter | undefined,
-    collectEveryMs: integerInRange(given.collectEveryMs ?? DEFAULT_COLLECT_EVERY_MS, 'collectEveryMs', 1, MAX_COLLECT_EVERY_MS),
+    collectEveryMs: integerInRange(given.collectEveryMs === undefined ? DEFAULT_COLLECT_EVERY_MS : given.collectEveryMs, 'collectEveryMs', 1, MAX_COLLECT_EVERY_MS),
     now: (now as (() => Date) | undefined) ?? (() => new Date()),
   };
 }
@@ -214,15 +214,18 @@ export async function instrumentSync(options: SyncInstrumentationOptions): Promi
   const made = instruments(meter);
   startAtZero(made);
   const { model, collectEveryMs, now } = settings;
-  let last: { stats: SyncStats; at: number } | undefined;
+  let last: SyncStats | undefined;
+  // When the last read started, whether it succeeded or not: a database that is down is asked again only after collectEveryMs too.
+  let triedAt: number | undefined;
   let reading: Promise<SyncStats> | undefined;
   let stopped = false;
 
   const read = async (): Promise<SyncStats> => {
     try {
       const at = now();
+      triedAt = at.getTime();
       const stats = await model.getSyncStats({ now: at, full: true });
-      last = { stats, at: at.getTime() };
+      last = stats;
       return stats;
     } catch (error) {
       made.collectErrors.add(1);
@@ -244,11 +247,11 @@ export async function instrumentSync(options: SyncInstrumentationOptions): Promi
     made.removalsPending, made.removalsFailing, made.vectors, made.lag,
   ];
   const callback: BatchObservableCallback = async (result) => {
-    if (last === undefined || now().getTime() - last.at >= collectEveryMs) {
+    if (triedAt === undefined || now().getTime() - triedAt >= collectEveryMs) {
       // A failed read (the database down) is counted in tool_sync.collect.errors; the last sample is reported meanwhile.
       await sample().catch(() => undefined);
     }
-    if (last !== undefined) observe(last.stats, made, (instrument, value, attributes) => { result.observe(instrument, value, attributes); });
+    if (last !== undefined) observe(last, made, (instrument, value, attributes) => { result.observe(instrument, value, attributes); });
   };
   meter.addBatchObservableCallback(callback, observables);
 
@@ -257,7 +260,7 @@ export async function instrumentSync(options: SyncInstrumentationOptions): Promi
       if (!stopped && typeof event === 'object' && (event as unknown) !== null) record(event, made);
     },
     collect: sample,
-    latest: () => last?.stats,
+    latest: () => last,
     shutdown: () => {
       if (stopped) return;
       stopped = true;
