@@ -176,6 +176,7 @@ export function renderPage(view: PageView): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>tool-sync status</title>
+<link rel="icon" href="data:,">
 <noscript><meta http-equiv="refresh" content="${reloadSeconds}"></noscript>
 <style>${STYLE}</style>
 </head>
