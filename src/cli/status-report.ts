@@ -36,14 +36,18 @@ export interface StatusFormat {
   colour?: boolean;
 }
 
-/** The dashboard: overall counts, collection × status and in flight, failures by error code, the oldest wait, tools needing care. */
+/** The dashboard: overall counts, collection × status, in flight and lag, failures by error code, the oldest wait, tools needing care. */
 export function formatStatus(stats: SyncStats, format: StatusFormat = {}): string {
   // cli-table3 colours its borders grey unless told otherwise; headings stay plain either way.
   const style = format.colour === true ? { head: [] } : { head: [], border: [] };
   const overall = new Table({ head: ['tools', ...SYNC_STATUSES, 'total'], style });
   overall.push(['overall', ...SYNC_STATUSES.map((status) => stats.byOverallStatus[status]), stats.total]);
-  const grid = new Table({ head: ['collection', ...SYNC_STATUSES, 'in flight'], style });
-  for (const name of SYNC_COLLECTION_NAMES) grid.push([name, ...SYNC_STATUSES.map((status) => stats.byCollection[name][status]), stats.inFlight[name]]);
+  // The lag: how long the oldest pending or stale pair of the collection has waited.
+  const grid = new Table({ head: ['collection', ...SYNC_STATUSES, 'in flight', 'lag'], style });
+  for (const name of SYNC_COLLECTION_NAMES) {
+    const lag = stats.oldestWaitingAgeMs[name];
+    grid.push([name, ...SYNC_STATUSES.map((status) => stats.byCollection[name][status]), stats.inFlight[name], lag === null ? '-' : formatAge(lag)]);
+  }
   const failures = new Table({ head: ['error code', 'failed collections'], style });
   for (const code of SYNC_ERROR_CODES) if (stats.failuresByErrorCode[code] > 0) failures.push([code, stats.failuresByErrorCode[code]]);
   const models = new Table({ head: ['collection', 'embedding model', 'vectors'], style });

@@ -36,6 +36,14 @@ describe('formatStatus', () => {
     expect(text).toMatch(/^no deleted tools' points waiting for removal$/m);
   });
 
+  it('shows the lag of each collection: the wait of its oldest pending or stale pair, "-" where none waits', () => {
+    const text = formatStatus(stats({ oldestWaitingAgeMs: { tools: 95_000, functionality: null, usecases: 3 * 3600_000, interface: null } }));
+    expect(text).toMatch(/collection.*in flight\s*│\s*lag/);
+    expect(text).toMatch(/tools(\s*│\s*\d+){5}\s*│\s*95s\s*│/);
+    expect(text).toMatch(/functionality(\s*│\s*\d+){5}\s*│\s*-\s*│/);
+    expect(text).toMatch(/usecases(\s*│\s*\d+){5}\s*│\s*3\.0h\s*│/);
+  });
+
   it("shows deleted tools' points waiting for removal, and failed removals", () => {
     const text = formatStatus(stats({ deletions: { tools: { pending: 3, failed: 1 }, functionality: { pending: 0, failed: 0 }, usecases: { pending: 3, failed: 0 }, interface: { pending: 0, failed: 0 } } }));
     expect(text).toMatch(/collection\s*│\s*deletions pending\s*│\s*deletions failed/);

@@ -2,7 +2,7 @@ import { type SyncStats } from '../../models/tool-queries.js';
 import { SYNC_STATUS_ORDER } from '../../sync/status-order.js';
 import { SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, type SyncCollectionName } from '../../sync/vocabulary.js';
 import { formatAge } from '../status-report.js';
-import { HISTORY_WINDOW_MS, type HistorySample } from './history.js';
+import { type HistorySample } from './history.js';
 
 /** What the page shows: one sample of the dashboard and the synced pairs over the last minutes. */
 export interface PageView {
@@ -44,8 +44,8 @@ function stackedBar(parts: { label: string; value: number; css: string }[], labe
     + `${total === 0 ? '<rect class="empty" x="0" y="0" width="100" height="10"></rect>' : rects.join('')}</svg>`;
 }
 
-/** The synced pairs of one collection over the window, as a line; the first and last values beside it. */
-function sparkline(history: readonly HistorySample[], name: SyncCollectionName, now: number): string {
+/** The synced pairs of one collection over the samples kept (up to the window), as a line; the change beside it. */
+function sparkline(history: readonly HistorySample[], name: SyncCollectionName): string {
   const points = history.map((sample) => ({ at: sample.at, value: sample.synced[name] }));
   const first = points[0];
   const last = points[points.length - 1];
@@ -55,21 +55,22 @@ function sparkline(history: readonly HistorySample[], name: SyncCollectionName, 
   const values = points.map((point) => point.value);
   const low = Math.min(...values);
   const high = Math.max(...values);
-  const start = now - HISTORY_WINDOW_MS;
+  // From the first sample to the last: the line fills the width from the first minute on; the caption says how long.
+  const span = Math.max(1, last.at - first.at);
   const line = points.map((point) => {
-    const x = ((point.at - start) / HISTORY_WINDOW_MS) * 200;
+    const x = ((point.at - first.at) / span) * 200;
     const y = high === low ? 15 : 28 - ((point.value - low) / (high - low)) * 26;
-    return `${Math.max(0, x).toFixed(1)},${y.toFixed(1)}`;
+    return `${x.toFixed(1)},${y.toFixed(1)}`;
   }).join(' ');
   const change = last.value - first.value;
-  const minutes = Math.max(1, Math.round((last.at - first.at) / 60_000));
-  const label = `synced pairs over the last ${Math.round(HISTORY_WINDOW_MS / 60_000)} minutes: from ${first.value} to ${last.value}`;
-  return `<figure class="spark"><svg viewBox="0 0 200 30" role="img" data-collection="${name}" data-field="sparkline" data-points="${points.length}" ${attr('aria-label', label)}>`
+  const duration = formatAge(last.at - first.at);
+  const label = `synced pairs over the last ${duration}: from ${first.value} to ${last.value}`;
+  return `<figure class="spark"><svg viewBox="0 0 200 30" preserveAspectRatio="none" role="img" data-collection="${name}" data-field="sparkline" data-points="${points.length}" ${attr('aria-label', label)}>`
     + `<polyline points="${line}"></polyline></svg>`
-    + `<figcaption>synced, last ${Math.round(HISTORY_WINDOW_MS / 60_000)} min: ${change >= 0 ? '+' : '−'}${Math.abs(change).toLocaleString('en-US')} in ${minutes} min</figcaption></figure>`;
+    + `<figcaption>synced: ${change >= 0 ? '+' : '−'}${Math.abs(change).toLocaleString('en-US')} in the last ${duration} (${low.toLocaleString('en-US')}–${high.toLocaleString('en-US')})</figcaption></figure>`;
 }
 
-function collectionSection(stats: SyncStats, name: SyncCollectionName, history: readonly HistorySample[], now: number): string {
+function collectionSection(stats: SyncStats, name: SyncCollectionName, history: readonly HistorySample[]): string {
   const statuses = stats.byCollection[name];
   const at = (field: string): string => `data-collection="${name}" data-field="${field}"`;
   const bar = stackedBar(SYNC_STATUS_ORDER.map((status) => ({ label: status, value: statuses[status], css: status })), `${name} by status`);
@@ -92,7 +93,7 @@ function collectionSection(stats: SyncStats, name: SyncCollectionName, history: 
     + `<h2>${name}</h2>${bar}<dl class="legend">${legend.join('')}</dl>`
     + `<p>lag (oldest pending or stale): <strong ${at('lag')} data-value="${lag ?? ''}">${formatAge(lag)}</strong></p>`
     + `<p>deletions waiting: ${count(deletions.pending, at('deletions-pending'))}, failed: ${count(deletions.failed, at('deletions-failed'))}</p>`
-    + `${models}${sparkline(history, name, now)}</section>`;
+    + `${models}${sparkline(history, name)}</section>`;
 }
 
 /** The page's live part: everything the numbers change. */
@@ -109,7 +110,7 @@ export function renderLive(view: PageView): string {
     + `<section class="overall"><h2>tools: ${count(stats.total, 'data-field="total"')}</h2>`
     + stackedBar(SYNC_STATUS_ORDER.map((status) => ({ label: status, value: stats.byOverallStatus[status], css: status })), 'tools by overall status')
     + `<dl class="legend">${overall.join('')}</dl></section>`
-    + `<div class="collections">${SYNC_COLLECTION_NAMES.map((name) => collectionSection(stats, name, view.history, view.sampledAt)).join('')}</div>`
+    + `<div class="collections">${SYNC_COLLECTION_NAMES.map((name) => collectionSection(stats, name, view.history)).join('')}</div>`
     + `<section class="failures"><h2>failures by error code</h2>${failures}</section>`
     + '<section class="care"><h2>needing care</h2><ul>'
     + `<li>legacy tools without sync metadata (counted as pending): ${count(stats.legacyWithoutMetadata, 'data-field="legacy"')}</li>`
