@@ -82,7 +82,8 @@ function collectionSection(stats: SyncStats, name: SyncCollectionName, history: 
   if (vectors === undefined) models = '<p>embedding models: not counted</p>';
   else if (vectors.length === 0) models = '<p>embedding models: no vectors yet</p>';
   else {
-    const rows = vectors.map(({ model, vectors: n }) => `<tr><td>${model === null ? '<em>(not recorded)</em>' : escapeHtml(model)}</td><td>${count(n, `${at('model-vectors')} ${attr('data-model', model ?? '')}`)}</td></tr>`);
+    const swatch = (i: number): string => (vectors.length > 1 ? `<i class="swatch model-${Math.min(i, 3)}"></i>` : '');
+    const rows = vectors.map(({ model, vectors: n }, i) => `<tr><td>${swatch(i)}${model === null ? '<em>(not recorded)</em>' : escapeHtml(model)}</td><td>${count(n, `${at('model-vectors')} ${attr('data-model', model ?? '')}`)}</td></tr>`);
     const mix = vectors.length > 1
       ? `<p class="note">${vectors.length} models: a migration is under way</p>${stackedBar(vectors.map(({ model, vectors: n }, i) => ({ label: model ?? '(not recorded)', value: n, css: `model-${Math.min(i, 3)}` })), `${name} vectors by model`)}`
       : '';
@@ -132,7 +133,8 @@ svg.bar { width: 100%; height: 14px; display: block; border-radius: 3px; }
 .synced { fill: var(--synced); background: var(--synced); } .stale { fill: var(--stale); background: var(--stale); }
 .pending { fill: var(--pending); background: var(--pending); } .failed { fill: var(--failed); background: var(--failed); }
 .in-flight { background: var(--in-flight); } .empty { fill: color-mix(in srgb, currentColor 12%, transparent); }
-.model-0 { fill: #2b6cb0; } .model-1 { fill: #dd6b20; } .model-2 { fill: #38a169; } .model-3 { fill: #805ad5; }
+.model-0 { fill: #2b6cb0; background: #2b6cb0; } .model-1 { fill: #dd6b20; background: #dd6b20; }
+.model-2 { fill: #38a169; background: #38a169; } .model-3 { fill: #805ad5; background: #805ad5; }
 dl.legend { display: flex; flex-wrap: wrap; gap: .2rem 1rem; margin: .5rem 0; }
 dl.legend div { display: flex; gap: .3rem; } dt, dd { margin: 0; } dd { font-weight: 600; font-variant-numeric: tabular-nums; }
 .swatch { display: inline-block; width: .7rem; height: .7rem; border-radius: 2px; margin-right: .3rem; vertical-align: -1px; }
@@ -153,6 +155,7 @@ export function pageScript(refreshMs: number): string {
   return `(() => {
   const live = document.getElementById('live');
   const state = document.getElementById('state');
+  state.textContent = 'updates every ${refreshMs / 1000}s';
   const refresh = async () => {
     try {
       const response = await fetch('${LIVE_PATH}', { cache: 'no-store' });
