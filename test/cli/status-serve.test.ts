@@ -1,4 +1,10 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import mongoose from 'mongoose';
 import parsePrometheusTextFormat, { type PrometheusFamily } from 'parse-prometheus-text-format';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
@@ -185,6 +191,46 @@ describe('tool-sync status --serve', () => {
     const result = await run.done;
     expect([result.code, result.signal], result.stderr).toEqual([0, null]);
     expect(result.stderr).toMatch(/^tool-sync: stopped$/m);
+  });
+});
+
+describe('the CLI loads OpenTelemetry only for --serve', () => {
+  it('status --json loads no OpenTelemetry module; status --serve does (the check can fail)', async () => {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const dir = await mkdtemp(join(tmpdir(), 'tool-sync-cli-otel-'));
+    try {
+      const log = join(dir, 'resolved.txt');
+      // Every module the ESM loader resolves, written down by a resolve hook (as in instrument-sync.test.ts); CommonJS ones are in require.cache.
+      const hooks = `import { appendFileSync } from 'node:fs'; let file;
+        export function initialize(data) { file = data.file; }
+        export async function resolve(specifier, context, next) { const found = await next(specifier, context); appendFileSync(file, found.url + '\\n'); return found; }`;
+      const child = `
+        import { register, createRequire } from 'node:module';
+        import { readFileSync, writeFileSync } from 'node:fs';
+        import { Writable } from 'node:stream';
+        writeFileSync(${JSON.stringify(log)}, '');
+        register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hooks)}), import.meta.url, { data: { file: ${JSON.stringify(log)} } });
+        const require = createRequire(import.meta.url);
+        const loaded = () => [...readFileSync(${JSON.stringify(log)}, 'utf8').split('\\n'), ...Object.keys(require.cache)].filter((one) => one.includes('@opentelemetry')).length;
+        const { runCli } = await import(${JSON.stringify(new URL('dist/cli/program.js', `file://${root}`).href)});
+        let out = '';
+        const stream = new Writable({ write(chunk, _encoding, done) { out += chunk; done(); } });
+        const interrupt = {};
+        const json = await runCli(['status', '--json', '--uri', ${JSON.stringify(uri())}], { stdout: stream, stderr: stream, env: process.env, interrupt });
+        const afterJson = loaded();
+        const serving = runCli(['status', '--serve', '--port', '0', '--uri', ${JSON.stringify(uri())}], { stdout: stream, stderr: stream, env: process.env, interrupt });
+        while (!/^http:/m.test(out)) await new Promise((resolve) => setTimeout(resolve, 20));
+        interrupt.handler();
+        console.log(JSON.stringify({ json, afterJson, serve: await serving, afterServe: loaded() }));
+      `;
+      const { stdout } = await promisify(execFile)(process.execPath, ['--no-warnings', '--input-type=module', '-e', child], { cwd: root });
+      const report = JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}') as { json: number; afterJson: number; serve: number; afterServe: number };
+      expect(report).toMatchObject({ json: 0, afterJson: 0, serve: 0 });
+      expect(report.afterServe).toBeGreaterThan(0);
+      expect(await readFile(log, 'utf8')).toContain('@opentelemetry/exporter-prometheus');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
