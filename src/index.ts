@@ -64,6 +64,9 @@ export type {
   ClaimedDeletion, DeletionMarkItem, DeletionMarkOutcome, Tombstone, VectorDeletedResult, VectorDeleteFailedResult,
 } from './models/tombstones.js';
 export { reembed, REEMBED_OUTCOMES } from './migrations/reembed.js';
-export type { SyncWorkerEvent, SyncWorkerSummary } from './worker/events.js';
+export type { SyncWorkerEvent, SyncWorkerSummary, SyncCallStage } from './worker/events.js';
+export { SYNC_CALL_STAGES } from './worker/events.js';
+export { instrumentSync, DEFAULT_COLLECT_EVERY_MS, NOT_RECORDED_MODEL } from './observability/instrument-sync.js';
+export type { SyncInstrumentation, SyncInstrumentationOptions } from './observability/instrument-sync.js';
 export { retryAfterHintMs, DEFAULT_PAUSE_POLICY } from './worker/pause.js';
 export type { WorkerStage, PausePolicy } from './worker/pause.js';

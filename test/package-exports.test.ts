@@ -23,6 +23,7 @@ describe('the package entry', () => {
       'SyncArgumentError', 'SyncStateError', 'SyncConflictError', 'ToolNotFoundError', 'WritesRefusedError',
       'runSyncWorker', 'reembed', 'REEMBED_OUTCOMES', 'TOMBSTONE_COLLECTION',
       'createRateBudget', 'estimateTokens', 'embeddingText', 'isInputRefusal', 'DEFAULT_BATCH_SIZE',
+      'instrumentSync', 'SYNC_CALL_STAGES', 'DEFAULT_COLLECT_EVERY_MS',
     ]) {
       expect(api, name).toHaveProperty(name);
     }

@@ -21,4 +21,19 @@ process.on('SIGINT', () => {
   process.exit(130);
 });
 
+/**
+ * SIGTERM (a service manager, `kill`) stops a command that asked for Ctrl-C the way Ctrl-C does
+ * (status --serve closes its server and exits 0); else the process ends as SIGTERM ends it by default.
+ */
+process.on('SIGTERM', () => {
+  const handler = io.interrupt.handler;
+  io.interrupt.handler = undefined;
+  if (handler !== undefined) {
+    handler();
+    return;
+  }
+  process.removeAllListeners('SIGTERM');
+  process.kill(process.pid, 'SIGTERM');
+});
+
 process.exitCode = await runCli(process.argv.slice(2), io);

@@ -15,7 +15,9 @@ import { runDemo } from './demo/run-demo.js';
 import { describeFailure } from './errors.js';
 import { formatSummary, migrationProgress, type OutputStream } from './progress.js';
 import { generateTools, seededRandom } from './seed-data.js';
-import { formatStatus, useColour } from './status-report.js';
+import { DEFAULT_COLLECT_EVERY_MS, DEFAULT_STATUS_HOST, DEFAULT_STATUS_PORT, isLoopback, startStatusServer, type StatusServer } from './serve/server.js';
+import { formatStatus, readStatus, statusJson, useColour } from './status-report.js';
+import { watchStatus } from './status-watch.js';
 import { collectionNameProblem, databaseNameProblem, defaultDataDir, resolveTarget, UsageError, type Target } from './target.js';
 
 /** Where a run of the CLI reads and writes: the process's own streams and environment for the bin, captured ones in tests. */
@@ -65,6 +67,13 @@ function positiveInteger(max: number) {
     if (!/^\d+$/.test(value) || number < 1 || number > max) throw new InvalidArgumentError(`expected a whole number from 1 to ${max}, got "${value}"`);
     return number;
   };
+}
+
+/** A TCP port; 0 asks the system for a free one. */
+function portNumber(value: string): number {
+  const number = Number(value);
+  if (!/^\d+$/.test(value) || number > 65_535) throw new InvalidArgumentError(`expected a port from 0 to 65535 (0: a free one), got "${value}"`);
+  return number;
 }
 
 function validName(problem: (name: string) => string | undefined) {
@@ -126,6 +135,8 @@ async function requireCollection(model: ToolModelType, hint = ''): Promise<void>
 function indexLine(index: IndexSpec): string {
   return `${index.name} ${JSON.stringify(index.key)}${index.unique ? ' unique' : ''}`;
 }
+
+type StatusFlags = WhereFlags & { json?: boolean; watch?: boolean; serve?: boolean; port: number; host: string; collectEveryMs: number };
 
 type MigrationFlags = WhereFlags & { dryRun?: boolean; batchSize: number };
 const MIGRATIONS = [
@@ -311,15 +322,61 @@ class CliRun {
   private addStatus(): void {
     this.addWhereOptions(
       this.subcommand('status')
-        .description('the sync dashboard: overall counts, collection × status, failures by error code, oldest wait, legacy and unsettled counts')
-        .addOption(new Option('--json', 'print the same data as JSON, for scripts')),
-    ).action(async (flags: WhereFlags & { json?: boolean }, command: Command) => {
-      await this.withDatabase(command, flags, async ({ model }) => {
-        // The operator's dashboard: also the counts that take a pass over every tool.
-        const stats = await model.getSyncStats({ full: true });
-        this.print(flags.json === true ? JSON.stringify(stats, null, 2) : formatStatus(stats, { colour: useColour(this.io.stdout, this.io.env) }));
+        .description('the sync dashboard: overall counts, collection × status, failures by error code, oldest wait, legacy and unsettled counts; '
+          + '--watch redraws it, --serve serves it as a page and /metrics')
+        .addOption(new Option('--json', 'print the same data as JSON, for scripts').conflicts(['watch', 'serve']))
+        .addOption(new Option('--watch', 'redraw the dashboard every --collect-every-ms until Ctrl-C'))
+        .addOption(new Option('--serve', 'serve a status page (/), /metrics (Prometheus), /api/stats (this JSON) and /healthz until Ctrl-C'))
+        .addOption(new Option('--port <n>', 'with --serve: the port (0: a free one, printed)').argParser(portNumber).default(DEFAULT_STATUS_PORT))
+        .addOption(new Option('--host <address>', 'with --serve: the address to listen on; anything but loopback exposes a page without authentication')
+          .argParser(nonEmpty).default(DEFAULT_STATUS_HOST))
+        .addOption(new Option('--collect-every-ms <n>', 'with --serve or --watch: how often the numbers are read')
+          .argParser(positiveInteger(86_400_000)).default(DEFAULT_COLLECT_EVERY_MS)),
+    ).action(async (flags: StatusFlags, command: Command) => {
+      const given = (name: string): boolean => command.getOptionValueSource(name) === 'cli';
+      const live = flags.serve === true || flags.watch === true;
+      if (!flags.serve) for (const name of ['port', 'host']) if (given(name)) command.error(`--${name} needs --serve`);
+      if (!live && given('collectEveryMs')) command.error('--collect-every-ms needs --serve or --watch');
+      await this.withDatabase(command, flags, async ({ model, description }) => {
+        if (live) {
+          await this.liveStatus(model, description, flags);
+          return;
+        }
+        const stats = await readStatus(model);
+        this.print(flags.json === true ? statusJson(stats) : formatStatus(stats, { colour: useColour(this.io.stdout, this.io.env) }));
       }, { needsCollection: true });
     });
+  }
+
+  /** `status --serve` and/or `--watch`, until Ctrl-C (or SIGTERM): then the server closes, and the command ends with exit 0. */
+  private async liveStatus(model: ToolModelType, target: string, flags: StatusFlags): Promise<void> {
+    // Listened for first, so that a Ctrl-C while the server starts stops it as soon as it is up.
+    const stop = new AbortController();
+    this.io.interrupt.handler = () => { stop.abort(); };
+    let server: StatusServer | undefined;
+    if (flags.serve === true) {
+      if (!isLoopback(flags.host)) {
+        this.warn(`warning: --host ${flags.host} lets other machines reach the status page and /metrics, which have no authentication `
+          + '(keep it on a trusted network, or behind a proxy that authenticates)');
+      }
+      server = await startStatusServer({
+        model, host: flags.host, port: flags.port, collectEveryMs: flags.collectEveryMs, target, warn: (line) => { this.warn(line); },
+      });
+      this.warn(`status page at ${server.url} (also metrics, healthz, api/stats, api/history); Ctrl-C stops it`);
+      this.print(server.url);
+    }
+    try {
+      if (flags.watch === true) {
+        await watchStatus({
+          read: () => readStatus(model), everyMs: flags.collectEveryMs, stdout: this.io.stdout, colour: useColour(this.io.stdout, this.io.env), signal: stop.signal,
+        });
+      } else if (!stop.signal.aborted) {
+        await new Promise<void>((resolve) => { stop.signal.addEventListener('abort', () => { resolve(); }, { once: true }); });
+      }
+    } finally {
+      await server?.close();
+    }
+    this.warn('stopped');
   }
 
   private addSeed(): void {

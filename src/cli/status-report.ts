@@ -1,8 +1,10 @@
 import Table from 'cli-table3';
+import { type ToolModelType } from '../models/create-tool-model.js';
 import { type SyncStats } from '../models/tool-queries.js';
 import { SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, SYNC_STATUSES } from '../sync/vocabulary.js';
 
-function age(ms: number | null): string {
+/** A wait as people say it: 45s, 12min, 3.5h, 2.0d; `none waiting` for null. */
+export function formatAge(ms: number | null): string {
   if (ms === null) return 'none waiting';
   const seconds = Math.round(ms / 1000);
   if (seconds < 120) return `${seconds}s`;
@@ -19,19 +21,33 @@ export function useColour(stream: { isTTY?: boolean } = process.stdout, env: Nod
   return stream.isTTY === true && (env.NO_COLOR === undefined || env.NO_COLOR === '');
 }
 
+/** What `tool-sync status` shows, `--json`, `--watch` and `--serve` alike: the full dashboard (also the counts that take a pass over every tool). */
+export function readStatus(model: ToolModelType): Promise<SyncStats> {
+  return model.getSyncStats({ full: true });
+}
+
+/** The text `status --json` prints and `/api/stats` serves. */
+export function statusJson(stats: SyncStats): string {
+  return JSON.stringify(stats, null, 2);
+}
+
 export interface StatusFormat {
   /** Grey borders (on a terminal); without, plain text (default). */
   colour?: boolean;
 }
 
-/** The dashboard: overall counts, collection × status and in flight, failures by error code, the oldest wait, tools needing care. */
+/** The dashboard: overall counts, collection × status, in flight and lag, failures by error code, the oldest wait, tools needing care. */
 export function formatStatus(stats: SyncStats, format: StatusFormat = {}): string {
   // cli-table3 colours its borders grey unless told otherwise; headings stay plain either way.
   const style = format.colour === true ? { head: [] } : { head: [], border: [] };
   const overall = new Table({ head: ['tools', ...SYNC_STATUSES, 'total'], style });
   overall.push(['overall', ...SYNC_STATUSES.map((status) => stats.byOverallStatus[status]), stats.total]);
-  const grid = new Table({ head: ['collection', ...SYNC_STATUSES, 'in flight'], style });
-  for (const name of SYNC_COLLECTION_NAMES) grid.push([name, ...SYNC_STATUSES.map((status) => stats.byCollection[name][status]), stats.inFlight[name]]);
+  // The lag: how long the oldest pending or stale pair of the collection has waited.
+  const grid = new Table({ head: ['collection', ...SYNC_STATUSES, 'in flight', 'lag'], style });
+  for (const name of SYNC_COLLECTION_NAMES) {
+    const lag = stats.oldestWaitingAgeMs[name];
+    grid.push([name, ...SYNC_STATUSES.map((status) => stats.byCollection[name][status]), stats.inFlight[name], lag === null ? '-' : formatAge(lag)]);
+  }
   const failures = new Table({ head: ['error code', 'failed collections'], style });
   for (const code of SYNC_ERROR_CODES) if (stats.failuresByErrorCode[code] > 0) failures.push([code, stats.failuresByErrorCode[code]]);
   const models = new Table({ head: ['collection', 'embedding model', 'vectors'], style });
@@ -47,7 +63,7 @@ export function formatStatus(stats: SyncStats, format: StatusFormat = {}): strin
     models.length > 0 ? models.toString() : stats.vectorsByEmbeddingModel === null ? 'vectors by embedding model: not counted' : 'no vectors yet',
     anyDeletion ? deletions.toString() : "no deleted tools' points waiting for removal",
     failures.length > 0 ? failures.toString() : 'no failed collections',
-    `oldest pending or stale: ${age(stats.oldestPendingAgeMs)}`,
+    `oldest pending or stale: ${formatAge(stats.oldestPendingAgeMs)}`,
     `legacy tools without sync metadata (counted as pending): ${stats.legacyWithoutMetadata}${stats.legacyWithoutMetadata > 0 ? ' — run `tool-sync backfill`' : ''}`,
     `unsettled tools (a content write whose hashes are not verified yet): ${stats.unsettled}${stats.unsettled > 0 ? ' — run `tool-sync settle`' : ''}`,
     `quarantined tools (stored sync metadata could not be used; back in line after an edit or a requeue): ${stats.quarantined}`,

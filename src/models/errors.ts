@@ -28,6 +28,8 @@ export class SyncStateError extends Error {
 }
 
 export function describeValue(value: unknown): string {
+  // JSON would show NaN and Infinity as null.
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
   try {
     // undefined for undefined, functions and symbols, whatever the declared type says.
     const json = JSON.stringify(value) as string | undefined;

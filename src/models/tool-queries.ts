@@ -174,6 +174,12 @@ export interface SyncStats {
   failuresByErrorCode: Record<SyncErrorCode, number>;
   /** Age in ms of the oldest tool with a pending or stale collection (null if none). */
   oldestPendingAgeMs: number | null;
+  /**
+   * Per collection, the lag: age in ms of the oldest pair waiting (pending or stale), from the
+   * head of the collection's waiting queue (null if none waits). Legacy tools, which have no
+   * per-collection status yet, are left out here (they count in `oldestPendingAgeMs`).
+   */
+  oldestWaitingAgeMs: Record<SyncCollectionName, number | null>;
   /** Tools written before this package and not backfilled; included above as pending. */
   legacyWithoutMetadata: number;
   /**
@@ -238,15 +244,17 @@ async function vectorsByModel(model: ToolModelType): Promise<NonNullable<SyncSta
   ])) as NonNullable<SyncStats['vectorsByEmbeddingModel']>;
 }
 
-/** When the oldest waiting tool's metadata last changed: the head of each collection's waiting queue (sync_<collection>_waiting_idx). */
-async function oldestWaiting(model: ToolModelType): Promise<number | undefined> {
+/**
+ * Per collection, when the oldest waiting tool's metadata last changed: the head of the
+ * collection's waiting queue (sync_<collection>_waiting_idx); undefined when nothing waits.
+ */
+async function oldestWaiting(model: ToolModelType): Promise<Record<SyncCollectionName, number | undefined>> {
   const heads = await Promise.all(SYNC_COLLECTION_NAMES.map(async (name) => {
     const head = await toolCollection(model).findOne<StoredTool>({ [statusPath(name)]: { $in: NEEDS_SYNC } }, { sort: { [METADATA_UPDATED_AT]: 1 }, projection: { [METADATA_UPDATED_AT]: 1 } });
     const at = (head?.syncMetadata as { updatedAt?: unknown } | undefined)?.updatedAt;
-    return at instanceof Date ? at.getTime() : undefined;
+    return [name, at instanceof Date ? at.getTime() : undefined] as const;
   }));
-  const times = heads.filter((at): at is number => at !== undefined);
-  return times.length === 0 ? undefined : Math.min(...times);
+  return Object.fromEntries(heads) as Record<SyncCollectionName, number | undefined>;
 }
 
 /** Failed collections of `name` by error code: the failed ones only (through sync_<collection>_status_idx). */
@@ -304,7 +312,8 @@ export async function getSyncStats(model: ToolModelType, options: { now?: unknow
   // A legacy tool's `_id` may be anything: only an ObjectId (or its createdAt) tells when it was made.
   const oldestLegacy = legacyWithoutMetadata > 0 ? await model.findOne(LEGACY, { createdAt: 1, _id: 1 }).sort({ _id: 1 }).lean<{ _id: unknown; createdAt?: Date }>() : null;
   const legacyId = oldestLegacy?._id;
-  const since = [oldest, (oldestLegacy?.createdAt ?? (legacyId instanceof mongoose.Types.ObjectId ? legacyId.getTimestamp() : undefined))?.getTime()]
+  const heads = SYNC_COLLECTION_NAMES.map((name) => oldest[name]).filter((at): at is number => at !== undefined);
+  const since = [heads.length === 0 ? undefined : Math.min(...heads), (oldestLegacy?.createdAt ?? (legacyId instanceof mongoose.Types.ObjectId ? legacyId.getTimestamp() : undefined))?.getTime()]
     .filter((at): at is number => at !== undefined);
   return {
     total,
@@ -312,6 +321,10 @@ export async function getSyncStats(model: ToolModelType, options: { now?: unknow
     byCollection,
     failuresByErrorCode,
     oldestPendingAgeMs: since.length === 0 ? null : Math.max(0, now.getTime() - Math.min(...since)),
+    oldestWaitingAgeMs: Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => {
+      const head = oldest[name];
+      return [name, head === undefined ? null : Math.max(0, now.getTime() - head)];
+    })) as Record<SyncCollectionName, number | null>,
     legacyWithoutMetadata,
     unsettled,
     inFlight: Object.fromEntries(SYNC_COLLECTION_NAMES.map((name, index) => [name, inFlight[index] ?? 0])) as Record<SyncCollectionName, number>,

@@ -2,6 +2,10 @@ import { type Types } from 'mongoose';
 import { type SyncCollectionName, type SyncErrorCode, type SyncStatus } from '../sync/vocabulary.js';
 import { type WorkerStage } from './pause.js';
 
+/** The caller's callbacks a worker times: embedding requests, store writes, store removals. */
+export const SYNC_CALL_STAGES = ['embed', 'upsert', 'remove'] as const;
+export type SyncCallStage = (typeof SYNC_CALL_STAGES)[number];
+
 /** One tool × collection a worker works on. */
 export interface PairOf {
   workerId: string;
@@ -65,6 +69,13 @@ export type SyncWorkerEvent =
   | { type: 'removed'; workerId: string; toolObjectId: Types.ObjectId; id: string | null; collection: SyncCollectionName }
   /** Removing it failed: recorded, retried after the backoff. */
   | { type: 'remove-failed'; workerId: string; toolObjectId: Types.ObjectId; id: string | null; collection: SyncCollectionName; errorCode: SyncErrorCode; retryCount: number; error: unknown }
+  /**
+   * One call of the caller's embed / upsert / remove callback (of the batch form, or of the
+   * per-pair form: one event per pair), timed with performance.now(); `items`: the pairs (or
+   * removals) it was given; `outcome`: `error` when it threw (a batch whose items came back
+   * with Errors is `ok`: the request itself succeeded).
+   */
+  | { type: 'call'; workerId: string; stage: SyncCallStage; collection: SyncCollectionName; items: number; durationMs: number; outcome: 'ok' | 'error' }
   /** A claim found no work and nothing is in flight (once per stretch of idleness). */
   | { type: 'idle'; workerId: string }
   /** The database refused a claim, mark, renewal or release; the worker goes on (an unmarked pair's lease ends, and it is done again). */

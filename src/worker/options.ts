@@ -7,7 +7,7 @@ import { collectionNames, embeddingModelArgument, integerInRange } from '../mode
 import { leaseArgument, workerIdArgument } from '../models/tool-claims.js';
 import { type ITool } from '../models/types.js';
 import { type SyncCollectionName } from '../sync/vocabulary.js';
-import { type SyncWorkerEvent } from './events.js';
+import { type SyncCallStage, type SyncWorkerEvent } from './events.js';
 import { leaseMarginMs } from './lease.js';
 import { type PausePolicy } from './pause.js';
 import { createRateBudget, isRateBudget, type RateBudget, type RateLimits } from './rate-budget.js';
@@ -149,13 +149,16 @@ export interface SyncWorkerOptions<V = number[]> {
 /** One item's outcome from a store call: undefined when done, else its error. */
 export type ItemFailure = { error: unknown } | undefined;
 
-/** The caller's callbacks, in batch form: a per-pair callback is a batch of one. */
+/** Times one call of the caller's callback, of `items` pairs (the worker reports it as a `call` event). */
+export type CallTimer = <T>(stage: SyncCallStage, collection: SyncCollectionName, items: number, run: () => Promise<T>) => Promise<T>;
+
+/** The caller's callbacks, in batch form: a per-pair callback is a batch of one. Each call of the caller's function is timed with `timed`. */
 export interface WorkerCallbacks<V> {
   /** One result per item (a vector or an Error); throws for the whole batch. */
-  embed: (items: EmbedItem[], context: BatchCallContext) => Promise<unknown[]>;
+  embed: (items: EmbedItem[], context: BatchCallContext, timed: CallTimer) => Promise<unknown[]>;
   /** One outcome per item; throws for the whole batch. */
-  upsert: (collection: SyncCollectionName, items: UpsertItem<V>[], context: BatchCallContext) => Promise<ItemFailure[]>;
-  remove: (collection: SyncCollectionName, deleted: DeletedTool[], context: BatchCallContext) => Promise<ItemFailure[]>;
+  upsert: (collection: SyncCollectionName, items: UpsertItem<V>[], context: BatchCallContext, timed: CallTimer) => Promise<ItemFailure[]>;
+  remove: (collection: SyncCollectionName, deleted: DeletedTool[], context: BatchCallContext, timed: CallTimer) => Promise<ItemFailure[]>;
   text: (tool: ITool, collection: SyncCollectionName) => string;
 }
 
@@ -193,7 +196,7 @@ const OPTION_NAMES = new Set([
  * (OpenAI: 2,048 inputs, 300,000 tokens), and a batch's marks are 3 bulks of FerretDB 1.x's 25.
  */
 export const DEFAULT_BATCH_SIZE = 64;
-const MAX_BATCH_SIZE = 2048;
+export const MAX_BATCH_SIZE = 2048;
 const HOUR_MS = 60 * 60 * 1000;
 const MODEL_STATICS = ['claimSyncWork', 'markBatch', 'extendClaims', 'releaseClaims', 'claimVectorDeletions', 'markDeletionBatch'] as const;
 
@@ -268,20 +271,24 @@ function callbacks<V>(given: Record<string, unknown>): WorkerCallbacks<V> {
   return {
     text,
     embed: embed === undefined
-      ? (embeds.batch as (items: EmbedItem[], context: BatchCallContext) => Promise<unknown[]>)
-      : async (items, { signal, workerId }) => Promise.all(items.map(async ({ tool, collection, contentHash, pointId }) => embed(tool, collection, { signal, workerId, contentHash, pointId }))),
+      ? async (items, context, timed) => timed('embed', context.collection, items.length, () => (embeds.batch as NonNullable<SyncWorkerOptions<V>['embedBatch']>)(items, context))
+      : async (items, { signal, workerId }, timed) => Promise.all(items.map(async ({ tool, collection, contentHash, pointId }) => (
+        timed('embed', collection, 1, () => embed(tool, collection, { signal, workerId, contentHash, pointId }))
+      ))),
     upsert: upsert === undefined
-      ? async (collection, items, context) => {
-        await (upserts.batch as NonNullable<SyncWorkerOptions<V>['upsertBatch']>)(collection, items, context);
+      ? async (collection, items, context, timed) => {
+        await timed('upsert', collection, items.length, () => (upserts.batch as NonNullable<SyncWorkerOptions<V>['upsertBatch']>)(collection, items, context));
         return items.map(() => undefined);
       }
-      : async (collection, items, { signal, workerId }) => eachItem(items, ({ tool, vector, contentHash, pointId }) => upsert(tool, collection, vector, { signal, workerId, contentHash, pointId })),
+      : async (collection, items, { signal, workerId }, timed) => eachItem(items, ({ tool, vector, contentHash, pointId }) => (
+        timed('upsert', collection, 1, () => upsert(tool, collection, vector, { signal, workerId, contentHash, pointId }))
+      )),
     remove: remove === undefined
-      ? async (collection, deleted, context) => {
-        await (removes.batch as NonNullable<SyncWorkerOptions<V>['removeBatch']>)(collection, deleted, context);
+      ? async (collection, deleted, context, timed) => {
+        await timed('remove', collection, deleted.length, () => (removes.batch as NonNullable<SyncWorkerOptions<V>['removeBatch']>)(collection, deleted, context));
         return deleted.map(() => undefined);
       }
-      : async (collection, deleted, { signal, workerId }) => eachItem(deleted, (one) => remove(one, collection, { signal, workerId })),
+      : async (collection, deleted, { signal, workerId }, timed) => eachItem(deleted, (one) => timed('remove', collection, 1, () => remove(one, collection, { signal, workerId }))),
   };
 }
 

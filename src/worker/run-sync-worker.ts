@@ -11,7 +11,7 @@ import { type SyncWorkerEvent, type SyncWorkerSummary } from './events.js';
 import { holdBatchLease, type HeldBatchLease, type LeaseEnd } from './lease.js';
 import { fitToBudget } from './rate-budget.js';
 import {
-  workerSettings, type BatchCallContext, type DeletedTool, type EmbedItem, type ItemFailure, type SyncCallContext, type SyncWorkerOptions, type UpsertItem,
+  workerSettings, type BatchCallContext, type CallTimer, type DeletedTool, type EmbedItem, type ItemFailure, type SyncCallContext, type SyncWorkerOptions, type UpsertItem,
   type WorkerSettings,
 } from './options.js';
 import {
@@ -355,7 +355,7 @@ class SyncWorker<V> {
     }
     let failures: ItemFailure[];
     try {
-      failures = await callbacks.remove(collection, deleted, { signal: this.signal, workerId, collection });
+      failures = await callbacks.remove(collection, deleted, { signal: this.signal, workerId, collection }, this.timed);
       if (!Array.isArray(failures) || failures.length !== deleted.length) throw new Error(`the store's removal gave ${String(failures.length)} results for ${deleted.length} points`);
     } catch (error) {
       // Stopping (whatever was thrown): given back for another worker, not a failure.
@@ -466,7 +466,7 @@ class SyncWorker<V> {
     if (sending.length === 0) return;
     let results: unknown[];
     try {
-      results = await callbacks.embed(sending.map(({ item }) => item), { signal: lease.signal, workerId, collection });
+      results = await callbacks.embed(sending.map(({ item }) => item), { signal: lease.signal, workerId, collection }, this.timed);
       if (!Array.isArray(results) || results.length !== sending.length) {
         const count = Array.isArray(results) ? String(results.length) : typeof results;
         throw new Error(`embedBatch gave ${count} results for ${sending.length} inputs`);
@@ -514,7 +514,7 @@ class SyncWorker<V> {
     const items: UpsertItem<V>[] = sending.map(({ tool, vector, item: { contentHash, pointId } }) => ({ tool, vector: vector as V, contentHash, pointId }));
     let failures: ItemFailure[];
     try {
-      failures = await callbacks.upsert(collection, items, { signal: NEVER_ABORTED, workerId, collection });
+      failures = await callbacks.upsert(collection, items, { signal: NEVER_ABORTED, workerId, collection }, this.timed);
       if (!Array.isArray(failures) || failures.length !== items.length) throw new Error(`the store's upsert gave ${String(failures.length)} results for ${items.length} points`);
     } catch (error) {
       for (const pair of sending) pair.failure = { error, stage: 'qdrant' };
@@ -723,6 +723,20 @@ class SyncWorker<V> {
     const pair = toolId === undefined || collection === undefined ? {} : { toolId, collection };
     this.emit({ type: 'error', workerId: this.settings.workerId, phase, error, ...pair });
   }
+
+  /** Times one call of the caller's callback and reports it (a `call` event), whether it resolved or threw. */
+  private readonly timed: CallTimer = async (stage, collection, items, run) => {
+    const { workerId } = this.settings;
+    const started = performance.now();
+    try {
+      const result = await run();
+      this.emit({ type: 'call', workerId, stage, collection, items, durationMs: performance.now() - started, outcome: 'ok' });
+      return result;
+    } catch (error) {
+      this.emit({ type: 'call', workerId, stage, collection, items, durationMs: performance.now() - started, outcome: 'error' });
+      throw error;
+    }
+  };
 
   /** The caller's handler; whatever it throws (or rejects with) never stops the worker. */
   private emit(event: SyncWorkerEvent): void {

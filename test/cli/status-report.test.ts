@@ -12,6 +12,7 @@ function stats(overrides: Partial<SyncStats> = {}): SyncStats {
     byCollection: Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, zeroes(SYNC_STATUSES)])) as SyncStats['byCollection'],
     failuresByErrorCode: zeroes(SYNC_ERROR_CODES),
     oldestPendingAgeMs: null,
+    oldestWaitingAgeMs: Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, null])) as SyncStats['oldestWaitingAgeMs'],
     legacyWithoutMetadata: 0,
     unsettled: 0,
     inFlight: zeroes(SYNC_COLLECTION_NAMES),
@@ -33,6 +34,14 @@ describe('formatStatus', () => {
     expect(text).toMatch(/^unusable tools not quarantined yet .*: 5$/m);
     expect(text).toMatch(/^no vectors yet$/m);
     expect(text).toMatch(/^no deleted tools' points waiting for removal$/m);
+  });
+
+  it('shows the lag of each collection: the wait of its oldest pending or stale pair, "-" where none waits', () => {
+    const text = formatStatus(stats({ oldestWaitingAgeMs: { tools: 95_000, functionality: null, usecases: 3 * 3600_000, interface: null } }));
+    expect(text).toMatch(/collection.*in flight\s*│\s*lag/);
+    expect(text).toMatch(/tools(\s*│\s*\d+){5}\s*│\s*95s\s*│/);
+    expect(text).toMatch(/functionality(\s*│\s*\d+){5}\s*│\s*-\s*│/);
+    expect(text).toMatch(/usecases(\s*│\s*\d+){5}\s*│\s*3\.0h\s*│/);
   });
 
   it("shows deleted tools' points waiting for removal, and failed removals", () => {

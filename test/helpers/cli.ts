@@ -38,6 +38,44 @@ export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promi
   return { code, signal: null, stdout: stdout.text(), stderr: stderr.text(), timeline };
 }
 
+/**
+ * `tool-sync` started in this process and left running (a server, a watch): what it wrote so far,
+ * `waitFor` a line it prints, and `interrupt`, the Ctrl-C the bin would pass it. `tty: true` makes
+ * its stdout claim to be a terminal.
+ */
+export function startCliInProcess(args: string[], env: NodeJS.ProcessEnv = {}, options: { tty?: boolean } = {}) {
+  const timeline: Timeline = [];
+  const stdout = capture(timeline);
+  const stderr = capture(timeline);
+  if (options.tty === true) Object.assign(stdout.stream, { isTTY: true });
+  const interrupt: { handler?: () => void } = {};
+  let finished = false;
+  const done = runProgram(args, { stdout: stdout.stream, stderr: stderr.stream, env: { ...process.env, ...env }, interrupt })
+    .then((code): CliResult & { timeline: Timeline } => ({ code, signal: null, stdout: stdout.text(), stderr: stderr.text(), timeline }))
+    .finally(() => { finished = true; });
+  return {
+    done,
+    stdout: stdout.text,
+    stderr: stderr.text,
+    /** Ctrl-C: false if the command was not listening for it. */
+    interrupt: (): boolean => {
+      const handler = interrupt.handler;
+      interrupt.handler = undefined;
+      handler?.();
+      return handler !== undefined;
+    },
+    /** The first match of `pattern` in stdout (or stderr), once written; rejects if the command ends first. */
+    async waitFor(pattern: RegExp, where: 'stdout' | 'stderr' = 'stdout'): Promise<RegExpExecArray> {
+      for (;;) {
+        const match = pattern.exec(where === 'stdout' ? stdout.text() : stderr.text());
+        if (match !== null) return match;
+        if (finished) throw new Error(`the command ended without printing ${String(pattern)}: ${stdout.text()}${stderr.text()}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+  };
+}
+
 /** Starts `tool-sync` (the built bin) as a child process. */
 export function startCli(args: string[], env: NodeJS.ProcessEnv = {}, options: { cwd?: string; replaceEnv?: boolean } = {}) {
   const child = spawn(process.execPath, [CLI_PATH, ...args], {

@@ -33,6 +33,7 @@ async function byReadingEveryTool(now: Date): Promise<Partial<SyncStats>> {
   const failuresByErrorCode = Object.fromEntries(SYNC_ERROR_CODES.map((code) => [code, 0])) as Record<SyncErrorCode, number>;
   const inFlight = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, 0])) as SyncStats['inFlight'];
   let oldest = Number.POSITIVE_INFINITY;
+  const oldestIn = Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [name, Number.POSITIVE_INFINITY])) as Record<string, number>;
   for (const tool of tools) {
     byOverallStatus[asStatus(meta(tool)?.overallStatus)] += 1;
     // A legacy tool waits since it was made.
@@ -48,7 +49,10 @@ async function byReadingEveryTool(now: Date): Promise<Partial<SyncStats>> {
       const until = collection?.claimedUntil;
       if (until instanceof Date && until.getTime() > now.getTime()) inFlight[name] += 1;
       const updatedAt = meta(tool)?.updatedAt;
-      if ((collection?.status === 'pending' || collection?.status === 'stale') && updatedAt instanceof Date) oldest = Math.min(oldest, updatedAt.getTime());
+      if ((collection?.status === 'pending' || collection?.status === 'stale') && updatedAt instanceof Date) {
+        oldest = Math.min(oldest, updatedAt.getTime());
+        oldestIn[name] = Math.min(oldestIn[name] ?? Number.POSITIVE_INFINITY, updatedAt.getTime());
+      }
     }
   }
   return {
@@ -60,6 +64,10 @@ async function byReadingEveryTool(now: Date): Promise<Partial<SyncStats>> {
     legacyWithoutMetadata: tools.filter((tool) => meta(tool)?.overallStatus === undefined).length,
     unsettled: tools.filter((tool) => meta(tool)?.pendingHashCheck !== undefined && meta(tool)?.pendingHashCheck !== null).length,
     oldestPendingAgeMs: oldest === Number.POSITIVE_INFINITY ? null : now.getTime() - oldest,
+    oldestWaitingAgeMs: Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => {
+      const at = oldestIn[name] ?? Number.POSITIVE_INFINITY;
+      return [name, at === Number.POSITIVE_INFINITY ? null : now.getTime() - at];
+    })) as SyncStats['oldestWaitingAgeMs'],
   };
 }
 
@@ -100,6 +108,25 @@ describe('getSyncStats', () => {
     expect(full).toMatchObject({ ...stats, unusable: 1, vectorsByEmbeddingModel: expect.anything() as unknown, oldestPendingAgeMs: expect.any(Number) as number });
     expect(full.vectorsByEmbeddingModel?.functionality).toEqual([{ model: 'm1', vectors: 6 }]);
     await expect(ToolModel.getSyncStats({ full: 'yes' as unknown as boolean })).rejects.toThrow(SyncArgumentError);
+  });
+
+  it('gives each collection its own lag: the age of the head of its waiting queue, null when none waits', async () => {
+    const first = await ToolModel.create(toolInput());
+    const waitingIn = 'interface' as const;
+    await ToolModel.markBatch(SYNC_COLLECTION_NAMES.filter((name) => name !== waitingIn).map((name) => ({
+      toolId: first._id, collection: name, outcome: 'synced' as const, contentHash: first.syncMetadata.collections[name].contentHash,
+    })));
+    const now = new Date(Date.now() + 60_000);
+    const alone = await ToolModel.getSyncStats({ now });
+    const firstAt = (await ToolModel.findById(first._id).lean())?.syncMetadata.updatedAt.getTime();
+    expect(alone.oldestWaitingAgeMs).toEqual({ tools: null, functionality: null, usecases: null, [waitingIn]: now.getTime() - (firstAt ?? Number.NaN) });
+    const second = await ToolModel.create(toolInput());
+    const secondAt = second.syncMetadata.updatedAt.getTime();
+    const both = await ToolModel.getSyncStats({ now });
+    expect(both.oldestWaitingAgeMs).toEqual({
+      tools: now.getTime() - secondAt, functionality: now.getTime() - secondAt, usecases: now.getTime() - secondAt, [waitingIn]: alone.oldestWaitingAgeMs[waitingIn],
+    });
+    expect(both.oldestPendingAgeMs).toBe(alone.oldestWaitingAgeMs[waitingIn]);
   });
 
   it('sends a fixed number of counts, side by side, however many tools', async () => {

@@ -291,6 +291,52 @@ describe('removals in batches', () => {
   });
 });
 
+describe('call events', () => {
+  type CallEvent = Extract<SyncWorkerEvent, { type: 'call' }>;
+  const calls = (events: SyncWorkerEvent[]): string[] => events.filter((event): event is CallEvent => event.type === 'call')
+    .map(({ stage, collection, items, outcome }) => `${stage} ${collection} ${items} ${outcome}`).sort();
+
+  it('one per request of the batch callbacks, with its items, stage and outcome, and a duration', async () => {
+    const ids = await seedTools(5);
+    const store = recordingStore();
+    const model = await models.shared();
+    const events: SyncWorkerEvent[] = [];
+    const down = Object.assign(new Error('503 Service Unavailable'), { status: 503 });
+    let failedOnce = false;
+    const embedder = batchEmbedder({ answer: (items) => {
+      if (!failedOnce) {
+        failedOnce = true;
+        throw down;
+      }
+      return items.map(() => [0.5]);
+    } });
+    const synced = await runSyncWorker(batchStoreWorker(store, {
+      model, collections: ['tools'], batchSize: 4, concurrency: 1, maxRetries: 1, embedBatch: embedder.embedBatch, onEvent: (event) => { events.push(event); },
+    }).options);
+    expect(synced).toMatchObject({ synced: 1, failed: 4 });
+    expect(calls(events)).toEqual(['embed tools 1 ok', 'embed tools 4 error', 'upsert tools 1 ok']);
+    const timed = events.filter((event): event is CallEvent => event.type === 'call');
+    expect(timed.every(({ durationMs, workerId }) => Number.isFinite(durationMs) && durationMs >= 0 && workerId === synced.workerId)).toBe(true);
+    await ToolModel.deleteMany({ _id: { $in: ids } });
+    events.length = 0;
+    expect(await runSyncWorker(batchStoreWorker(store, { model, batchSize: 8, onEvent: (event) => { events.push(event); } }).options)).toMatchObject({ removed: 5 });
+    expect(calls(events)).toEqual(['remove tools 5 ok']);
+  });
+
+  it('one per call of the per-pair callbacks', async () => {
+    await seedTools(3);
+    const store = recordingStore();
+    const events: SyncWorkerEvent[] = [];
+    const summary = await runSyncWorker(storeWorker(store, {
+      model: await models.shared(), collections: ['usecases'], concurrency: 2,
+      upsert: () => Promise.reject(Object.assign(new Error('400 Bad Request: wrong vector size'), { status: 400 })),
+      onEvent: (event) => { events.push(event); },
+    }));
+    expect(summary).toMatchObject({ failed: 3 });
+    expect(calls(events)).toEqual([...Array.from({ length: 3 }, () => 'embed usecases 1 ok'), ...Array.from({ length: 3 }, () => 'upsert usecases 1 error')]);
+  });
+});
+
 describe('the rate budget', () => {
   it('two workers sharing one budget stay under its requests and tokens per minute (counted in the double), within one request', { timeout: 20_000 }, async () => {
     await seedTools(10);
