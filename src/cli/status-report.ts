@@ -1,4 +1,4 @@
-import Table from 'cli-table3';
+import CliTable from 'cli-table3';
 import { type ToolModelType } from '../models/create-tool-model.js';
 import { type SyncStats } from '../models/tool-queries.js';
 import { SYNC_COLLECTION_NAMES, SYNC_ERROR_CODES, SYNC_STATUSES } from '../sync/vocabulary.js';
@@ -32,14 +32,20 @@ export function statusJson(stats: SyncStats): string {
 }
 
 export interface StatusFormat {
-  /** Grey borders (on a terminal); without, plain text (default). */
+  /** Bold headings (on a terminal); without, plain text (default). */
   colour?: boolean;
 }
 
 /** The dashboard: overall counts, collection × status, in flight and lag, failures by error code, the oldest wait, tools needing care. */
 export function formatStatus(stats: SyncStats, format: StatusFormat = {}): string {
-  // cli-table3 colours its borders grey unless told otherwise; headings stay plain either way.
-  const style = format.colour === true ? { head: [] } : { head: [], border: [] };
+  // Our own SGR codes: cli-table3's colours obey @colors/colors' guess of the terminal (off wherever CI is set), not useColour.
+  const style = { head: [], border: [] };
+  const bold = (text: string): string => (format.colour === true ? `\x1b[1m${text}\x1b[22m` : text);
+  const Table = class extends CliTable {
+    constructor(options: { head: string[]; style: typeof style }) {
+      super({ ...options, head: options.head.map(bold) });
+    }
+  };
   const overall = new Table({ head: ['tools', ...SYNC_STATUSES, 'total'], style });
   overall.push(['overall', ...SYNC_STATUSES.map((status) => stats.byOverallStatus[status]), stats.total]);
   // The lag: how long the oldest pending or stale pair of the collection has waited.
