@@ -5,7 +5,7 @@ import { type StoredTool } from '../sync/stored-tool.js';
 import { collectionPath, METADATA_UPDATED_AT } from '../sync/sync-state.js';
 import { type SyncCollectionName } from '../sync/vocabulary.js';
 import { bulkSizeOf, toolCollection } from './change-tracking/settle-after-write.js';
-import { applyPlan, applyPlans, withSetApplied } from './conditional-write.js';
+import { applyPlans, withSetApplied } from './conditional-write.js';
 import { SyncArgumentError } from './errors.js';
 import { mergeQueues, timeAt, type Queue } from './queue-merge.js';
 import { collectionName, collectionNames, dateArgument, integerInRange, toolObjectId } from './sync-arguments.js';
@@ -243,11 +243,23 @@ export async function releaseClaims(model: ToolModelType, workerIdArg: unknown, 
   const filter = ids === undefined ? heldBy : { _id: { $in: ids }, ...heldBy };
   // Removals of deleted tools' points it held, too (few: a worker's in-flight work).
   let released = pairs === undefined ? await releaseDeletionClaims(model, workerId, ids) : 0;
-  for (const tool of await toolCollection(model).find<StoredTool>(filter).toArray()) {
+  const held = await toolCollection(model).find<StoredTool>(filter).toArray();
+  // One bulk of conditional releases (a stopping worker's whole batch), not a command per tool.
+  const outcomes = await applyPlans(toolCollection(model), held.map((tool) => {
     const collections = pairs?.get(String(tool._id))?.collections ?? collectionNames(undefined);
-    released += await applyPlan(toolCollection(model), tool._id, (stored, now) => planReleaseClaims(stored, { workerId, collections }, now), {
-      what: `releaseClaims(${String(tool._id)})`, first: tool,
-    });
+    return {
+      id: tool._id,
+      first: tool,
+      decide: (stored: StoredTool, now: Date) => planReleaseClaims(stored, { workerId, collections }, now),
+      missing: (): number => 0,
+    };
+  }), { bulkSize: bulkSizeOf(model), what: 'releaseClaims' });
+  let failure: Error | undefined;
+  for (const outcome of outcomes) {
+    if (outcome.ok) released += outcome.value;
+    else failure ??= outcome.error;
   }
+  // Every other tool is released first: one that cannot be written never keeps the rest held.
+  if (failure !== undefined) throw failure;
   return released;
 }

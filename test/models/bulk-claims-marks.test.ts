@@ -233,6 +233,28 @@ describe('extendClaims in bulk', () => {
   });
 });
 
+describe('releaseClaims in bulk', () => {
+  it("gives back a stopping worker's 64 pairs in one read and one bulk per bound; another worker's pair stays its own", async () => {
+    await seed(16);
+    const claimed = await ToolModel.claimSyncWork({ workerId: 'w', limit: 64, leaseMs: 60_000 });
+    const claims = claimed.flatMap(({ tool, collections }) => collections.map(({ collection }) => ({ toolId: tool._id, collection })));
+    const [first, second] = claims;
+    if (first === undefined || second === undefined) throw new Error('nothing claimed');
+    // Lost: another worker took it over meanwhile; the release must leave it to them.
+    await ToolModel.collection.updateOne({ _id: first.toolId }, { $set: { [`syncMetadata.collections.${first.collection}.claimedBy`]: 'other' } });
+    let released = 0;
+    const commands = await commandsDuring(async () => { released = await ToolModel.releaseClaims('w', { claims }); });
+    expect(released).toBe(63);
+    expect(named(commands, 'find')).toHaveLength(1);
+    expect(named(commands, 'update')).toHaveLength(Math.ceil(16 / bound()));
+    for (const update of named(commands, 'update')) expect(statements(update)).toBeLessThanOrEqual(bound());
+    expect((await stateOf(first.toolId, first.collection)).claimedBy).toBe('other');
+    const given = await stateOf(second.toolId, second.collection);
+    expect(given.claimedBy ?? null).toBeNull();
+    expect(given.status).toBe('pending');
+  });
+});
+
 describe('removals in bulk', () => {
   it("claims and marks 40 removals of 10 deleted tools in one read and one bulk each; every tombstone goes", async () => {
     const ids = await seed(10);
