@@ -1,0 +1,118 @@
+import { Server as HttpServer } from 'node:http';
+import { connect } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { startStatusServer, type StatusServer } from '../../src/cli/serve/server.js';
+import { ToolModel, type SyncStats } from '../../src/index.js';
+import { useTestDatabase } from '../helpers/database.js';
+import { toolInput } from '../helpers/tools.js';
+
+/*
+ * The status server against requests no browser sends and clients an operator does not expect:
+ * started in-process on the test's database, so that an uncaught exception fails the file.
+ */
+
+useTestDatabase(import.meta.url);
+
+/** One raw HTTP/1.1 exchange (the server closes it): what a client that is no browser can send. */
+function raw(url: string, request: string): Promise<string> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let text = '';
+    socket.on('data', (chunk: Buffer) => { text += chunk.toString('utf8'); });
+    socket.on('close', () => { resolve(text); });
+    socket.on('error', reject);
+    socket.write(request);
+  });
+}
+
+let server: StatusServer;
+beforeAll(async () => {
+  await ToolModel.createIndexes();
+  await ToolModel.create(toolInput());
+  server = await startStatusServer({ model: ToolModel, host: '127.0.0.1', port: 0, collectEveryMs: 60_000, target: 'test', warn: () => undefined });
+});
+afterAll(async () => { await server.close(); });
+afterEach(() => { vi.restoreAllMocks(); });
+
+describe('status --serve under hostile requests', () => {
+  it('answers a request target no URL parser takes (GET http://x:99999/) with 400, and goes on serving', async () => {
+    const answer = await raw(server.url, 'GET http://x:99999/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answer).toContain('bad request: the URL cannot be parsed');
+    expect((await fetch(`${server.url}healthz`)).status).toBe(200);
+  });
+
+  it('refuses other methods with 405 and Allow, and a huge URL without reading the database', async () => {
+    for (const method of ['POST', 'OPTIONS', 'DELETE']) {
+      const response = await fetch(`${server.url}api/stats`, { method });
+      expect(response.status, method).toBe(405);
+      expect(response.headers.get('allow')).toBe('GET, HEAD');
+    }
+    const head = await fetch(`${server.url}api/stats`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe('');
+    expect((await fetch(`${server.url}${'a'.repeat(20_000)}`)).status).toBe(431);
+  });
+
+  it('echoes a 404 path as text a browser never sniffs as HTML; /live carries the page\'s policy; nothing may frame the page', async () => {
+    const missing = await fetch(`${server.url}%3Cscript%3Ealert(1)%3C/script%3E`);
+    expect(missing.status).toBe(404);
+    expect(missing.headers.get('content-type')).toBe('text/plain; charset=utf-8');
+    expect(missing.headers.get('x-content-type-options')).toBe('nosniff');
+    expect(await missing.text()).not.toContain('<script>');
+    const page = await fetch(server.url);
+    const live = await fetch(`${server.url}live`);
+    expect(live.headers.get('content-security-policy')).toBe(page.headers.get('content-security-policy'));
+    expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+    expect(live.headers.get('x-content-type-options')).toBe('nosniff');
+  });
+
+  it('serves concurrent /api/stats requests from one read of the database (no amplification by an unauthenticated client)', async () => {
+    const requests = 20;
+    // Counted where the server receives them: the read is held until every request has arrived.
+    let arrived = 0;
+    let allArrived: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => { allArrived = resolve; });
+    const emit = HttpServer.prototype.emit;
+    vi.spyOn(HttpServer.prototype, 'emit').mockImplementation(function (this: HttpServer, event: string | symbol, ...args: unknown[]) {
+      if (event === 'request') {
+        arrived += 1;
+        if (arrived === requests) allArrived();
+      }
+      return emit.call(this, event, ...args);
+    });
+    // The model's own getSyncStats (inherited, so an own property shadows it and deleting it restores it), held at the gate.
+    const getSyncStats = ToolModel.getSyncStats.bind(ToolModel);
+    let reads = 0;
+    Object.defineProperty(ToolModel, 'getSyncStats', {
+      configurable: true,
+      value: async (options: Parameters<typeof getSyncStats>[0]) => {
+        reads += 1;
+        await gate;
+        return getSyncStats(options);
+      },
+    });
+    let answers: SyncStats[];
+    try {
+      answers = await Promise.all(Array.from({ length: requests }, async () => {
+        const response = await fetch(`${server.url}api/stats`);
+        expect(response.status).toBe(200);
+        return (await response.json()) as SyncStats;
+      }));
+    } finally {
+      Reflect.deleteProperty(ToolModel, 'getSyncStats');
+    }
+    expect(reads).toBe(1);
+    expect(new Set(answers.map((answer) => answer.total))).toEqual(new Set([1]));
+  });
+
+  // Not fixed (a design decision, reported): bound to loopback, the server answers any Host header, so
+  // a web page the operator visits can rebind its own name to 127.0.0.1 and read the page,
+  // /api/stats and /metrics from the browser (DNS rebinding). Checking Host against loopback names
+  // when bound to loopback would stop it; a proxy that forwards its own Host would then need --host.
+  it.fails('bound to loopback, refuses a request whose Host is another name (DNS rebinding)', async () => {
+    const answer = await raw(server.url, 'GET /api/stats HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n');
+    expect(answer).toMatch(/^HTTP\/1\.1 4\d\d /);
+  });
+});
