@@ -1,8 +1,9 @@
-import { Server as HttpServer } from 'node:http';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { connect } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, onTestFinished } from 'vitest';
 import { startStatusServer, type StatusServer } from '../../src/cli/serve/server.js';
 import { ToolModel, type SyncStats } from '../../src/index.js';
+import { hasStackTrace, startCli, uriWithDatabase } from '../helpers/cli.js';
 import { useTestDatabase } from '../helpers/database.js';
 import { toolInput } from '../helpers/tools.js';
 
@@ -11,7 +12,7 @@ import { toolInput } from '../helpers/tools.js';
  * started in-process on the test's database, so that an uncaught exception fails the file.
  */
 
-useTestDatabase(import.meta.url);
+const database = useTestDatabase(import.meta.url);
 
 /** One raw HTTP/1.1 exchange (the server closes it): what a client that is no browser can send. */
 function raw(url: string, request: string): Promise<string> {
@@ -33,7 +34,6 @@ beforeAll(async () => {
   server = await startStatusServer({ model: ToolModel, host: '127.0.0.1', port: 0, collectEveryMs: 60_000, target: 'test', warn: () => undefined });
 });
 afterAll(async () => { await server.close(); });
-afterEach(() => { vi.restoreAllMocks(); });
 
 describe('status --serve under hostile requests', () => {
   it('answers a request target no URL parser takes (GET http://x:99999/) with 400, and goes on serving', async () => {
@@ -70,18 +70,16 @@ describe('status --serve under hostile requests', () => {
 
   it('serves concurrent /api/stats requests from one read of the database (no amplification by an unauthenticated client)', async () => {
     const requests = 20;
-    // Counted where the server receives them: the read is held until every request has arrived.
+    // Counted as the server receives them (Node's diagnostics channel): the read is held until every request has arrived.
     let arrived = 0;
     let allArrived: () => void = () => undefined;
     const gate = new Promise<void>((resolve) => { allArrived = resolve; });
-    const emit = HttpServer.prototype.emit;
-    vi.spyOn(HttpServer.prototype, 'emit').mockImplementation(function (this: HttpServer, event: string | symbol, ...args: unknown[]) {
-      if (event === 'request') {
-        arrived += 1;
-        if (arrived === requests) allArrived();
-      }
-      return emit.call(this, event, ...args);
-    });
+    const onRequest = (): void => {
+      arrived += 1;
+      if (arrived === requests) allArrived();
+    };
+    subscribe('http.server.request.start', onRequest);
+    onTestFinished(() => { unsubscribe('http.server.request.start', onRequest); });
     // The model's own getSyncStats (inherited, so an own property shadows it and deleting it restores it), held at the gate.
     const getSyncStats = ToolModel.getSyncStats.bind(ToolModel);
     let reads = 0;
@@ -114,5 +112,19 @@ describe('status --serve under hostile requests', () => {
   it.fails('bound to loopback, refuses a request whose Host is another name (DNS rebinding)', async () => {
     const answer = await raw(server.url, 'GET /api/stats HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n');
     expect(answer).toMatch(/^HTTP\/1\.1 4\d\d /);
+  });
+});
+
+describe('status --watch whose reader goes away', () => {
+  it('ends (exit 0) when its stdout is closed, as by `| head -1`, instead of reading the database for ever', { timeout: 15_000 }, async () => {
+    const { child, done } = startCli(['status', '--watch', '--collect-every-ms', '100', '--uri', uriWithDatabase(inject('mongoUri'), database.name)]);
+    // Broken, the watch would outlive the test.
+    onTestFinished(() => { if (child.exitCode === null && child.signalCode === null) child.kill(); });
+    // The reader takes the first frame and goes (the pipe closes: the next write fails with EPIPE).
+    child.stdout.once('data', () => { child.stdout.destroy(); });
+    const result = await done;
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toMatch(/^tool-sync: stopped$/m);
+    expect(hasStackTrace(result.stderr)).toBe(false);
   });
 });
