@@ -27,6 +27,16 @@ function raw(url: string, request: string): Promise<string> {
   });
 }
 
+type Read = (options?: { now?: Date; full?: boolean }) => Promise<SyncStats>;
+
+/** Puts `replacement` in the place of ToolModel.getSyncStats (it reads for real through `real`); the function returned puts the model's own back. */
+function replaceReads(replacement: (real: Read) => Read): () => void {
+  const own: unknown = Reflect.get(ToolModel, 'getSyncStats');
+  const real: Read = (options) => (own as Read).call(ToolModel, options);
+  Reflect.set(ToolModel, 'getSyncStats', replacement(real));
+  return () => { Reflect.set(ToolModel, 'getSyncStats', own); };
+}
+
 let server: StatusServer;
 beforeAll(async () => {
   await ToolModel.createIndexes();
@@ -80,16 +90,12 @@ describe('status --serve under hostile requests', () => {
     };
     subscribe('http.server.request.start', onRequest);
     onTestFinished(() => { unsubscribe('http.server.request.start', onRequest); });
-    // The model's own getSyncStats (inherited, so an own property shadows it and deleting it restores it), held at the gate.
-    const getSyncStats = ToolModel.getSyncStats.bind(ToolModel);
+    // The model's own getSyncStats, held at the gate.
     let reads = 0;
-    Object.defineProperty(ToolModel, 'getSyncStats', {
-      configurable: true,
-      value: async (options: Parameters<typeof getSyncStats>[0]) => {
-        reads += 1;
-        await gate;
-        return getSyncStats(options);
-      },
+    const restore = replaceReads((real) => async (options) => {
+      reads += 1;
+      await gate;
+      return real(options);
     });
     let answers: SyncStats[];
     try {
@@ -99,7 +105,7 @@ describe('status --serve under hostile requests', () => {
         return (await response.json()) as SyncStats;
       }));
     } finally {
-      Reflect.deleteProperty(ToolModel, 'getSyncStats');
+      restore();
     }
     expect(reads).toBe(1);
     expect(new Set(answers.map((answer) => answer.total))).toEqual(new Set([1]));
@@ -112,6 +118,41 @@ describe('status --serve under hostile requests', () => {
   it.fails('bound to loopback, refuses a request whose Host is another name (DNS rebinding)', async () => {
     const answer = await raw(server.url, 'GET /api/stats HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n');
     expect(answer).toMatch(/^HTTP\/1\.1 4\d\d /);
+  });
+});
+
+describe('closing the status server while it reads', () => {
+  it('ends while an /api/stats read is in flight; the read failing afterwards (the database closed) rejects nothing unhandled', async () => {
+    let closeDatabase: () => void = () => undefined;
+    const databaseClosed = new Promise<void>((resolve) => { closeDatabase = resolve; });
+    const arrived: string[] = [];
+    let allArrived: () => void = () => undefined;
+    const bothArrived = new Promise<void>((resolve) => { allArrived = resolve; });
+    const other = await startStatusServer({ model: ToolModel, host: '127.0.0.1', port: 0, collectEveryMs: 60_000, target: 'test', warn: () => undefined });
+    // From now on a read waits until the test "closes the database", then fails as a read on a closed connection does.
+    const restore = replaceReads(() => async () => {
+      await databaseClosed;
+      throw new Error('client was closed');
+    });
+    const onRequest = ({ request }: { request: { url?: string } }): void => {
+      arrived.push(request.url ?? '');
+      if (arrived.includes('/api/stats')) allArrived();
+    };
+    subscribe('http.server.request.start', onRequest as (message: unknown) => void);
+    try {
+      const stats = fetch(`${other.url}api/stats`).then((response) => response.status, () => 'closed');
+      await bothArrived;
+      await other.close();
+      closeDatabase();
+      // The connection was closed with the server: the client sees that.
+      expect(await stats).toBe('closed');
+      // Whatever the reads' failures do after close, vitest reports an unhandled rejection as an error of this file.
+      await new Promise<void>((resolve) => { setImmediate(resolve); });
+    } finally {
+      closeDatabase();
+      unsubscribe('http.server.request.start', onRequest as (message: unknown) => void);
+      restore();
+    }
   });
 });
 
