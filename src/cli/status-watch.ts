@@ -22,7 +22,22 @@ export interface WatchOptions {
  * under a line with its time. The first read fails the command; a later failure is shown in place
  * of the frame, and the watch tries again.
  */
-export async function watchStatus({ read, everyMs, stdout, colour, signal }: WatchOptions): Promise<void> {
+export async function watchStatus({ read, everyMs, stdout, colour, signal: interrupted }: WatchOptions): Promise<void> {
+  // Also ends when nobody reads any more (`status --watch | head`: EPIPE): else it would read the database for ever, unseen.
+  const stop = new AbortController();
+  const end = (): void => { stop.abort(); };
+  if (interrupted.aborted) end();
+  interrupted.addEventListener('abort', end, { once: true });
+  stdout.on('error', end);
+  try {
+    await frames({ read, everyMs, stdout, colour, signal: stop.signal });
+  } finally {
+    interrupted.removeEventListener('abort', end);
+    stdout.off('error', end);
+  }
+}
+
+async function frames({ read, everyMs, stdout, colour, signal }: WatchOptions): Promise<void> {
   let first = true;
   while (!signal.aborted) {
     let body: string;

@@ -131,7 +131,7 @@ function instruments(meter: Meter) {
     removalsPending: count('tool_sync.removals.pending', '{removal}', "Deleted tools' points still to be removed."),
     removalsFailing: count('tool_sync.removals.failing', '{removal}', 'Removals whose last attempt failed.'),
     vectors: count('tool_sync.vectors', '{vector}', 'Vectors by collection and the embedding model that made them.'),
-    lag: meter.createObservableGauge('tool_sync.lag', { unit: 's', description: 'Age of the oldest waiting pair per collection (no point when none waits).' }),
+    lag: meter.createObservableGauge('tool_sync.lag', { unit: 's', description: 'Age of the oldest waiting pair per collection (0 when none waits).' }),
   };
 }
 
@@ -153,8 +153,8 @@ function observe(stats: SyncStats, made: Instruments, put: (instrument: Observab
     put(made.removalsPending, stats.deletions[collection].pending, { collection });
     put(made.removalsFailing, stats.deletions[collection].failed, { collection });
     for (const { model, vectors } of stats.vectorsByEmbeddingModel?.[collection] ?? []) put(made.vectors, vectors, { collection, embedding_model: model ?? NOT_RECORDED_MODEL });
-    const lag = stats.oldestWaitingAgeMs[collection];
-    if (lag !== null) put(made.lag, lag / 1000, { collection });
+    // 0, not no point, when none waits: a point left out keeps its last value in the SDK's cumulative export.
+    put(made.lag, (stats.oldestWaitingAgeMs[collection] ?? 0) / 1000, { collection });
   }
   for (const code of SYNC_ERROR_CODES) put(made.failedByCode, stats.failuresByErrorCode[code], { error_code: code });
   put(made.quarantined, stats.quarantined);
@@ -246,12 +246,32 @@ export async function instrumentSync(options: SyncInstrumentationOptions): Promi
     made.tools, made.pairs, made.inFlight, made.failedByCode, made.quarantined, made.unsettled, made.legacy, made.unusable,
     made.removalsPending, made.removalsFailing, made.vectors, made.lag,
   ];
+  /*
+   * Every attribute set reported so far, by instrument. OpenTelemetry's SDK keeps exporting the last
+   * value of an asynchronous instrument's attribute set that a callback no longer observes
+   * (cumulative temporality): an embedding model whose vectors a migration replaced would show its
+   * old count for ever. A set that a sample lacks is observed as 0 instead (the sets are few: models,
+   * collections, statuses).
+   */
+  const reported = new Map<Observable, Map<string, Attributes | undefined>>();
   const callback: BatchObservableCallback = async (result) => {
     if (triedAt === undefined || now().getTime() - triedAt >= collectEveryMs) {
       // A failed read (the database down) is counted in tool_sync.collect.errors; the last sample is reported meanwhile.
       await sample().catch(() => undefined);
     }
-    if (last !== undefined) observe(last, made, (instrument, value, attributes) => { result.observe(instrument, value, attributes); });
+    if (last === undefined) return;
+    const seen = new Map<Observable, Set<string>>();
+    observe(last, made, (instrument, value, attributes) => {
+      result.observe(instrument, value, attributes);
+      const key = JSON.stringify(attributes ?? {});
+      const sets = reported.get(instrument) ?? new Map<string, Attributes | undefined>();
+      sets.set(key, attributes);
+      reported.set(instrument, sets);
+      seen.set(instrument, (seen.get(instrument) ?? new Set<string>()).add(key));
+    });
+    for (const [instrument, sets] of reported) {
+      for (const [key, attributes] of sets) if (seen.get(instrument)?.has(key) !== true) result.observe(instrument, 0, attributes);
+    }
   };
   meter.addBatchObservableCallback(callback, observables);
 

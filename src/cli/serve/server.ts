@@ -64,7 +64,8 @@ async function startMetrics(model: ToolModelType, collectEveryMs: number) {
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', ...headers });
+  // nosniff: a browser never takes the text of a 404 (which echoes the path) or of an error for HTML.
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'x-content-type-options': 'nosniff', ...headers });
   res.end(res.req.method === 'HEAD' ? undefined : body);
 }
 
@@ -128,12 +129,20 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
   const view = (): PageView => ({ stats: latest.stats, sampledAt: latest.at, history: history.list(), target: options.target, refreshMs });
   // The page loads nothing from elsewhere, and the browser is told so: its one script by hash, styles inline, requests to this origin only.
   const scriptHash = createHash('sha256').update(pageScript(refreshMs)).digest('base64');
-  const policy = `default-src 'none'; script-src 'sha256-${scriptHash}'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'`;
+  const policy = `default-src 'none'; script-src 'sha256-${scriptHash}'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; `
+    + "base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+  // /api/stats reads afresh, but requests that come while a read runs share it: however many ask at once, one read at a time.
+  let reading: Promise<SyncStats> | undefined;
+  const readFresh = (): Promise<SyncStats> => {
+    reading ??= readStatus(model).finally(() => { reading = undefined; });
+    return reading;
+  };
 
   const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void> | void> = {
     '/': (_req, res) => { send(res, 200, 'text/html; charset=utf-8', renderPage(view()), { 'content-security-policy': policy }); },
-    [`/${LIVE_PATH}`]: (_req, res) => { send(res, 200, 'text/html; charset=utf-8', renderLive(view())); },
-    '/api/stats': async (_req, res) => { send(res, 200, 'application/json; charset=utf-8', `${statusJson(await readStatus(model))}\n`); },
+    // The live part is HTML too, and can be opened by itself: the same policy.
+    [`/${LIVE_PATH}`]: (_req, res) => { send(res, 200, 'text/html; charset=utf-8', renderLive(view()), { 'content-security-policy': policy }); },
+    '/api/stats': async (_req, res) => { send(res, 200, 'application/json; charset=utf-8', `${statusJson(await readFresh())}\n`); },
     '/api/history': (_req, res) => {
       send(res, 200, 'application/json; charset=utf-8', `${JSON.stringify({ windowMs: HISTORY_WINDOW_MS, collectEveryMs, samples: history.list() })}\n`);
     },
@@ -151,7 +160,14 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
   };
 
   const server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    let path: string;
+    try {
+      path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    } catch {
+      // A request target no URL parser takes (`GET http://x:99999/`): thrown here, it would end the process.
+      send(res, 400, 'text/plain; charset=utf-8', 'bad request: the URL cannot be parsed\n');
+      return;
+    }
     const route = routes[path];
     if (route === undefined) {
       send(res, 404, 'text/plain; charset=utf-8', `not found: ${path} (try /, /metrics, /healthz, /api/stats, /api/history)\n`);
@@ -161,7 +177,8 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
       send(res, 405, 'text/plain; charset=utf-8', `${req.method ?? 'this method'} not allowed: only GET and HEAD\n`, { allow: 'GET, HEAD' });
       return;
     }
-    Promise.resolve(route(req, res)).catch((error: unknown) => {
+    // Through then(): a route that throws at once is answered like one that rejects, never an uncaught exception.
+    Promise.resolve().then(() => route(req, res)).catch((error: unknown) => {
       if (!res.headersSent) send(res, 500, 'text/plain; charset=utf-8', `tool-sync: ${describeFailure(error)}\n`);
       else res.destroy();
     });
