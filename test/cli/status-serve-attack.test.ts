@@ -111,13 +111,18 @@ describe('status --serve under hostile requests', () => {
     expect(new Set(answers.map((answer) => answer.total))).toEqual(new Set([1]));
   });
 
-  // Not fixed (a design decision, reported): bound to loopback, the server answers any Host header, so
-  // a web page the operator visits can rebind its own name to 127.0.0.1 and read the page,
-  // /api/stats and /metrics from the browser (DNS rebinding). Checking Host against loopback names
-  // when bound to loopback would stop it; a proxy that forwards its own Host would then need --host.
-  it.fails('bound to loopback, refuses a request whose Host is another name (DNS rebinding)', async () => {
-    const answer = await raw(server.url, 'GET /api/stats HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n');
-    expect(answer).toMatch(/^HTTP\/1\.1 4\d\d /);
+  // A web page the operator visits could point its own name at 127.0.0.1 and read the page,
+  // /api/stats and /metrics through the browser (DNS rebinding): bound to loopback, only loopback names are answered.
+  it('bound to loopback, refuses a request whose Host is another name (DNS rebinding), answers loopback names', async () => {
+    for (const host of ['attacker.example', 'attacker.example:9464', '127.0.0.1.attacker.example', '']) {
+      const answer = await raw(server.url, `GET /api/stats HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      expect(answer, host).toMatch(/^HTTP\/1\.1 421 /);
+    }
+    const port = new URL(server.url).port;
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, 'LOCALHOST', `[::1]:${port}`, '127.0.0.2']) {
+      const answer = await raw(server.url, `GET /healthz HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      expect(answer, host).toMatch(/^HTTP\/1\.1 200 /);
+    }
   });
 });
 

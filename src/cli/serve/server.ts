@@ -36,7 +36,15 @@ export interface StatusServer {
 
 /** Whether `host` reaches only this machine: anything else exposes a page without authentication. */
 export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  const name = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  return name === 'localhost' || name === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(name);
+}
+
+/** The name in a Host header, without its port (`[::1]:9464` → `[::1]`); undefined when there is none. */
+function hostName(header: string | undefined): string | undefined {
+  if (header === undefined || header === '') return undefined;
+  const bracketed = /^(\[[^\]]*\])(?::\d*)?$/.exec(header);
+  return bracketed?.[1] ?? header.replace(/:\d*$/, '');
 }
 
 /**
@@ -159,6 +167,7 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
     '/metrics': metrics.handle,
   };
 
+  const bindsLoopback = isLoopback(options.host);
   const server = createServer((req, res) => {
     let path: string;
     try {
@@ -166,6 +175,14 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
     } catch {
       // A request target no URL parser takes (`GET http://x:99999/`): thrown here, it would end the process.
       send(res, 400, 'text/plain; charset=utf-8', 'bad request: the URL cannot be parsed\n');
+      return;
+    }
+    // Bound to loopback, only loopback names are answered: a page elsewhere that points its own
+    // name at 127.0.0.1 (DNS rebinding) would otherwise read the dashboard through the browser.
+    const named = hostName(req.headers.host);
+    if (bindsLoopback && (named === undefined || !isLoopback(named))) {
+      send(res, 421, 'text/plain; charset=utf-8', `Host ${JSON.stringify(req.headers.host ?? '')} refused: bound to loopback, this server answers only `
+        + 'localhost, 127.x.x.x and [::1] (a proxy in front of it should send one of these; or pass --host)\n');
       return;
     }
     const route = routes[path];
