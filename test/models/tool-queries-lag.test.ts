@@ -8,7 +8,7 @@ useTestDatabase(import.meta.url);
 const HOUR = 3_600_000;
 
 describe('getSyncStats().oldestWaitingAgeMs', () => {
-  // Not fixed (reported): the lag is read from the tool's syncMetadata.updatedAt (the head of
+  // Not fixed (a known limit, stated in the README under getSyncStats): the lag is read from the tool's syncMetadata.updatedAt (the head of
   // sync_<collection>_waiting_idx), which every claim and mark of ANY collection of the tool moves
   // to now. A pair waiting for an hour looks fresh as soon as another collection of its tool is
   // synced, claimed or failed, so tool_sync.lag and the page's lag under-report a collection that
