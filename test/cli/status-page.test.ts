@@ -39,6 +39,17 @@ describe('the status page', () => {
     expect(html).toContain('server &lt;x&gt;, database d');
   });
 
+  it('says, above the last numbers, since when and why the database cannot be read (escaped); nothing while it can', () => {
+    const failing = renderPage({
+      stats: stats({ total: 7 }), sampledAt: Date.UTC(2026, 0, 2, 3, 4, 5), history: [], target: 't', refreshMs: 5000,
+      problem: { message: 'connect ECONNREFUSED <127.0.0.1:1>', since: Date.UTC(2026, 0, 2, 3, 5, 0) },
+    });
+    expect(failing).toContain('<p class="problem" role="alert" data-field="problem">the database cannot be read since 2026-01-02 03:05:00 UTC: '
+      + 'connect ECONNREFUSED &lt;127.0.0.1:1&gt;; the numbers below are the last it gave</p>');
+    expect(failing).toContain('data-field="total"');
+    expect(page(stats())).not.toContain('data-field="problem"');
+  });
+
   it('says a migration is under way where a collection has vectors of more than one model, with the mix as a bar', () => {
     const html = page(stats({ vectorsByEmbeddingModel: { ...perCollection(() => []), usecases: [{ model: 'new', vectors: 30 }, { model: null, vectors: 10 }] } }));
     expect(html).toMatch(/2 models: a migration is under way<\/p><svg class="bar"[^>]*aria-label="usecases vectors by model: new 30, \(not recorded\) 10"/);

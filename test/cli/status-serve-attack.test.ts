@@ -126,6 +126,38 @@ describe('status --serve under hostile requests', () => {
   });
 });
 
+describe('the database failing while the page is served', () => {
+  it('the page says since when and why above the last numbers it has, said once on stderr; and drops it once a read works again', async () => {
+    const warned: string[] = [];
+    const other = await startStatusServer({ model: ToolModel, host: '127.0.0.1', port: 0, collectEveryMs: 30, target: 'test', warn: (line) => { warned.push(line); } });
+    const live = async (): Promise<string> => (await fetch(`${other.url}live`)).text();
+    const until = async (what: (html: string) => boolean): Promise<string> => {
+      for (let tries = 0; tries < 200; tries += 1) {
+        const html = await live();
+        if (what(html)) return html;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      throw new Error('the page never changed as expected');
+    };
+    try {
+      const restore = replaceReads(() => () => Promise.reject(new Error('connection <refused>')));
+      let failing: string;
+      try {
+        failing = await until((html) => html.includes('data-field="problem"'));
+      } finally {
+        restore();
+      }
+      expect(failing).toMatch(/the database cannot be read since \d{4}-\d\d-\d\d [\d:]+ UTC: connection &lt;refused&gt;; the numbers below are the last it gave/);
+      expect(failing).toContain('data-field="total" data-value="1"');
+      await until((html) => !html.includes('data-field="problem"'));
+      expect(warned.filter((line) => line.startsWith('cannot sample the status'))).toHaveLength(1);
+      expect(warned).toContain('status sampling works again');
+    } finally {
+      await other.close();
+    }
+  });
+});
+
 describe('closing the status server while it reads', () => {
   it('ends while an /api/stats read is in flight; the read failing afterwards (the database closed) rejects nothing unhandled', async () => {
     let closeDatabase: () => void = () => undefined;

@@ -14,6 +14,8 @@ export interface PageView {
   target: string;
   /** How often the page asks for new numbers. */
   refreshMs: number;
+  /** Why the latest samples failed (the numbers shown are older), and since when (ms since the epoch). */
+  problem?: { message: string; since: number };
 }
 
 /** The page's live part, which its script fetches and swaps in: the same renderer as the page, so the two cannot disagree. */
@@ -107,7 +109,9 @@ export function renderLive(view: PageView): string {
     : `<table><thead><tr><th>error code</th><th>failed collections</th></tr></thead><tbody>${
       failed.map((code) => `<tr><td>${code}</td><td>${count(stats.failuresByErrorCode[code], `data-error-code="${code}"`)}</td></tr>`).join('')}</tbody></table>`;
   const sampled = new Date(view.sampledAt).toISOString();
-  return `<p class="sampled">numbers as of <time datetime="${sampled}" data-field="sampled-at">${sampled.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}</time></p>`
+  const problem = view.problem === undefined ? '' : `<p class="problem" role="alert" data-field="problem">the database cannot be read since ${
+    escapeHtml(new Date(view.problem.since).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC'))}: ${escapeHtml(view.problem.message)}; the numbers below are the last it gave</p>`;
+  return `${problem}<p class="sampled">numbers as of <time datetime="${sampled}" data-field="sampled-at">${sampled.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}</time></p>`
     + `<section class="overall"><h2>tools: ${count(stats.total, 'data-field="total"')}</h2>`
     + stackedBar(SYNC_STATUS_ORDER.map((status) => ({ label: status, value: stats.byOverallStatus[status], css: status })), 'tools by overall status')
     + `<dl class="legend">${overall.join('')}</dl></section>`
@@ -126,6 +130,7 @@ const STYLE = `
 body { font: 15px/1.4 system-ui, sans-serif; margin: 1.5rem auto; max-width: 78rem; padding: 0 1rem; }
 h1 { font-size: 1.4rem; margin: 0; } h2 { font-size: 1.1rem; margin: 0 0 .4rem; }
 header p, .sampled { color: GrayText; margin: .2rem 0; font-size: .9rem; }
+.problem { color: var(--failed); font-weight: 600; margin: .2rem 0; }
 .collections { display: grid; grid-template-columns: repeat(auto-fit, minmax(17rem, 1fr)); gap: 1rem; margin: 1rem 0; }
 section { border: 1px solid color-mix(in srgb, currentColor 20%, transparent); border-radius: 6px; padding: .8rem 1rem; }
 .overall, .failures, .care { margin: 1rem 0; }

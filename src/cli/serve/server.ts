@@ -114,17 +114,19 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
 
   let sampling: NodeJS.Timeout | undefined;
   let running: Promise<void> = Promise.resolve();
-  let failing = false;
+  // The latest samples' failure: the page says so above the last numbers it has.
+  let problem: PageView['problem'];
   const sample = async (): Promise<void> => {
     try {
       latest = { stats: await metrics.collect(), at: Date.now() };
       history.add(latest.stats, latest.at);
-      if (failing) options.warn('status sampling works again');
-      failing = false;
+      if (problem !== undefined) options.warn('status sampling works again');
+      problem = undefined;
     } catch (error) {
       // Said once per run of failures; the page keeps the last numbers, with their time.
-      if (!failing) options.warn(`cannot sample the status (the page keeps the last numbers): ${describeFailure(error)}`);
-      failing = true;
+      const message = describeFailure(error);
+      if (problem === undefined) options.warn(`cannot sample the status (the page keeps the last numbers): ${message}`);
+      problem = { message, since: problem?.since ?? Date.now() };
     }
   };
   let stopped = false;
@@ -134,7 +136,9 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
   };
 
   const refreshMs = Math.max(MIN_PAGE_REFRESH_MS, collectEveryMs);
-  const view = (): PageView => ({ stats: latest.stats, sampledAt: latest.at, history: history.list(), target: options.target, refreshMs });
+  const view = (): PageView => ({
+    stats: latest.stats, sampledAt: latest.at, history: history.list(), target: options.target, refreshMs, ...(problem === undefined ? {} : { problem }),
+  });
   // The page loads nothing from elsewhere, and the browser is told so: its one script by hash, styles inline, requests to this origin only.
   const scriptHash = createHash('sha256').update(pageScript(refreshMs)).digest('base64');
   const policy = `default-src 'none'; script-src 'sha256-${scriptHash}'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; `
