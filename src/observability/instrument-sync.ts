@@ -163,6 +163,33 @@ function observe(stats: SyncStats, made: Instruments, put: (instrument: Observab
   if (stats.unusable !== null) put(made.unusable, stats.unusable);
 }
 
+const COLLECTION_EVENTS = new Set(['synced', 'failed', 'content-changed', 'claim-lost', 'removed', 'remove-failed', 'call']);
+const isCollection = (value: unknown): boolean => (SYNC_COLLECTION_NAMES as readonly unknown[]).includes(value);
+
+/**
+ * Refuses an event of a known type that lacks what its count needs (an event given by hand, not the
+ * worker's), naming the field; an unknown type (a later worker's) is left for the caller to ignore.
+ */
+function checkEvent(event: unknown): SyncWorkerEvent | undefined {
+  if (typeof event !== 'object' || event === null) throw new SyncArgumentError('event', event, "a runSyncWorker event ({ type: 'synced', collection, … })");
+  const given = event as Record<string, unknown>;
+  if (given.type === 'claimed') {
+    const pairs = given.pairs;
+    if (!Array.isArray(pairs)) throw new SyncArgumentError('event.pairs', pairs, 'an array of { collection, … }');
+    const bad = pairs.findIndex((pair) => !isCollection((pair as { collection?: unknown } | null)?.collection));
+    if (bad >= 0) throw new SyncArgumentError(`event.pairs[${bad}].collection`, (pairs[bad] as { collection?: unknown } | null)?.collection, SYNC_COLLECTION_NAMES.join(', '));
+  } else if (COLLECTION_EVENTS.has(String(given.type)) && !isCollection(given.collection)) {
+    throw new SyncArgumentError('event.collection', given.collection, SYNC_COLLECTION_NAMES.join(', '));
+  }
+  if (given.type === 'call') {
+    for (const field of ['durationMs', 'items'] as const) {
+      const value = given[field];
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new SyncArgumentError(`event.${field}`, value, 'a finite number ≥ 0');
+    }
+  }
+  return event as SyncWorkerEvent;
+}
+
 function record(event: SyncWorkerEvent, made: Instruments): void {
   switch (event.type) {
     case 'claimed':
@@ -277,7 +304,8 @@ export async function instrumentSync(options: SyncInstrumentationOptions): Promi
 
   return {
     onEvent: (event) => {
-      if (!stopped && typeof event === 'object' && (event as unknown) !== null) record(event, made);
+      const checked = checkEvent(event);
+      if (!stopped && checked !== undefined) record(checked, made);
     },
     collect: sample,
     latest: () => last,

@@ -277,6 +277,31 @@ describe('bad options', () => {
   });
 });
 
+describe('bad events', () => {
+  it('an event given by hand that lacks what its count needs is refused naming the field; nothing is counted of it', async () => {
+    const { instrumentation, collect } = await instrumented(ToolModel);
+    const refused = (event: unknown): string => {
+      try {
+        instrumentation.onEvent(event as Parameters<SyncInstrumentation['onEvent']>[0]);
+        return 'accepted';
+      } catch (error) {
+        expect(error).toBeInstanceOf(SyncArgumentError);
+        return String(error);
+      }
+    };
+    expect(refused({ type: 'claimed', workerId: 'w' })).toMatch(/^SyncArgumentError: event\.pairs/);
+    expect(refused({ type: 'claimed', workerId: 'w', pairs: [{ collection: 'tools' }, { collection: 'nope' }] })).toMatch(/^SyncArgumentError: event\.pairs\[1\]\.collection.*nope/);
+    expect(refused({ type: 'synced', workerId: 'w' })).toMatch(/^SyncArgumentError: event\.collection/);
+    expect(refused({ type: 'call', workerId: 'w', stage: 'embed', collection: 'tools', items: 1, durationMs: Number.NaN })).toMatch(/^SyncArgumentError: event\.durationMs.*NaN/);
+    expect(refused(null)).toMatch(/^SyncArgumentError: event/);
+    // A later worker's event type: not this version's to count, and no reason to throw at the worker.
+    expect(refused({ type: 'something-new', workerId: 'w' })).toBe('accepted');
+    const metrics = await collect();
+    expect(points(metrics, 'tool_sync.pairs.claimed')).toEqual(Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [`collection=${name}`, 0])));
+    expect(points(metrics, 'tool_sync.pairs.synced')).toEqual(Object.fromEntries(SYNC_COLLECTION_NAMES.map((name) => [`collection=${name}`, 0])));
+  });
+});
+
 describe('without instrumentSync', () => {
   it('importing the package loads no OpenTelemetry module and registers nothing; instrumentSync without a meter loads the API then', { timeout: 20_000 }, async () => {
     const root = fileURLToPath(new URL('../../', import.meta.url));
