@@ -142,6 +142,7 @@ function startAtZero(made: Instruments): void {
   for (const collection of SYNC_COLLECTION_NAMES) {
     for (const counter of [made.claimed, made.synced, made.contentChanged, made.removalsDone]) counter.add(0, { collection });
   }
+  made.collectErrors.add(0);
 }
 
 /** Every value of a sample, with the attributes it is reported under. */

@@ -144,6 +144,9 @@ describe('the database failing while the page is served', () => {
       let failing: string;
       try {
         failing = await until((html) => html.includes('data-field="problem"'));
+        const stats = await fetch(`${other.url}api/stats`);
+        expect(stats.status).toBe(503);
+        expect(await stats.text()).toBe('cannot read the status: connection <refused>\n');
       } finally {
         restore();
       }

@@ -238,7 +238,7 @@ describe('instruments sampled from the collection', () => {
     let clock = Date.now();
     const { instrumentation, collect } = await instrumented(model, { collectEveryMs: 1_000, now: () => new Date(clock) });
     const before = await collect();
-    expect(points(before, 'tool_sync.collect.errors')).toEqual({});
+    expect(points(before, 'tool_sync.collect.errors')).toEqual({ '': 0 });
     await connection.close(true);
     clock += 1_000;
     const after = await collect();

@@ -154,7 +154,17 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
     '/': (_req, res) => { send(res, 200, 'text/html; charset=utf-8', renderPage(view()), { 'content-security-policy': policy }); },
     // The live part is HTML too, and can be opened by itself: the same policy.
     [`/${LIVE_PATH}`]: (_req, res) => { send(res, 200, 'text/html; charset=utf-8', renderLive(view()), { 'content-security-policy': policy }); },
-    '/api/stats': async (_req, res) => { send(res, 200, 'application/json; charset=utf-8', `${statusJson(await readFresh())}\n`); },
+    '/api/stats': async (_req, res) => {
+      let stats: SyncStats;
+      try {
+        stats = await readFresh();
+      } catch (error) {
+        // As /healthz says it: the database, not this server, is what failed.
+        send(res, 503, 'text/plain; charset=utf-8', `cannot read the status: ${describeFailure(error)}\n`);
+        return;
+      }
+      send(res, 200, 'application/json; charset=utf-8', `${statusJson(stats)}\n`);
+    },
     '/api/history': (_req, res) => {
       send(res, 200, 'application/json; charset=utf-8', `${JSON.stringify({ windowMs: HISTORY_WINDOW_MS, collectEveryMs, samples: history.list() })}\n`);
     },
