@@ -368,7 +368,8 @@ class CliRun {
     try {
       if (flags.watch === true) {
         await watchStatus({
-          read: () => readStatus(model), everyMs: flags.collectEveryMs, stdout: this.io.stdout, colour: useColour(this.io.stdout, this.io.env), signal: stop.signal,
+          // Beside --serve, the server's samples: one read per interval serves the page, /metrics and the terminal.
+          read: server === undefined ? () => readStatus(model) : server.latest, everyMs: flags.collectEveryMs, stdout: this.io.stdout, colour: useColour(this.io.stdout, this.io.env), signal: stop.signal,
         });
       } else if (!stop.signal.aborted) {
         await new Promise<void>((resolve) => { stop.signal.addEventListener('abort', () => { resolve(); }, { once: true }); });

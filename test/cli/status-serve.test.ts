@@ -302,6 +302,18 @@ describe('tool-sync status --watch', () => {
     expect(result.stdout).not.toContain('\x1b');
   });
 
+  it("beside --serve, draws the server's samples: the page and the terminal agree, and both stop on Ctrl-C", async () => {
+    const { run, url } = await serve(['--watch', '--collect-every-ms', '20']);
+    await run.waitFor(/(^=== tool-sync status at [\s\S]*){3}/m);
+    const page = await (await fetch(`${url}live`)).text();
+    const result = await stop(run);
+    const total = /data-field="total" data-value="(\d+)"/.exec(page)?.[1];
+    expect(total).toBeDefined();
+    for (const frame of frames(result.stdout.slice(result.stdout.indexOf('==='))).slice(0, 3)) {
+      expect(frame).toMatch(new RegExp(`overall(\\s*│\\s*\\d+){4}\\s*│\\s*${total ?? ''}`));
+    }
+  });
+
   it('on a terminal, replaces each frame (clears the screen) and colours the tables, but not with NO_COLOR', async () => {
     const colour = startCliInProcess(['status', '--watch', '--collect-every-ms', '20', '--uri', uri()], { NO_COLOR: undefined }, { tty: true });
     await colour.waitFor(twoFrames);

@@ -30,6 +30,8 @@ export interface StatusServerOptions {
 export interface StatusServer {
   /** Where the page is, e.g. http://127.0.0.1:9464/ */
   url: string;
+  /** The latest sample, what the page shows (no read of its own); rejects with the latest failure while the database cannot be read. */
+  latest: () => Promise<SyncStats>;
   /** Stops listening, sampling and the metrics, and waits for them. */
   close(): Promise<void>;
 }
@@ -226,6 +228,7 @@ export async function startStatusServer(options: StatusServerOptions): Promise<S
   const hostInUrl = options.host.includes(':') ? `[${options.host}]` : options.host;
   return {
     url: `http://${hostInUrl}:${port}/`,
+    latest: () => (problem === undefined ? Promise.resolve(latest.stats) : Promise.reject(new Error(problem.message))),
     close: async () => {
       stopped = true;
       clearTimeout(sampling);
